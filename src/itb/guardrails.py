@@ -1,0 +1,145 @@
+"""Every therapy limit in one table, each with an absolute and a recommended range.
+
+The firmware refuses values outside the absolute range whatever the programmer sends; the
+programmer asks for a confirmation with a reason outside the recommended range. (The shape is
+LoopKit's guardrails: one source of truth that the pump, the programmer and the web call.)
+Sources are the S-numbers of ``docs/domain.md``; [R] marks a default not confirmed by a source.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from itb.drugs import BACLOFEN
+
+
+class LimitError(ValueError):
+    """A value outside its absolute range. Names the field, the value and the allowed range."""
+
+    def __init__(self, field: str, value: float, low: float, high: float, unit: str) -> None:
+        self.field = field
+        self.value = value
+        self.low = low
+        self.high = high
+        self.unit = unit
+        super().__init__(
+            f"{field}={value:g} {unit} is outside the allowed range {low:g} to {high:g} {unit}"
+        )
+
+
+class Verdict(enum.Enum):
+    OK = "ok"
+    WARN = "warn"  # outside the recommended range: needs a confirmation with a reason
+    REFUSE = "refuse"  # outside the absolute range
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrail:
+    field: str
+    unit: str
+    absolute_min: float
+    absolute_max: float
+    recommended_min: float
+    recommended_max: float
+    source: str
+
+    def verdict(self, value: float) -> Verdict:
+        if not (self.absolute_min <= value <= self.absolute_max):
+            return Verdict.REFUSE
+        if not (self.recommended_min <= value <= self.recommended_max):
+            return Verdict.WARN
+        return Verdict.OK
+
+    def check(self, value: float, field: str | None = None) -> float:
+        """Return ``value`` if it is within the absolute range, else raise LimitError."""
+        if value != value or not (self.absolute_min <= value <= self.absolute_max):  # NaN too
+            raise LimitError(
+                field or self.field, value, self.absolute_min, self.absolute_max, self.unit
+            )
+        return value
+
+    def describe(self, value: float) -> str:
+        verdict = self.verdict(value)
+        if verdict is Verdict.OK:
+            return f"{self.field}={value:g} {self.unit} is within the recommended range"
+        if verdict is Verdict.WARN:
+            return (
+                f"{self.field}={value:g} {self.unit} is outside the recommended range "
+                f"{self.recommended_min:g} to {self.recommended_max:g} {self.unit} ({self.source})"
+            )
+        return (
+            f"{self.field}={value:g} {self.unit} is outside the allowed range "
+            f"{self.absolute_min:g} to {self.absolute_max:g} {self.unit}"
+        )
+
+
+DAILY_DOSE = Guardrail(
+    field="daily_dose_ug",
+    unit="µg/day",
+    absolute_min=0.0,
+    absolute_max=BACLOFEN.absolute_max_daily_dose_ug,  # S25: 2000 µg/day highest reported
+    recommended_min=BACLOFEN.absolute_min_daily_dose_ug,  # S25: 12 µg/day lowest maintenance
+    recommended_max=BACLOFEN.warning_daily_dose_ug,  # S46 S52: limited experience above 1000
+    source="S25 S46",
+)
+
+# A rolling 24 h total (delivered + bolus + programmed basal still to come) may not exceed the
+# absolute daily maximum.
+ROLLING_24H_DOSE = Guardrail(
+    field="rolling_24h_dose_ug",
+    unit="µg",
+    absolute_min=0.0,
+    absolute_max=BACLOFEN.absolute_max_daily_dose_ug,
+    recommended_min=0.0,
+    recommended_max=BACLOFEN.warning_daily_dose_ug,
+    source="S25 S46",
+)
+
+# Single clinician bolus. Screening boluses go up to 100 µg (S45 S46); twice that is the cap [R].
+BOLUS_DOSE = Guardrail(
+    field="dose_ug",
+    unit="µg",
+    absolute_min=0.0,
+    absolute_max=200.0,
+    recommended_min=0.0,
+    recommended_max=100.0,
+    source="S45 S46 [R]",
+)
+
+# Patient-activated bolus settings the clinician may set [R]: a baclofen patient bolus is small
+# next to the daily dose; the Prometra PTC has the same four settings (S37).
+PATIENT_BOLUS_DOSE = Guardrail("patient_bolus_dose_ug", "µg", 0.0, 100.0, 0.0, 50.0, "S37 [R]")
+PATIENT_BOLUS_PER_DAY = Guardrail("patient_boluses_per_day", "boluses", 0.0, 12.0, 0.0, 6.0, "[R]")
+PATIENT_BOLUS_LOCKOUT = Guardrail("patient_lockout_min", "min", 15.0, 1440.0, 60.0, 1440.0, "[R]")
+
+BOLUS_DURATION = Guardrail("duration_min", "min", 1.0, 24 * 60.0, 1.0, 24 * 60.0, "[R]")
+
+# Low-reservoir alarm threshold: default 2.0 mL ([R] in domain.md); the Prometra controller
+# computes refill dates to 3.0 mL (S37).
+LOW_RESERVOIR_ALARM = Guardrail("low_reservoir_alarm_ml", "mL", 0.5, 10.0, 2.0, 4.0, "S37 [R]")
+
+
+def rate_guardrail(min_flow_ml_per_day: float, max_flow_ml_per_day: float) -> Guardrail:
+    """The basal flow rate a given pump model can deliver (its hardware range)."""
+    return Guardrail(
+        field="rate_ml_per_day",
+        unit="mL/day",
+        absolute_min=0.0,
+        absolute_max=max_flow_ml_per_day,
+        recommended_min=min_flow_ml_per_day,
+        recommended_max=max_flow_ml_per_day,
+        source="pump model",
+    )
+
+
+ALL_GUARDRAILS: tuple[Guardrail, ...] = (
+    DAILY_DOSE,
+    ROLLING_24H_DOSE,
+    BOLUS_DOSE,
+    PATIENT_BOLUS_DOSE,
+    PATIENT_BOLUS_PER_DAY,
+    PATIENT_BOLUS_LOCKOUT,
+    BOLUS_DURATION,
+    LOW_RESERVOIR_ALARM,
+)

@@ -1,0 +1,185 @@
+"""What the patient sees at home: days until the refill, the warning signs of withdrawal, and
+whether a patient-activated bolus is available now.
+
+Pure functions: today and now are passed in. The refill date comes from
+:func:`itb.programmer.refill.plan_refill`. Note that the valve-gated pump's patient controller
+is not labelled for baclofen boluses (S38); the availability rule is the same four settings (S37).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from itb.guardrails import (
+    PATIENT_BOLUS_DOSE,
+    PATIENT_BOLUS_LOCKOUT,
+    PATIENT_BOLUS_PER_DAY,
+    ROLLING_24H_DOSE,
+)
+from itb.programmer.refill import require_range
+
+# The project seed's list of withdrawal warning signs, in plain words (see also S54 to S57).
+WITHDRAWAL_SIGNS: tuple[str, ...] = (
+    "severe muscle stiffness or spasms",
+    "itchy skin without a rash",
+    "severe discomfort or pain",
+    "sweating",
+    "low-grade fever",
+    "dizziness",
+    "nausea",
+    "seizures",
+)
+
+WITHDRAWAL_ADVICE = (
+    "If you notice any of these, call your ITB clinic today. If you have a high fever, "
+    "confusion or a seizure, call emergency services: baclofen withdrawal can be life-threatening."
+)
+
+# Rolling window for "boluses per day": a rolling 24 h, not the calendar day, so that two
+# sessions either side of midnight count together.
+BOLUS_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class RefillCountdown:
+    today: date
+    next_refill_on: date
+    days_until_refill: int
+    message: str
+    withdrawal_signs: tuple[str, ...] = WITHDRAWAL_SIGNS
+    withdrawal_advice: str = WITHDRAWAL_ADVICE
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "today": self.today.isoformat(),
+            "next_refill_on": self.next_refill_on.isoformat(),
+            "days_until_refill": self.days_until_refill,
+            "message": self.message,
+            "withdrawal_signs": list(self.withdrawal_signs),
+            "withdrawal_advice": self.withdrawal_advice,
+        }
+
+
+def refill_countdown(today: date, next_refill_on: date) -> RefillCountdown:
+    days = (next_refill_on - today).days
+    if days > 1:
+        message = f"Your pump refill is due in {days} days, on {next_refill_on.isoformat()}."
+    elif days == 1:
+        message = f"Your pump refill is due tomorrow, {next_refill_on.isoformat()}."
+    elif days == 0:
+        message = "Your pump refill is due today."
+    else:
+        message = (
+            f"Your pump refill is {-days} day{'s' if days < -1 else ''} overdue. "
+            "Call your ITB clinic today: an empty pump causes withdrawal."
+        )
+    return RefillCountdown(today, next_refill_on, days, message)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientBolusSettings:
+    """The clinician's settings (S37); each is checked against its guardrail."""
+
+    dose_ug: float
+    max_per_day: int
+    lockout_min: float
+
+    def __post_init__(self) -> None:
+        PATIENT_BOLUS_DOSE.check(self.dose_ug)
+        PATIENT_BOLUS_PER_DAY.check(float(self.max_per_day))
+        PATIENT_BOLUS_LOCKOUT.check(self.lockout_min)
+
+
+@dataclass(frozen=True, slots=True)
+class BolusAvailability:
+    available: bool
+    reason: str
+    boluses_left: int  # in the rolling 24 h
+    # None when available now, not enabled, or never at this basal dose.
+    next_available_at: datetime | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "available": self.available,
+            "reason": self.reason,
+            "boluses_left": self.boluses_left,
+            "next_available_at": (
+                None if self.next_available_at is None else self.next_available_at.isoformat()
+            ),
+        }
+
+
+def patient_bolus_availability(
+    now: datetime,
+    settings: PatientBolusSettings,
+    recent_boluses: Sequence[datetime],
+    basal_daily_dose_ug: float,
+) -> BolusAvailability:
+    """May the patient take a bolus now? ``recent_boluses`` are the start times of earlier ones.
+
+    Three limits: the lockout since the last bolus, the number per rolling 24 h, and the rolling
+    24 h total (basal + boluses) against the absolute daily maximum.
+    """
+    require_range(
+        "basal_daily_dose_ug", basal_daily_dose_ug, 0.0, ROLLING_24H_DOSE.absolute_max, "µg/day"
+    )
+    for i, when in enumerate(recent_boluses):
+        if when > now:
+            raise ValueError(
+                f"recent_boluses[{i}]={when.isoformat()} is after now={now.isoformat()}: "
+                "a bolus cannot come from the future"
+            )
+    if settings.dose_ug == 0.0 or settings.max_per_day == 0:
+        return BolusAvailability(False, "patient bolus is not enabled by your clinic", 0, None)
+
+    in_window = sorted(t for t in recent_boluses if now - t < BOLUS_WINDOW)
+    left = max(0, settings.max_per_day - len(in_window))
+    lockout = timedelta(minutes=settings.lockout_min)
+    waits: list[tuple[datetime | None, str]] = []
+    if in_window and now - in_window[-1] < lockout:
+        waits.append(
+            (
+                in_window[-1] + lockout,
+                f"the last bolus was {(now - in_window[-1]).total_seconds() / 60:.0f} min ago; "
+                f"wait {settings.lockout_min:g} min between boluses",
+            )
+        )
+    if left == 0:
+        # The oldest bolus that must leave the window before one more is allowed.
+        oldest = in_window[len(in_window) - settings.max_per_day]
+        waits.append(
+            (
+                oldest + BOLUS_WINDOW,
+                f"{len(in_window)} of {settings.max_per_day} boluses used in the last 24 h",
+            )
+        )
+    total_ug = basal_daily_dose_ug + (len(in_window) + 1) * settings.dose_ug
+    if total_ug > ROLLING_24H_DOSE.absolute_max:
+        # Room comes back as earlier boluses leave the window: the k oldest must leave; if the
+        # basal plus one bolus is already too much, never at this basal.
+        excess_ug = total_ug - ROLLING_24H_DOSE.absolute_max
+        must_leave = math.ceil(excess_ug / settings.dose_ug)
+        freed_at = (
+            in_window[must_leave - 1] + BOLUS_WINDOW if must_leave <= len(in_window) else None
+        )
+        waits.append(
+            (
+                freed_at,
+                f"one more {settings.dose_ug:g} µg bolus would make {total_ug:g} µg in 24 h, "
+                f"above the {ROLLING_24H_DOSE.absolute_max:g} µg maximum (S25)",
+            )
+        )
+    if waits:
+        times = [w[0] for w in waits]
+        until = None if any(t is None for t in times) else max(t for t in times if t is not None)
+        return BolusAvailability(False, "; ".join(w[1] for w in waits), left, until)
+    return BolusAvailability(
+        True,
+        f"a {settings.dose_ug:g} µg bolus is available; {left} of {settings.max_per_day} left "
+        "in the last 24 h",
+        left,
+        None,
+    )

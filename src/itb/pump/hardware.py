@@ -1,0 +1,129 @@
+"""Hardware models of implantable programmable pumps.
+
+Figures from ``docs/domain.md`` (S-numbers); [R] marks a default not confirmed by a source,
+kept here so that it can be replaced in one place. The battery figures are chosen so that the
+elective replacement indicator (ERI) falls six to seven years after implant at 0.1 to 1 mL/day
+for the peristaltic model, as the seed page and the manufacturer say (S3 S4), and about ten
+years for the valve-gated one [R]; see ``docs/pump.md`` for the arithmetic.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from itb.units import SECONDS_PER_DAY, UL_PER_ML
+
+
+class PumpKind(enum.Enum):
+    PERISTALTIC = "peristaltic"
+    VALVE_GATED = "valve_gated"
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PumpModel:
+    name: str
+    kind: PumpKind
+    reservoir_ml: float
+    # Smallest delivery quantum: one motor stroke or one valve cycle.
+    quantum_ul: float
+    min_flow_ml_per_day: float
+    max_flow_ml_per_day: float
+    # Volume between the reservoir and the catheter connector (part of the dead space that a
+    # bridge or priming bolus pushes through).
+    internal_tubing_ml: float
+    # Flow accuracy: the delivered volume may differ from the programmed one by this fraction.
+    flow_accuracy_fraction: float
+    battery_capacity_mah: float
+    # Charge left at the elective replacement indicator.
+    eri_reserve_mah: float
+    quiescent_current_ua: float
+    charge_per_quantum_uc: float
+    telemetry_session_charge_uc: float
+    # Delivery stops this long after ERI (S3 S21: 90 days).
+    eos_after_eri_days: float
+    # What an MRI field does: stall and recover (peristaltic, S19 S23) or close the valve
+    # until it is reset (valve-gated, S32 S34).
+    mri_recovers_by_itself: bool
+
+    @property
+    def quantum_ml(self) -> float:
+        return self.quantum_ul / UL_PER_ML
+
+    @property
+    def usable_charge_to_eri_mah(self) -> float:
+        return self.battery_capacity_mah - self.eri_reserve_mah
+
+    def battery_current_ua(self, flow_ml_per_day: float) -> float:
+        """Mean battery current at a steady flow, µA."""
+        quanta_per_s = flow_ml_per_day * UL_PER_ML / self.quantum_ul / SECONDS_PER_DAY
+        return self.quiescent_current_ua + quanta_per_s * self.charge_per_quantum_uc
+
+    def years_to_eri(self, flow_ml_per_day: float) -> float:
+        """Closed-form time from a fresh battery to ERI at a steady flow (no telemetry)."""
+        hours = self.usable_charge_to_eri_mah * 1000.0 / self.battery_current_ua(flow_ml_per_day)
+        return hours / (365.25 * 24.0)
+
+
+def _peristaltic(reservoir_ml: float) -> PumpModel:
+    return PumpModel(
+        name=f"peristaltic-{reservoir_ml:g}",
+        kind=PumpKind.PERISTALTIC,
+        reservoir_ml=reservoir_ml,  # S1: 20 and 40 mL
+        quantum_ul=0.25,  # [R] stroke volume
+        min_flow_ml_per_day=0.048,  # [R] domain.md flow range
+        max_flow_ml_per_day=24.0,  # [R]
+        internal_tubing_ml=0.2,  # [R] pump tubing volume used by bridge/priming boluses
+        flow_accuracy_fraction=0.145,  # S9: ±14.5%
+        # Battery (docs/pump.md): 10 µA quiescent plus 36 µC a stroke puts ERI at 6.95 years at
+        # 0.1 mL/day and 6.06 years at 1 mL/day (S3 S4 and the seed: six to seven years).
+        battery_capacity_mah=740.0,
+        eri_reserve_mah=120.6,  # covers 90 days to EOS at the maximum flow
+        quiescent_current_ua=10.0,
+        charge_per_quantum_uc=36.0,
+        telemetry_session_charge_uc=30_000.0,  # ~10 s at 3 mA [R]
+        eos_after_eri_days=90.0,  # S3 S21
+        mri_recovers_by_itself=True,  # S19 S23
+    )
+
+
+def _valve_gated(reservoir_ml: float) -> PumpModel:
+    return PumpModel(
+        name=f"valve-gated-{reservoir_ml:g}",
+        kind=PumpKind.VALVE_GATED,
+        reservoir_ml=reservoir_ml,  # S32: 20 and 40 mL
+        quantum_ul=2.0,  # [R] accumulator volume per valve cycle
+        min_flow_ml_per_day=0.0,  # [R] the valve may stay shut
+        max_flow_ml_per_day=28.8,  # [R]
+        internal_tubing_ml=0.1,  # [R]
+        flow_accuracy_fraction=0.10,  # [R]; the ceramic pump claims 10% (S39)
+        # Valves draw far less than a motor [R]: ERI about ten years at 0.5 mL/day.
+        battery_capacity_mah=620.0,
+        eri_reserve_mah=88.0,
+        quiescent_current_ua=6.0,
+        charge_per_quantum_uc=20.0,
+        telemetry_session_charge_uc=30_000.0,
+        eos_after_eri_days=90.0,  # same policy as S3 S21 [R] for this model
+        mri_recovers_by_itself=False,  # S32 S34: the flow-activated valve needs a manual reset
+    )
+
+
+MODELS: dict[str, PumpModel] = {
+    m.name: m
+    for m in (_peristaltic(20.0), _peristaltic(40.0), _valve_gated(20.0), _valve_gated(40.0))
+}
+
+DEFAULT_MODEL = "peristaltic-20"
+
+
+def pump_model(name: str) -> PumpModel:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"model={name!r} is not a known pump model; known: {', '.join(MODELS)}"
+        ) from None

@@ -1,0 +1,58 @@
+"""Units and conversions, in one place.
+
+Quantities are plain floats whose unit is in the name (``rate_ug_per_day``, ``volume_ml``);
+this module holds the conversion factors and the parsing of human durations.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+SECONDS_PER_MINUTE = 60.0
+SECONDS_PER_HOUR = 3600.0
+SECONDS_PER_DAY = 86400.0
+SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
+DAYS_PER_YEAR = 365.25
+SECONDS_PER_YEAR = DAYS_PER_YEAR * SECONDS_PER_DAY
+HOURS_PER_DAY = 24.0
+UL_PER_ML = 1000.0
+UG_PER_MG = 1000.0
+MICROAMP_HOURS_PER_MILLIAMP_HOUR = 1000.0
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w|y)\s*$")
+_DURATION_UNIT_S = {
+    "s": 1.0,
+    "m": SECONDS_PER_MINUTE,
+    "min": SECONDS_PER_MINUTE,
+    "h": SECONDS_PER_HOUR,
+    "d": SECONDS_PER_DAY,
+    "w": SECONDS_PER_WEEK,
+    "y": SECONDS_PER_YEAR,
+}
+
+
+class UnitError(ValueError):
+    """A value with a missing or wrong unit."""
+
+
+def parse_duration_s(text: str) -> float:
+    """Parse ``12h``, ``30d``, ``8y``, ``90min``, ``2w`` into seconds (a year is 365.25 days)."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise UnitError(
+            f"duration {text!r}: expected a number and a unit among s, min, h, d, w, y (e.g. 30d)"
+        )
+    return float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
+
+
+def parse_duration(text: str) -> timedelta:
+    return timedelta(seconds=parse_duration_s(text))
+
+
+def ug_per_day_to_ml_per_day(rate_ug_per_day: float, concentration_ug_per_ml: float) -> float:
+    return rate_ug_per_day / concentration_ug_per_ml
+
+
+def ml_per_day_to_ul_per_s(rate_ml_per_day: float) -> float:
+    return rate_ml_per_day * UL_PER_ML / SECONDS_PER_DAY

@@ -1,0 +1,156 @@
+"""Hypothesis strategies for every telemetry message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hypothesis import strategies as st
+
+from itb.drugs import BACLOFEN
+from itb.telemetry.messages import (
+    MAX_COUNTER,
+    MAX_LOG_PAGE,
+    MAX_VOLUME_ML,
+    Accepted,
+    AlarmKind,
+    AlarmReport,
+    BatteryReport,
+    BolusKind,
+    ClearAlarm,
+    EventLogPage,
+    Interrogate,
+    LogRecord,
+    PatientBolusRequest,
+    ReadEventLog,
+    Refill,
+    Refused,
+    Rejected,
+    Request,
+    RequestEnvelope,
+    Response,
+    ResponseEnvelope,
+    ResumePump,
+    SetClock,
+    SetLowReservoirAlarm,
+    SetPatientBolusLimits,
+    SetProgram,
+    StartBolus,
+    StatusReport,
+    StopPump,
+)
+from itb.therapy import continuous, format_clock
+
+request_ids = st.binary(min_size=16, max_size=16).map(bytes.hex)
+times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31))
+text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
+
+
+def floats(low: float, high: float) -> st.SearchStrategy[float]:
+    return st.floats(low, high, allow_nan=False, allow_infinity=False)
+
+
+json_leaves = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | floats(-1e9, 1e9) | text
+json_values = st.recursive(
+    json_leaves,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=3),
+    max_leaves=8,
+)
+json_objects = st.dictionaries(text, json_values, max_size=4)
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> dict[str, object]:
+    if draw(st.booleans()):
+        return continuous(draw(floats(0.0, 2000.0))).to_dict()
+    starts = sorted(draw(st.sets(st.integers(1, 24 * 60 - 1), max_size=5)) | {0})
+    return {
+        "steps": [
+            {"start": format_clock(s), "rate_ug_per_h": draw(floats(0.0, 80.0))} for s in starts
+        ]
+    }
+
+
+@st.composite
+def boluses(draw: st.DrawFn) -> StartBolus:
+    by_dose = draw(st.booleans())
+    return StartBolus(
+        draw(request_ids),
+        draw(st.sampled_from(BolusKind)),
+        dose_ug=draw(floats(0.001, 200.0)) if by_dose else None,
+        volume_ml=None if by_dose else draw(floats(0.001, MAX_VOLUME_ML)),
+        duration_min=draw(st.none() | floats(1.0, 1440.0)),
+    )
+
+
+REQUESTS: dict[str, st.SearchStrategy[Request]] = {
+    "interrogate": st.just(Interrogate()),
+    "read_event_log": st.builds(
+        ReadEventLog, st.integers(0, MAX_COUNTER), st.integers(1, MAX_LOG_PAGE)
+    ),
+    "set_program": st.builds(SetProgram, request_ids, programs()),
+    "set_low_reservoir_alarm": st.builds(SetLowReservoirAlarm, request_ids, floats(0.5, 10.0)),
+    "start_bolus": boluses(),
+    "stop": st.builds(StopPump, request_ids),
+    "resume": st.builds(ResumePump, request_ids),
+    "refill": st.builds(
+        Refill,
+        request_ids,
+        floats(0.001, MAX_VOLUME_ML),
+        st.sampled_from(BACLOFEN.concentrations_ug_per_ml),
+    ),
+    "clear_alarm": st.builds(ClearAlarm, request_ids, st.sampled_from(AlarmKind)),
+    "set_clock": st.builds(SetClock, request_ids, times),
+    "set_patient_bolus_limits": st.builds(
+        SetPatientBolusLimits,
+        request_ids,
+        floats(0.0, 100.0),
+        floats(1.0, 1440.0),
+        floats(15.0, 1440.0),
+        st.integers(0, 12),
+    ),
+    "patient_bolus": st.builds(PatientBolusRequest, request_ids),
+}
+requests = st.one_of(*REQUESTS.values())
+
+amounts = floats(0.0, 1e6)
+statuses = st.builds(
+    StatusReport,
+    serial=text,
+    model=text,
+    now=times,
+    mode=text,
+    program=st.none() | programs(),
+    daily_dose_ug=amounts,
+    concentration_ug_per_ml=amounts,
+    reservoir_ml=amounts,
+    low_reservoir_alarm_ml=amounts,
+    battery=st.builds(BatteryReport, amounts, st.none() | times, st.none() | times),
+    alarms=st.lists(
+        st.builds(AlarmReport, st.sampled_from(AlarmKind), text, times, st.booleans()),
+        max_size=3,
+    ).map(tuple),
+    delivered_ug=amounts,
+    delivered_ml=amounts,
+    received_ug=amounts,
+    bolus=st.none() | json_objects,
+    patient_bolus_limits=st.none() | json_objects,
+    last_refill_at=st.none() | times,
+    delivered_since_refill_ml=amounts,
+)
+log_records = st.builds(LogRecord, st.integers(0, MAX_COUNTER), times, text, json_objects)
+RESPONSES: dict[str, st.SearchStrategy[Response]] = {
+    "status": statuses,
+    "event_log_page": st.builds(
+        EventLogPage,
+        st.lists(log_records, max_size=4).map(tuple),
+        st.integers(0, MAX_COUNTER),
+        st.booleans(),
+        st.integers(0, MAX_COUNTER),
+    ),
+    "accepted": st.builds(Accepted, request_ids),
+    "rejected": st.builds(Rejected, request_ids, text, text),
+    "refused": st.just(Refused()),
+}
+responses = st.one_of(*RESPONSES.values())
+request_envelopes = st.builds(RequestEnvelope, st.integers(1, MAX_COUNTER), requests)
+response_envelopes = st.builds(ResponseEnvelope, st.integers(0, MAX_COUNTER), responses)

@@ -1,0 +1,270 @@
+"""The pump and programmer state machines, driven directly (no sockets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from itb.telemetry.codec import FrameType, encode_frame
+from itb.telemetry.endpoint import (
+    COUNTER_RESERVE,
+    LinkRefused,
+    LinkStateError,
+    PairedKey,
+    ProgrammerConnection,
+    PumpConnection,
+    PumpEndpoint,
+    RefusalReason,
+    Resolution,
+    ResponseReceived,
+    Role,
+    SessionOpened,
+    resolve_uncertain,
+)
+from itb.telemetry.messages import (
+    Accepted,
+    EventLogPage,
+    Interrogate,
+    LogRecord,
+    PatientBolusRequest,
+    ReadEventLog,
+    Refused,
+    Rejected,
+    Request,
+    Response,
+    SetLowReservoirAlarm,
+    SetProgram,
+    StatusReport,
+    StopPump,
+)
+from tests.telemetry.fakes import FakePump, Keys, make_keys, make_pump
+
+KEYS = make_keys()  # key generation is the slow part; one set serves every test
+NEW_PROGRAM = {"rate_ug_per_day": 250.0}
+
+
+def rid(n: int) -> str:
+    return f"{n:032x}"
+
+
+class Link:
+    """A programmer and a pump connection joined back to back."""
+
+    def __init__(self, pump: PumpEndpoint, private: bytes, now_s: float = 0.0) -> None:
+        self.pump = pump.connection()
+        self.programmer = ProgrammerConnection(private, KEYS.pump_public)
+        self.now_s = now_s
+        self.events = self.deliver(self.programmer.start_handshake())
+
+    def deliver(self, frame: bytes) -> list[object]:
+        return list(self.programmer.receive_data(self.pump.receive_data(frame, self.now_s)))
+
+    def ask(self, request: Request) -> Response | None:
+        counter, frame = self.programmer.send(request)
+        return self.answer(counter, self.deliver(frame))
+
+    @staticmethod
+    def answer(counter: int, events: list[object]) -> Response | None:
+        for event in events:
+            if isinstance(event, ResponseReceived) and event.counter == counter:
+                return event.response
+        return None
+
+
+def opened(link: Link) -> SessionOpened:
+    event = link.events[0]
+    assert isinstance(event, SessionOpened)
+    return event
+
+
+def test_a_clinician_interrogates_and_programs() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private)
+    assert opened(link).next_counter == 1
+    status = link.ask(Interrogate())
+    assert isinstance(status, StatusReport) and status.program == {"rate_ug_per_day": 100.0}
+    assert link.ask(SetProgram(rid(1), NEW_PROGRAM)) == Accepted(rid(1))
+    assert fake.program == NEW_PROGRAM
+    assert fake.log[-1].data["request_id"] == rid(1)
+    assert fake.refusals == []
+
+
+def test_a_patient_may_interrogate_and_ask_a_bolus_but_not_program() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.patient_private)
+    assert isinstance(link.ask(Interrogate()), StatusReport)
+    assert link.ask(PatientBolusRequest(rid(1))) == Accepted(rid(1))
+    before = fake.therapy()
+    for request in (SetProgram(rid(2), NEW_PROGRAM), StopPump(rid(3)), ReadEventLog()):
+        assert link.ask(request) == Refused()
+    assert fake.therapy() == before
+    assert [r.reason for r in fake.refusals] == [RefusalReason.ROLE_FORBIDDEN] * 3
+    assert fake.refusals[0].role is Role.PATIENT
+    assert fake.refusals[0].request_type == "set_program"
+    assert fake.log[-1].kind == "link_refused"
+
+
+def test_an_unpaired_key_gets_a_generic_refusal_and_no_session() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.stranger_private)
+    assert link.events == [LinkRefused()]
+    assert not link.programmer.is_open and not link.pump.is_open
+    assert fake.refusals[0].reason is RefusalReason.UNKNOWN_KEY
+
+
+def test_a_retransmitted_command_is_applied_once() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private)
+    counter, frame = link.programmer.send(StopPump(rid(7)))
+    link.pump.receive_data(frame, 0.0)  # applied; the answer is lost
+    again = link.answer(counter, link.deliver(link.programmer.resend(counter)))
+    assert again == Accepted(rid(7))
+    assert fake.applied == 1
+
+
+def test_a_rejected_command_is_answered_the_same_on_retransmission() -> None:
+    pump, fake = make_pump(KEYS)
+    fake.stopped = True
+    link = Link(pump, KEYS.clinician_private)
+    counter, frame = link.programmer.send(StopPump(rid(8)))
+    first = link.answer(counter, link.deliver(frame))
+    assert first == Rejected(rid(8), "mode", "already stopped")
+    assert link.answer(counter, link.deliver(link.programmer.resend(counter))) == first
+
+
+def test_the_same_request_id_in_a_new_session_returns_the_first_answer() -> None:
+    pump, fake = make_pump(KEYS)
+    Link(pump, KEYS.clinician_private).ask(SetLowReservoirAlarm(rid(3), 3.0))
+    second = Link(pump, KEYS.clinician_private)
+    assert second.ask(SetLowReservoirAlarm(rid(3), 3.0)) == Accepted(rid(3))
+    assert second.ask(SetLowReservoirAlarm(rid(3), 4.0)) == Refused()  # same id, other body
+    assert fake.applied == 1 and fake.low_reservoir_alarm_ml == 3.0
+    assert fake.refusals[-1].reason is RefusalReason.REQUEST_ID_REUSED
+
+
+def test_an_old_counter_is_refused_in_a_later_session() -> None:
+    """An attacker holding a session key could re-seal an old request: the counter stops it."""
+    pump, fake = make_pump(KEYS)
+    first = Link(pump, KEYS.clinician_private)
+    first.ask(Interrogate())  # counter 1
+    second = Link(pump, KEYS.clinician_private)
+    assert opened(second).next_counter == 2
+    second.programmer._next_counter = 1  # forge: reuse counter 1 inside a valid session
+    before = fake.therapy()
+    assert second.ask(SetProgram(rid(4), NEW_PROGRAM)) == Refused()
+    assert fake.therapy() == before
+    assert fake.refusals[-1].reason is RefusalReason.REPLAYED_COUNTER
+
+
+def test_link_state_survives_a_restart_and_counters_jump_ahead() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private)
+    link.ask(SetProgram(rid(5), NEW_PROGRAM))
+    # The ceiling was saved before the command acted, then again with the kept answer.
+    assert fake.saved_states[0]["counter_ceiling"] == 1 + COUNTER_RESERVE
+    stored = fake.saved_states[-1]
+    restarted, fake_after = make_pump(KEYS, state=stored)
+    link = Link(restarted, KEYS.clinician_private)
+    assert opened(link).next_counter == 2 + COUNTER_RESERVE
+    assert link.ask(SetProgram(rid(5), NEW_PROGRAM)) == Accepted(rid(5))  # kept answer
+    assert fake_after.applied == 0
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {},
+        {"format": 1, "counter_ceiling": -1},
+        {"format": 1, "counter_ceiling": 3, "kept_answers": [{"request_id": "x"}]},
+    ],
+)
+def test_a_corrupt_link_state_is_refused_clearly(state: dict[str, object]) -> None:
+    with pytest.raises(LinkStateError, match="link state"):
+        PumpEndpoint(KEYS.pump_private, KEYS.paired(), FakePump(), state=state)
+
+
+def test_paired_keys_serialize_and_bad_ones_are_refused() -> None:
+    key = KEYS.paired()[1]
+    assert PairedKey.from_dict(key.to_dict()) == key
+    with pytest.raises(LinkStateError, match="role"):
+        PairedKey.from_dict({**key.to_dict(), "role": "admin"})
+    with pytest.raises(LinkStateError, match="public_key"):
+        PairedKey.from_dict({**key.to_dict(), "public_key": "abcd"})
+
+
+def test_repeated_failures_block_the_link_for_a_while() -> None:
+    pump, fake = make_pump(KEYS)
+    conn = pump.connection()
+    for _ in range(5):
+        conn.receive_data(b"garbage!" * 3, 100.0)
+    assert pump.retry_after_s(100.0) > 0.0
+    # While blocked even a genuine handshake is dropped unanswered, and logged once.
+    link = Link(pump, KEYS.clinician_private, now_s=100.0)
+    assert link.events == []
+    assert [r.reason for r in fake.refusals].count(RefusalReason.RATE_LIMITED) == 1
+    later = 100.0 + pump.retry_after_s(100.0)
+    link = Link(pump, KEYS.clinician_private, now_s=later)
+    assert isinstance(link.events[0], SessionOpened)
+    assert pump.retry_after_s(later) == 0.0  # success resets the limiter
+
+
+def test_a_long_event_log_page_is_trimmed_to_fit_one_frame() -> None:
+    pump, fake = make_pump(KEYS)
+    for i in range(64):
+        fake.record("note", {"text": "x" * 400, "i": i})
+    page = Link(pump, KEYS.clinician_private).ask(ReadEventLog(0, 64))
+    assert isinstance(page, EventLogPage)
+    assert 0 < len(page.entries) < 64 and page.more
+    assert page.next_seq == page.entries[-1].seq
+
+
+def test_resolve_uncertain_reads_the_pumps_log() -> None:
+    at = datetime(2024, 1, 1)
+    applied = LogRecord(4, at, "set_program", {"request_id": rid(1)})
+    rejected = LogRecord(5, at, "set_program", {"request_id": rid(2), "outcome": "rejected"})
+    log = [applied, rejected]
+    assert resolve_uncertain(rid(1), log) is Resolution.APPLIED
+    assert resolve_uncertain(rid(2), log) is Resolution.NOT_APPLIED
+    assert resolve_uncertain(rid(3), log) is Resolution.NOT_APPLIED
+    assert resolve_uncertain(rid(3), log, lost_count=10) is Resolution.UNKNOWN
+
+
+# Fuzzing: no input changes therapy or escapes as an exception ----------------------------------
+def open_session(keys: Keys) -> tuple[PumpConnection, ProgrammerConnection, FakePump]:
+    pump, fake = make_pump(keys)
+    link = Link(pump, keys.clinician_private)
+    return link.pump, link.programmer, fake
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=300), max_size=4))
+def test_fuzz_random_bytes_change_nothing(chunks: list[bytes]) -> None:
+    pump, _programmer, fake = open_session(KEYS)
+    before = fake.therapy()
+    for i, chunk in enumerate(chunks):
+        pump.receive_data(chunk, float(i))
+    assert fake.therapy() == before
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzz_altered_command_frames_change_nothing(data: st.DataObject) -> None:
+    pump, programmer, fake = open_session(KEYS)
+    _, frame = programmer.send(SetProgram(rid(9), NEW_PROGRAM))
+    body = bytearray(frame[8:-4])
+    how = data.draw(st.sampled_from(["flip", "truncate", "extend"]))
+    if how == "flip":
+        bit = data.draw(st.integers(0, len(body) * 8 - 1))
+        body[bit // 8] ^= 1 << (bit % 8)
+    elif how == "truncate":
+        del body[data.draw(st.integers(0, len(body) - 1)) :]
+    else:
+        body += data.draw(st.binary(min_size=1, max_size=20))
+    # Re-frame with a valid CRC so the alteration reaches the AEAD, as an attacker would.
+    before = fake.therapy()
+    pump.receive_data(encode_frame(FrameType.SEALED, bytes(body)), 0.0)
+    assert fake.therapy() == before
+    assert fake.refusals[-1].reason is RefusalReason.NOT_AUTHENTIC
