@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from itb.cli import pump, refill
+from itb.cli import clinic, pk, pump, refill, sim
 
 app = typer.Typer(
     name="itb",
@@ -13,7 +13,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(pump.app, name="pump")
+app.add_typer(pk.app, name="pk")
 app.add_typer(refill.app, name="refill")
+app.add_typer(sim.app, name="sim")
+app.add_typer(clinic.user_app, name="user")
+app.command("serve")(clinic.serve)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -73,6 +73,9 @@ class CommandRejected(ValueError):
         self.reason = reason
         super().__init__(f"{field}: {reason}")
 
+    def __reduce__(self) -> tuple[type[CommandRejected], tuple[str, str]]:
+        return (CommandRejected, (self.field, self.reason))  # picklable across processes
+
 
 class BolusKind(str, enum.Enum):
     CLINICIAN = "clinician"
@@ -331,6 +334,8 @@ class Firmware:
         self.advance_s(to_s)
 
     def advance_s(self, to_s: float) -> None:
+        if self.t_s - _CLOCK_RESOLUTION_S <= to_s <= self.t_s:
+            return  # the same instant, within the clock's microsecond resolution
         if to_s < self.t_s:
             raise CommandRejected(
                 "at",
@@ -362,6 +367,20 @@ class Firmware:
             return ul_per_ug, self.bolus.rate_ul_per_s
         return ul_per_ug, 0.0
 
+    def predicted_eri_s(self) -> float:
+        """When the battery reaches ERI if delivery goes on as it is now (pump seconds)."""
+        if self.eri_s is not None:
+            return self.eri_s
+        scale, extra = self._volume_rate()
+        remaining_uc = self.model.usable_charge_to_eri_mah * 3.6e6 - self.battery_used_uc
+        uc_per_ul = self.model.charge_per_quantum_uc / self.model.quantum_ul
+        return self.program.profile.time_to_integral(
+            self.t_s,
+            remaining_uc,
+            uc_per_ul * scale,
+            self.model.quiescent_current_ua + uc_per_ul * extra,
+        )
+
     def _stalled(self) -> bool:
         return self.stall_until_s is not None and self.t_s < self.stall_until_s
 
@@ -389,16 +408,7 @@ class Firmware:
             if len(self.world.catheter) > 1:
                 candidates.append(self._time_to_volume(self.world.tip_slug_ul() / actual_factor))
         if self.eri_s is None:
-            remaining_uc = self.model.usable_charge_to_eri_mah * 3.6e6 - self.battery_used_uc
-            uc_per_ul = self.model.charge_per_quantum_uc / q
-            candidates.append(
-                self.program.profile.time_to_integral(
-                    self.t_s,
-                    remaining_uc,
-                    uc_per_ul * scale,
-                    self.model.quiescent_current_ua + uc_per_ul * extra,
-                )
-            )
+            candidates.append(self.predicted_eri_s())
         if self.eos_s is not None and self.mode is not Mode.EOS:
             candidates.append(self.eos_s)
         if self.stall_until_s is not None and self.t_s < self.stall_until_s:

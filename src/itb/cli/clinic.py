@@ -1,0 +1,139 @@
+"""``itb serve`` (the care team's web app) and ``itb user add`` (accounts), on one database.
+
+The lead registers them in ``itb.cli``::
+
+    app.command("serve")(clinic.serve)
+    app.add_typer(clinic.user_app, name="user")
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from itb.clinic.db import (
+    DATABASE_URL_ENV,
+    make_engine,
+    make_session_factory,
+    resolve_database_url,
+    upgrade_to_head,
+)
+
+user_app = typer.Typer(help="Clinic user accounts.", no_args_is_help=True)
+
+
+@user_app.callback()
+def users() -> None:
+    """Clinic user accounts (a group even with one command: ``itb user add``)."""
+
+
+DatabaseUrl = typer.Option(
+    None,
+    "--database-url",
+    help=f"SQLAlchemy URL; else ${DATABASE_URL_ENV}; else a SQLite file in the user data dir.",
+)
+
+
+def serve(
+    demo: bool = typer.Option(False, "--demo", help="A fresh demo clinic with simulated pumps."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    database_url: str | None = DatabaseUrl,
+    demo_speed: float = typer.Option(
+        1.0, "--demo-speed", min=0.0, max=100_000.0, help="Simulated seconds per real second."
+    ),
+) -> None:
+    """Serve the clinic web app; the schema is created or migrated at start."""
+    import uvicorn
+
+    from itb.clinic import services
+    from itb.clinic.pumps import DemoClock, PumpUnreachableError, SimulatedPumps
+    from itb.web.app import create_app
+    from itb.web.settings import ClinicSettings, local_now
+
+    settings: ClinicSettings
+    if demo:
+        explicit = database_url or os.environ.get(DATABASE_URL_ENV)
+        url = explicit or _fresh_demo_sqlite()
+        clock = DemoClock(local_now(), demo_speed)
+        pumps = SimulatedPumps(clock)
+        settings = ClinicSettings(database_url=url, links=pumps, clock=clock)
+    else:
+        settings = ClinicSettings(database_url=resolve_database_url(database_url))
+    app = create_app(settings)
+    sessions = app.state.sessions
+    if demo:
+        from itb.clinic import demo as demo_clinic
+
+        with sessions() as db:
+            if services.dashboard(db, settings.clock(), limit=1)[1]:
+                typer.echo(
+                    "the database already has patients: use an empty one for --demo", err=True
+                )
+                raise typer.Exit(2)
+            accounts = demo_clinic.seed_demo(db, pumps, settings.clock())
+        typer.echo("Demo clinic (simulated pumps; not a medical device). Accounts:")
+        for account in accounts:
+            typer.echo(f"  {account.role:<10} {account.username:<12} password: {account.password}")
+    with sessions() as db:
+        try:
+            settled = services.reconcile_pending(db, settings.links, settings.clock())
+        except PumpUnreachableError as exc:
+            settled = []
+            typer.echo(f"pump commands left pending (pump not reachable): {exc}", err=True)
+    for visit in settled:
+        typer.echo(f"reconciled visit {visit.id} ({visit.kind}): {visit.status}")
+    typer.echo(
+        f"OpenITB clinic on http://{host}:{port}/  (database: {_safe(settings.database_url)})"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _fresh_demo_sqlite() -> str:
+    import platformdirs
+
+    data_dir = Path(platformdirs.user_data_dir("openitb", appauthor=False))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "demo.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@user_app.command("add")
+def user_add(
+    username: str = typer.Argument(..., help="1 to 64 letters, digits or underscores."),
+    role: str = typer.Option(..., "--role", help="physician, nurse or viewer"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input (first line)."
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Create a user (the first physician, say) on the clinic's database."""
+    from itb.clinic import auth
+
+    if not password_stdin:
+        typer.echo("give the password on standard input with --password-stdin", err=True)
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    engine = make_engine(resolve_database_url(database_url))
+    upgrade_to_head(engine)
+    with make_session_factory(engine)() as db:
+        try:
+            user = auth.add_user(db, username, role, password)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        db.commit()
+        typer.echo(f"added {user.role} {user.username}")
+    engine.dispose()

@@ -1,0 +1,79 @@
+"""``itb sim``: cohorts of virtual patients over years."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from itb.sim.config import CohortError, load_cohort
+from itb.sim.engine import run_cohort
+from itb.sim.outputs import write_plots, write_results
+
+app = typer.Typer(
+    help="Cohort simulator: many patients and pumps over years.", no_args_is_help=True
+)
+
+
+@app.command("run")
+def run(
+    cohort_file: Path = typer.Argument(..., help="Cohort TOML (docs/sim.md)."),
+    patients: int | None = typer.Option(None, help="Override [cohort] patients."),
+    years: float | None = typer.Option(None, help="Override [cohort] years."),
+    seed: int | None = typer.Option(None, help="Override [cohort] seed."),
+    out: Path | None = typer.Option(
+        None, help="Write patients.parquet/.csv and summary.json here."
+    ),
+    plot: Path | None = typer.Option(None, help="Write plots (PNG) into this directory."),
+    workers: int = typer.Option(1, min=1, max=64, help="Local worker processes."),
+    cluster: str | None = typer.Option(None, help="Dask scheduler address (tcp://host:port)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Simulate a cohort and report withdrawal days, alarms, refills and replacements."""
+    err = Console(stderr=True)
+    try:
+        config = load_cohort(cohort_file).with_overrides(patients, years, seed)
+    except CohortError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=as_json,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("patients", total=config.cohort.patients)
+        result = run_cohort(
+            config, workers=workers, cluster=cluster, progress=lambda k: bar.advance(task, k)
+        )
+    summary = result.summary()
+    if out is not None:
+        summary["files"] = write_results(result, out)
+    if plot is not None:
+        summary["plots"] = write_plots(result, plot)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        table = Table(title=f"Cohort: {summary['patients']} patients × {summary['years']:g} years")
+        table.add_column("outcome")
+        table.add_column("value", justify="right")
+        for key, value in summary.items():
+            if key in ("files", "plots"):
+                continue
+            text = (
+                json.dumps(value)
+                if isinstance(value, dict)
+                else (f"{value:,.2f}" if isinstance(value, float) else str(value))
+            )
+            table.add_row(key, text)
+        Console().print(table)
+    if result.interrupted:
+        err.print("[yellow]interrupted: the finished patients' results are kept[/yellow]")
+        raise typer.Exit(130)

@@ -1,0 +1,167 @@
+"""Users, passwords (argon2id), server-side sessions, the login rate limit and the role check.
+
+:func:`authorize` is the one role check: an action not in :data:`PERMISSIONS` is denied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from itb.clinic import audit
+from itb.clinic.models import LoginFailure, Role, User, WebSession
+
+_HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+
+SESSION_LIFETIME = timedelta(hours=8)
+LOGIN_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_USERNAME = 5
+MAX_FAILURES_PER_CLIENT = 20
+MIN_PASSWORD_CHARS = 10
+
+_ALL = frozenset(Role)
+_CARE = frozenset({Role.PHYSICIAN, Role.NURSE})
+
+# action -> roles allowed. Anything not listed is refused.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "view": _ALL,
+    "interrogate": _CARE,
+    "refill": _CARE,
+    "record": _CARE,  # screening trial entries, follow-up notes
+    "program": frozenset({Role.PHYSICIAN}),
+    "prescribe": frozenset({Role.PHYSICIAN}),
+    "manage_patients": frozenset({Role.PHYSICIAN}),
+    "view_audit": frozenset({Role.PHYSICIAN}),
+}
+
+
+class AuthError(Exception):
+    pass
+
+
+class TooManyAttemptsError(AuthError):
+    pass
+
+
+def authorize(role: str | None, action: str) -> bool:
+    """True only when ``action`` is known and ``role`` is one of its roles (deny by default)."""
+    allowed = PERMISSIONS.get(action)
+    if allowed is None or role is None:
+        return False
+    try:
+        return Role(role) in allowed
+    except ValueError:
+        return False
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"password: at least {MIN_PASSWORD_CHARS} characters")
+
+
+def add_user(
+    db: Session, username: str, role: str, password: str, actor: User | None = None
+) -> User:
+    """Create a user (and its audit entry) in the caller's transaction."""
+    try:
+        role = Role(role).value
+    except ValueError:
+        raise ValueError(f"role={role!r}: expected one of {', '.join(Role)}") from None
+    if not username or len(username) > 64 or not username.replace("_", "").isalnum():
+        raise ValueError("username: 1 to 64 letters, digits or underscores")
+    check_password_strength(password)
+    if db.execute(select(User.id).where(User.username == username)).first():
+        raise ValueError(f"username={username!r} already exists")
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        display_name=username,
+        created_at_utc=audit.utc_now(),
+    )
+    db.add(user)
+    db.flush()
+    audit.record(db, actor, "user.add", "user", user.id, None, {"username": username, "role": role})
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(db: Session, username: str, password: str, client: str) -> User:
+    """Check the password under the rate limit; record the failure or the login. Commits."""
+    now = audit.utc_now()
+    since = now - LOGIN_WINDOW
+    by_user = db.execute(
+        select(func.count()).where(LoginFailure.username == username, LoginFailure.at_utc > since)
+    ).scalar_one()
+    by_client = db.execute(
+        select(func.count()).where(LoginFailure.client == client, LoginFailure.at_utc > since)
+    ).scalar_one()
+    if by_user >= MAX_FAILURES_PER_USERNAME or by_client >= MAX_FAILURES_PER_CLIENT:
+        raise TooManyAttemptsError("too many failed log-ins; try again in 15 minutes")
+    user = db.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    ok = False
+    if user is not None and user.active:
+        try:
+            ok = _HASHER.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+    else:
+        _HASHER.hash(password)  # same cost whether or not the user exists
+    if not ok or user is None:
+        db.add(LoginFailure(username=username[:64], client=client[:64], at_utc=now))
+        audit.record(db, None, "login.failed", "user", username[:64])
+        db.commit()
+        raise AuthError("unknown username or wrong password")
+    if _HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    db.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    return user
+
+
+def start_session(db: Session, user: User) -> tuple[str, WebSession]:
+    """A new session for ``user``; returns the cookie token (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    now = audit.utc_now()
+    web_session = WebSession(
+        token_sha256=_token_hash(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at_utc=now,
+        expires_at_utc=now + SESSION_LIFETIME,
+    )
+    db.add(web_session)
+    audit.record(db, user, "login", "user", user.id)
+    db.commit()
+    return token, web_session
+
+
+def session_for_token(db: Session, token: str | None, now: datetime) -> WebSession | None:
+    if not token:
+        return None
+    web_session = db.execute(
+        select(WebSession).where(WebSession.token_sha256 == _token_hash(token))
+    ).scalar_one_or_none()
+    if web_session is None or web_session.expires_at_utc <= now or not web_session.user.active:
+        return None
+    return web_session
+
+
+def end_session(db: Session, web_session: WebSession) -> None:
+    """Log out: the server forgets the session, so the cookie is worthless even if kept."""
+    user = web_session.user
+    db.delete(web_session)
+    audit.record(db, user, "logout", "user", user.id)
+    db.commit()

@@ -1,0 +1,96 @@
+"""Calendar export (RFC 5545) of upcoming refills and pump replacements, written by hand."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from itb.clinic.audit import utc_now
+from itb.clinic.models import Patient, Pump
+from itb.clinic.services import next_refill_at
+
+HORIZON_DAYS = 365
+PAST_DAYS = 30  # overdue items stay on the calendar for a month
+
+
+def escape_text(text: str) -> str:
+    """TEXT value escaping (RFC 5545 §3.3.11)."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+    )
+
+
+def fold(line: str) -> str:
+    """Fold a content line to 75 octets (RFC 5545 §3.1), never splitting a UTF-8 sequence."""
+    out: list[str] = []
+    current = ""
+    limit = 75
+    for char in line:
+        if len((current + char).encode()) > limit:
+            out.append(current)
+            current = " " + char  # continuation lines start with one space
+            limit = 75
+        else:
+            current += char
+    out.append(current)
+    return "\r\n".join(out)
+
+
+def _event(uid: str, day: datetime, summary: str, description: str, stamp: str) -> list[str]:
+    start = day.strftime("%Y%m%d")
+    end = (day + timedelta(days=1)).strftime("%Y%m%d")
+    return [
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        f"DTSTAMP:{stamp}",
+        f"DTSTART;VALUE=DATE:{start}",
+        f"DTEND;VALUE=DATE:{end}",
+        f"SUMMARY:{escape_text(summary)}",
+        f"DESCRIPTION:{escape_text(description)}",
+        "TRANSP:TRANSPARENT",
+        "END:VEVENT",
+    ]
+
+
+def calendar_ics(db: Session, now: datetime, clinician_id: int | None = None) -> str:
+    query = select(Patient, Pump).join(Pump, (Pump.patient_id == Patient.id) & Pump.active)
+    if clinician_id is not None:
+        query = query.where(Patient.clinician_id == clinician_id)
+    earliest, latest = now - timedelta(days=PAST_DAYS), now + timedelta(days=HORIZON_DAYS)
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//OpenITB//clinic//EN",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        "X-WR-CALNAME:OpenITB refills and replacements",
+    ]
+    for patient, pump in db.execute(query.order_by(Pump.next_due_at)):
+        refill_at = next_refill_at(pump)
+        if refill_at and earliest <= refill_at <= latest:
+            lines += _event(
+                f"refill-{pump.serial}-{refill_at:%Y%m%d}@openitb",
+                refill_at,
+                f"ITB refill: {patient.name} ({pump.serial})",
+                f"Patient {patient.mrn}. Low-reservoir alarm {pump.low_reservoir_at:%Y-%m-%d}"
+                if pump.low_reservoir_at
+                else "",
+                stamp,
+            )
+        if pump.eri_at and earliest <= pump.eri_at <= latest:
+            lines += _event(
+                f"replacement-{pump.serial}-{pump.eri_at:%Y%m%d}@openitb",
+                pump.eri_at,
+                f"ITB pump replacement (ERI): {patient.name} ({pump.serial})",
+                f"Patient {patient.mrn}. Delivery stops 90 days after ERI (S3 S21).",
+                stamp,
+            )
+    lines.append("END:VCALENDAR")
+    return "".join(fold(line) + "\r\n" for line in lines)

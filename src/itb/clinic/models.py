@@ -1,0 +1,245 @@
+"""The clinic's tables (SQLAlchemy 2). Migrations in ``migrations/versions`` create them.
+
+Times: pump and visit times are naive datetimes on the clinic's clock (the pump clock is a
+fixed-offset local clock); the audit log and sessions are naive UTC, in columns ending ``_utc``.
+The projected due dates on :class:`Pump` are denormalised from the last interrogation or refill
+so that the dashboard of thousands of patients is one indexed query.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Role(enum.StrEnum):
+    PHYSICIAN = "physician"  # programs, prescribes
+    NURSE = "nurse"  # refills, interrogates, records
+    VIEWER = "viewer"
+
+
+class VisitKind(enum.StrEnum):
+    SCREENING_TRIAL = "screening_trial"
+    IMPLANT = "implant"
+    REFILL = "refill"
+    PROGRAMMING = "programming"
+    FOLLOW_UP = "follow_up"
+    REPLACEMENT = "replacement"
+
+
+class VisitStatus(enum.StrEnum):
+    OPEN = "open"
+    # written (and committed) before a pump command goes out; a visit left in this state
+    # after a crash is reconciled from the pump's event log
+    PUMP_COMMAND_SENT = "pump_command_sent"
+    COMPLETED = "completed"
+    COMPLETED_AFTER_RESTART = "completed_after_restart"
+    NOT_APPLIED = "not_applied"  # the command never reached the pump
+    FAILED = "failed"
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WebSession(Base):
+    """A server-side session; the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at_utc: Mapped[datetime] = mapped_column(DateTime)
+    expires_at_utc: Mapped[datetime] = mapped_column(DateTime)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class LoginFailure(Base):
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    at_utc: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mrn: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    birth_date: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    origin: Mapped[str] = mapped_column(String(16), default="spinal")  # spinal or cerebral
+    clinician_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), nullable=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    clinician: Mapped[User | None] = relationship(lazy="joined")
+    pumps: Mapped[list[Pump]] = relationship(back_populates="patient", order_by="Pump.id")
+
+
+class Pump(Base):
+    __tablename__ = "pumps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    model: Mapped[str] = mapped_column(String(32))
+    serial: Mapped[str] = mapped_column(String(32), unique=True)
+    implanted_at: Mapped[datetime] = mapped_column(DateTime)
+    explanted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    paired_key_hex: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    drug: Mapped[str] = mapped_column(String(32), default="baclofen")
+    # Last known state (from the last interrogation or refill).
+    state_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reservoir_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
+    concentration_ug_per_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
+    daily_dose_ug: Mapped[float | None] = mapped_column(Float, nullable=True)
+    low_reservoir_alarm_ml: Mapped[float] = mapped_column(Float, default=2.0)
+    filled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    battery_eri_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Projected due dates and the soonest of them (the dashboard's sort key).
+    low_reservoir_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    empty_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    stability_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    eri_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    next_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    patient: Mapped[Patient] = relationship(back_populates="pumps")
+
+
+class Catheter(Base):
+    __tablename__ = "catheters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    pump_id: Mapped[int | None] = mapped_column(ForeignKey("pumps.id"), nullable=True)
+    length_cm: Mapped[float] = mapped_column(Float)
+    volume_ml: Mapped[float] = mapped_column(Float)
+    implanted_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DrugConcentration(Base):
+    __tablename__ = "drug_concentrations"
+    __table_args__ = (UniqueConstraint("drug", "concentration_ug_per_ml"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    drug: Mapped[str] = mapped_column(String(32))
+    concentration_ug_per_ml: Mapped[float] = mapped_column(Float)
+    stability_days: Mapped[float] = mapped_column(Float)
+
+
+class Visit(Base):
+    __tablename__ = "visits"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    pump_id: Mapped[int | None] = mapped_column(ForeignKey("pumps.id"), nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    details_json: Mapped[str] = mapped_column(Text, default="{}")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    user: Mapped[User | None] = relationship(lazy="joined")
+
+
+class ProgramVersion(Base):
+    """Every program a pump has run, each version kept."""
+
+    __tablename__ = "programs"
+    __table_args__ = (UniqueConstraint("pump_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pump_id: Mapped[int] = mapped_column(ForeignKey("pumps.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    program_json: Mapped[str] = mapped_column(Text)
+    daily_dose_ug: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), nullable=True)
+
+
+class RefillRecord(Base):
+    __tablename__ = "refill_records"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), unique=True)
+    pump_id: Mapped[int] = mapped_column(ForeignKey("pumps.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    expected_ml: Mapped[float] = mapped_column(Float)
+    withdrawn_ml: Mapped[float] = mapped_column(Float)
+    filled_ml: Mapped[float] = mapped_column(Float)
+    concentration_ug_per_ml: Mapped[float] = mapped_column(Float)
+    discrepancy_ml: Mapped[float] = mapped_column(Float)
+    discrepancy_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Alarm(Base):
+    __tablename__ = "alarms"
+    __table_args__ = (UniqueConstraint("pump_id", "kind", "raised_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pump_id: Mapped[int] = mapped_column(ForeignKey("pumps.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(16))
+    raised_at: Mapped[datetime] = mapped_column(DateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PumpEvent(Base):
+    """One entry of a pump's own event log, stored once: keyed by serial and sequence number."""
+
+    __tablename__ = "pump_events"
+    __table_args__ = (UniqueConstraint("serial", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pump_id: Mapped[int] = mapped_column(ForeignKey("pumps.id"), index=True)
+    serial: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(48))
+    data_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Interrogation(Base):
+    __tablename__ = "interrogations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pump_id: Mapped[int] = mapped_column(ForeignKey("pumps.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    status_json: Mapped[str] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Append-only (database triggers refuse UPDATE and DELETE), hash-chained, UTC."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at_utc: Mapped[datetime] = mapped_column(DateTime)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    before_json: Mapped[str] = mapped_column(Text)
+    after_json: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no fork
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

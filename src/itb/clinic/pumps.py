@@ -1,0 +1,171 @@
+"""How the clinic talks to a pump: the :class:`PumpLink` interface and the demo's simulated pumps.
+
+The web app and the services only see :class:`PumpLink`; the demo's in-process simulated pumps
+(over ``itb.pump.firmware``) and, later, the telemetry client implement it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from itb.pump.firmware import CommandRejected, Firmware
+from itb.pump.world import World
+from itb.therapy import Program
+
+
+class PumpUnreachableError(Exception):
+    """No link to a pump with that serial (out of range, not paired, not simulated)."""
+
+
+class PumpCommandRefusedError(Exception):
+    """The pump refused a command and changed nothing; ``field`` and the message say why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class PumpReading:
+    """What an interrogation returns: the status and the log entries after ``since_seq``."""
+
+    status: dict[str, Any]
+    # each {"seq": int, "at": datetime, "kind": str, "data": dict}
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class PumpLink(Protocol):
+    serial: str
+
+    def now(self) -> datetime:
+        """The pump's clock (naive, fixed offset)."""
+        ...
+
+    def interrogate(self, since_seq: int = 0) -> PumpReading: ...
+
+    def set_program(self, program: Program) -> None: ...
+
+    def refill(self, volume_ml: float, concentration_ug_per_ml: float) -> None: ...
+
+
+class PumpLinks(Protocol):
+    """The pumps the clinic can reach, by serial."""
+
+    def link(self, serial: str) -> PumpLink: ...
+
+
+class NoPumps:
+    """A clinic with no pump connection (the default until telemetry is wired)."""
+
+    def link(self, serial: str) -> PumpLink:
+        raise PumpUnreachableError(f"pump {serial}: no pump connection configured")
+
+
+class DemoClock:
+    """Simulated time = start + real time elapsed × speed (the demo's pumps and the clinic)."""
+
+    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+        import time
+
+        self._monotonic = time.monotonic
+        self._t0 = time.monotonic()
+        self.start = start
+        self.speed = speed
+
+    def __call__(self) -> datetime:
+        from datetime import timedelta
+
+        return self.start + timedelta(seconds=(self._monotonic() - self._t0) * self.speed)
+
+
+class SimulatedPumps:
+    """In-process simulated pumps over ``itb.pump.firmware``, keyed by serial.
+
+    With ``state_dir``, each pump's memory image is written after every command, so that a
+    pump outlives a crash of the clinic's process (as a real implanted pump would).
+    """
+
+    def __init__(self, clock: Callable[[], datetime], state_dir: Path | None = None) -> None:
+        self.clock = clock
+        self.state_dir = state_dir
+        self._pumps: dict[str, Firmware] = {}
+        self._lock = threading.Lock()
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            for path in sorted(state_dir.glob("*.json")):
+                fw = _load(path)
+                self._pumps[fw.serial] = fw
+
+    def add(self, fw: Firmware) -> None:
+        with self._lock:
+            self._pumps[fw.serial] = fw
+            self._save(fw)
+
+    def firmware(self, serial: str) -> Firmware:
+        try:
+            return self._pumps[serial]
+        except KeyError:
+            raise PumpUnreachableError(f"pump {serial}: not in range") from None
+
+    def serials(self) -> list[str]:
+        return sorted(self._pumps)
+
+    def link(self, serial: str) -> PumpLink:
+        return SimulatedPumpLink(self, self.firmware(serial))
+
+    def _save(self, fw: Firmware) -> None:
+        if self.state_dir is None:
+            return
+        path = self.state_dir / f"{fw.serial}.json"
+        state = {"pump": fw.to_state(), "world": fw.world.to_state()}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)  # atomic: the pump's memory is never half written
+
+
+def _load(path: Path) -> Firmware:
+    state = json.loads(path.read_text())
+    world = World.from_state(state["world"])
+    return Firmware.from_image(json.dumps(state["pump"]).encode(), world)
+
+
+class SimulatedPumpLink:
+    def __init__(self, pumps: SimulatedPumps, fw: Firmware) -> None:
+        self._pumps = pumps
+        self._fw = fw
+        self.serial = fw.serial
+
+    def now(self) -> datetime:
+        return max(self._pumps.clock(), self._fw.now)
+
+    def _run(self, command: Callable[[datetime], None]) -> None:
+        with self._pumps._lock:
+            try:
+                command(self.now())
+            except CommandRejected as exc:
+                raise PumpCommandRefusedError(exc.field, exc.reason) from None
+            self._pumps._save(self._fw)
+
+    def interrogate(self, since_seq: int = 0) -> PumpReading:
+        with self._pumps._lock:
+            self._fw.advance(self.now())
+            self._pumps._save(self._fw)
+            status = self._fw.status().to_dict()
+            entries = [
+                {"seq": e.seq, "at": e.at, "kind": e.kind, "data": dict(e.data)}
+                for e in self._fw.log.entries(since_seq=since_seq)
+            ]
+        return PumpReading(status, entries)
+
+    def set_program(self, program: Program) -> None:
+        self._run(lambda at: self._fw.set_program(at, program))
+
+    def refill(self, volume_ml: float, concentration_ug_per_ml: float) -> None:
+        self._run(lambda at: self._fw.refill(at, volume_ml, concentration_ug_per_ml))

@@ -1,0 +1,828 @@
+"""The clinic's units of work: dashboard, interrogation, program, refill, screening, reconcile.
+
+Each function that changes something commits once. A pump command follows the LoopKit rule
+for "uncertain delivery": the visit is committed as ``pump_command_sent`` *before* the command
+goes out, then completed with the pump's answer in one transaction; if the process dies in
+between, :func:`reconcile_pending` settles the visit from the pump's event log at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, true
+from sqlalchemy.orm import Session
+
+from itb.clinic import audit
+from itb.clinic.errors import ConflictError, InputError, NotFoundError, SerialMismatchError
+from itb.clinic.models import (
+    Alarm,
+    Interrogation,
+    Patient,
+    ProgramVersion,
+    Pump,
+    PumpEvent,
+    RefillRecord,
+    User,
+    Visit,
+    VisitKind,
+    VisitStatus,
+)
+from itb.clinic.pumps import PumpCommandRefusedError, PumpLinks, PumpReading
+from itb.clinic.urgency import REFILL_MARGIN_DAYS, days_until, due_dates, eri_estimate
+from itb.drugs import BACLOFEN
+from itb.guardrails import DAILY_DOSE, LimitError
+from itb.pump.hardware import pump_model
+from itb.therapy import Program, ProgramError, program_from_dict
+
+# Event-log kinds that show a command was applied (names from itb.pump.eventlog).
+REFILL_EVENT_KINDS = frozenset({"refill"})
+PROGRAM_EVENT_KINDS = frozenset({"program"})
+# A withdrawn volume this far from the expected one may mean a pocket fill (S28).
+DISCREPANCY_ML = {20.0: 1.0, 40.0: 2.0}
+
+
+# Dashboard -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DashboardRow:
+    id: int
+    name: str
+    mrn: str
+    clinician: str | None
+    serial: str | None
+    model: str | None
+    reservoir_ml: float | None
+    days_to_low_reservoir: float | None
+    days_to_empty: float | None
+    days_to_stability_limit: float | None
+    days_to_eri: float | None
+    next_due_at: datetime | None
+    next_refill_at: datetime | None
+
+    @property
+    def most_urgent_days(self) -> float | None:
+        days = [
+            d
+            for d in (self.days_to_low_reservoir, self.days_to_stability_limit, self.days_to_eri)
+            if d is not None
+        ]
+        return min(days) if days else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "mrn": self.mrn,
+            "clinician": self.clinician,
+            "serial": self.serial,
+            "model": self.model,
+            "reservoir_ml": self.reservoir_ml,
+            "days_to_low_reservoir": _round(self.days_to_low_reservoir),
+            "days_to_empty": _round(self.days_to_empty),
+            "days_to_stability_limit": _round(self.days_to_stability_limit),
+            "days_to_eri": _round(self.days_to_eri),
+            "next_due_at": _iso(self.next_due_at),
+            "next_refill_at": _iso(self.next_refill_at),
+        }
+
+
+def _round(days: float | None) -> float | None:
+    return None if days is None else round(days, 1)
+
+
+def dashboard(
+    db: Session,
+    now: datetime,
+    clinician_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[DashboardRow], int]:
+    """The patients, most urgent first (soonest of low reservoir, stability limit, ERI).
+
+    Two queries, so that the first pages walk the index on ``pumps.next_due_at`` instead of
+    sorting every patient: pumps with a due date first, then everyone else (no pump yet, or a
+    pump never read).
+    """
+    columns = (
+        Patient.id,
+        Patient.name,
+        Patient.mrn,
+        User.username,
+        Pump.serial,
+        Pump.model,
+        Pump.reservoir_ml,
+        Pump.low_reservoir_at,
+        Pump.empty_at,
+        Pump.stability_at,
+        Pump.eri_at,
+        Pump.next_due_at,
+    )
+    mine = (Patient.clinician_id == clinician_id) if clinician_id is not None else true()
+    dated = (
+        select(*columns)
+        .select_from(Pump)
+        .join(Patient, Patient.id == Pump.patient_id)
+        .outerjoin(User, User.id == Patient.clinician_id)
+        .where(Pump.active, Pump.next_due_at.is_not(None), mine)
+        .order_by(Pump.next_due_at, Pump.id)
+    )
+    undated = (
+        select(*columns)
+        .outerjoin(Pump, (Pump.patient_id == Patient.id) & Pump.active)
+        .outerjoin(User, User.id == Patient.clinician_id)
+        .where(Pump.next_due_at.is_(None), mine)
+        .order_by(Patient.id)
+    )
+    found = list(db.execute(dated.limit(limit).offset(offset)))
+    if len(found) < limit:
+        dated_count = db.execute(select(func.count()).select_from(dated.subquery())).scalar_one()
+        rest_offset = max(offset - dated_count, 0)
+        found += db.execute(undated.limit(limit - len(found)).offset(rest_offset)).all()
+    total = db.execute(select(func.count()).select_from(Patient).where(mine)).scalar_one()
+    rows = [
+        DashboardRow(
+            id=r.id,
+            name=r.name,
+            mrn=r.mrn,
+            clinician=r.username,
+            serial=r.serial,
+            model=r.model,
+            reservoir_ml=r.reservoir_ml,
+            days_to_low_reservoir=days_until(r.low_reservoir_at, now),
+            days_to_empty=days_until(r.empty_at, now),
+            days_to_stability_limit=days_until(r.stability_at, now),
+            days_to_eri=days_until(r.eri_at, now),
+            next_due_at=r.next_due_at,
+            next_refill_at=_refill_date(r.low_reservoir_at, r.stability_at),
+        )
+        for r in found
+    ]
+    return rows, total
+
+
+# Lookups -------------------------------------------------------------------------------------
+def get_patient(db: Session, patient_id: int) -> Patient:
+    patient = db.get(Patient, patient_id)
+    if patient is None:
+        raise NotFoundError(f"patient {patient_id} not found")
+    return patient
+
+
+def active_pump(db: Session, patient: Patient) -> Pump:
+    pump = db.execute(
+        select(Pump).where(Pump.patient_id == patient.id, Pump.active)
+    ).scalar_one_or_none()
+    if pump is None:
+        raise ConflictError(f"patient {patient.id} has no implanted pump")
+    return pump
+
+
+def current_program(db: Session, pump: Pump) -> ProgramVersion | None:
+    return db.execute(
+        select(ProgramVersion)
+        .where(ProgramVersion.pump_id == pump.id)
+        .order_by(ProgramVersion.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def pump_snapshot(pump: Pump) -> dict[str, Any]:
+    """The audit log's before/after view of a pump."""
+    return {
+        "serial": pump.serial,
+        "reservoir_ml": pump.reservoir_ml,
+        "concentration_ug_per_ml": pump.concentration_ug_per_ml,
+        "daily_dose_ug": pump.daily_dose_ug,
+        "filled_at": pump.filled_at,
+        "mode": pump.mode,
+    }
+
+
+# Pump history, stored idempotently -------------------------------------------------------------
+def ingest_reading(
+    db: Session, pump: Pump, reading: PumpReading, visit: Visit | None = None
+) -> Interrogation:
+    """Store an interrogation: refuse a foreign serial first; each log entry stored once."""
+    status = reading.status
+    if status.get("serial") != pump.serial:
+        raise SerialMismatchError(
+            f"the pump answered with serial {status.get('serial')!r}, but the patient's record "
+            f"says {pump.serial!r}: nothing was stored"
+        )
+    seqs = [int(e["seq"]) for e in reading.entries]
+    known: set[int] = set()
+    if seqs:
+        known = set(
+            db.execute(
+                select(PumpEvent.seq).where(
+                    PumpEvent.serial == pump.serial, PumpEvent.seq.in_(seqs)
+                )
+            ).scalars()
+        )
+    for entry in reading.entries:
+        seq = int(entry["seq"])
+        if seq in known:
+            continue
+        known.add(seq)
+        db.add(
+            PumpEvent(
+                pump_id=pump.id,
+                serial=pump.serial,
+                seq=seq,
+                at=_as_datetime(entry["at"]),
+                kind=str(entry["kind"]),
+                data_json=audit.canonical_json(entry.get("data", {})),
+            )
+        )
+    if seqs:
+        pump.last_event_seq = max(pump.last_event_seq, *seqs)
+    _store_alarms(db, pump, status.get("alarms", []))
+    at = _as_datetime(status["now"])
+    interrogation = Interrogation(
+        pump_id=pump.id,
+        visit_id=visit.id if visit else None,
+        at=at,
+        status_json=audit.canonical_json(status),
+    )
+    db.add(interrogation)
+    _update_pump_state(pump, status, at)
+    return interrogation
+
+
+def _as_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _store_alarms(db: Session, pump: Pump, alarms: list[dict[str, Any]]) -> None:
+    stored = {
+        (a.kind, a.raised_at): a
+        for a in db.execute(select(Alarm).where(Alarm.pump_id == pump.id)).scalars()
+    }
+    seen = set()
+    for item in alarms:
+        key = (str(item["kind"]), _as_datetime(item["at"]))
+        seen.add(key)
+        alarm = stored.get(key)
+        if alarm is None:
+            db.add(
+                Alarm(
+                    pump_id=pump.id,
+                    kind=key[0],
+                    priority=str(item.get("priority", "")),
+                    raised_at=key[1],
+                    active=bool(item.get("active", True)),
+                )
+            )
+        else:
+            alarm.active = bool(item.get("active", True))
+    for key, alarm in stored.items():
+        if key not in seen and alarm.active:
+            alarm.active = False  # no longer reported by the pump: cleared
+
+
+def _update_pump_state(pump: Pump, status: dict[str, Any], at: datetime) -> None:
+    pump.state_at = at
+    pump.mode = str(status.get("mode", ""))
+    pump.reservoir_ml = float(status["reservoir_ml"])
+    pump.concentration_ug_per_ml = float(status["concentration_ug_per_ml"])
+    pump.daily_dose_ug = float(status["daily_dose_ug"])
+    pump.low_reservoir_alarm_ml = float(status.get("low_reservoir_alarm_ml", 2.0))
+    if status.get("last_refill_at"):
+        pump.filled_at = _as_datetime(status["last_refill_at"])
+    battery = status.get("battery") or {}
+    if battery.get("eri_at"):
+        pump.battery_eri_at = _as_datetime(battery["eri_at"])
+    elif battery.get("remaining_mah") is not None and pump.concentration_ug_per_ml:
+        pump.battery_eri_at = eri_estimate(
+            at,
+            pump.model,
+            float(battery["remaining_mah"]),
+            pump.daily_dose_ug / pump.concentration_ug_per_ml,
+        )
+    refresh_due_dates(pump)
+
+
+def refresh_due_dates(pump: Pump) -> None:
+    """Recompute the projected dates the dashboard sorts on, from the pump's last state."""
+    if pump.state_at is None:
+        return
+    dates = due_dates(
+        pump.state_at,
+        pump.reservoir_ml,
+        pump.low_reservoir_alarm_ml,
+        pump.daily_dose_ug,
+        pump.concentration_ug_per_ml,
+        pump.filled_at,
+        pump.battery_eri_at,
+        pump.model,
+        pump.implanted_at,
+    )
+    pump.low_reservoir_at = dates.low_reservoir_at
+    pump.empty_at = dates.empty_at
+    pump.stability_at = dates.stability_at
+    pump.eri_at = dates.eri_at
+    pump.next_due_at = dates.next_due_at
+
+
+def interrogate(db: Session, links: PumpLinks, patient: Patient, user: User) -> Interrogation:
+    pump = active_pump(db, patient)
+    reading = links.link(pump.serial).interrogate(pump.last_event_seq)
+    before = pump_snapshot(pump)
+    interrogation = ingest_reading(db, pump, reading)
+    audit.record(db, user, "pump.interrogate", "pump", pump.serial, before, pump_snapshot(pump))
+    db.commit()
+    return interrogation
+
+
+# Program change ----------------------------------------------------------------------------
+def validate_program(data: Any, pump: Pump) -> Program:
+    """The scenario's [program] keys -> a Program within the drug and pump limits, or InputError."""
+    if not isinstance(data, dict):
+        raise InputError("program", "expected an object with rate_ug_per_day, steps or week")
+    try:
+        program = program_from_dict(data)
+    except ProgramError as exc:
+        raise InputError(_field_of(str(exc)), str(exc)) from None
+    daily_dose_ug = program.daily_dose_ug()
+    try:
+        DAILY_DOSE.check(daily_dose_ug)
+    except LimitError as exc:
+        raise InputError("daily_dose_ug", str(exc)) from None
+    model = pump_model(pump.model)
+    concentration = pump.concentration_ug_per_ml or BACLOFEN.concentrations_ug_per_ml[1]
+    flow_ml_per_day = daily_dose_ug / concentration
+    if flow_ml_per_day > model.max_flow_ml_per_day:
+        raise InputError(
+            "daily_dose_ug",
+            f"daily_dose_ug={daily_dose_ug:g} at {concentration:g} µg/mL is "
+            f"{flow_ml_per_day:.3g} mL/day; this pump delivers at most "
+            f"{model.max_flow_ml_per_day:g} mL/day",
+        )
+    lowest_ml_per_day = (
+        min(min(step.rate_ug_per_h for step in day) for day in program.week) * 24.0 / concentration
+    )
+    if lowest_ml_per_day < model.min_flow_ml_per_day:
+        raise InputError(
+            "program",
+            f"a rate of {lowest_ml_per_day:.3g} mL/day at {concentration:g} µg/mL is below this "
+            f"pump's minimum; allowed {model.min_flow_ml_per_day:g} to "
+            f"{model.max_flow_ml_per_day:g} mL/day",
+        )
+    return program
+
+
+def _field_of(message: str) -> str:
+    head = message.split(":", 1)[0].split("=", 1)[0].strip()
+    return head if head and " " not in head else "program"
+
+
+def change_program(
+    db: Session,
+    links: PumpLinks,
+    patient: Patient,
+    user: User,
+    data: Any,
+    now: datetime,
+    after_pump_command: Callable[[], None] | None = None,
+) -> ProgramVersion:
+    pump = active_pump(db, patient)
+    program = validate_program(data, pump)
+    _refuse_if_pending(db, pump)
+    link = links.link(pump.serial)
+    previous = current_program(db, pump)
+    visit = _start_command_visit(
+        db, patient, pump, user, VisitKind.PROGRAMMING, now, {"program": program.to_dict()}
+    )
+    _send(db, visit, now, lambda: link.set_program(program))
+    if after_pump_command:
+        after_pump_command()
+    before = pump_snapshot(pump)
+    ingest_reading(db, pump, link.interrogate(pump.last_event_seq), visit)
+    version = _add_program_version(db, pump, program, user, visit, now)
+    _complete(visit, VisitStatus.COMPLETED, now)
+    audit.record(
+        db,
+        user,
+        "pump.program",
+        "pump",
+        pump.serial,
+        {**before, "program": json.loads(previous.program_json) if previous else None},
+        {**pump_snapshot(pump), "program": program.to_dict(), "version": version.version},
+    )
+    db.commit()
+    return version
+
+
+def _add_program_version(
+    db: Session, pump: Pump, program: Program, user: User | None, visit: Visit | None, at: datetime
+) -> ProgramVersion:
+    latest = current_program(db, pump)
+    version = ProgramVersion(
+        pump_id=pump.id,
+        version=(latest.version + 1) if latest else 1,
+        program_json=audit.canonical_json(program.to_dict()),
+        daily_dose_ug=program.daily_dose_ug(),
+        created_at=at,
+        user_id=user.id if user else None,
+        visit_id=visit.id if visit else None,
+    )
+    db.add(version)
+    db.flush()
+    return version
+
+
+# Refill --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RefillInput:
+    withdrawn_ml: float
+    filled_ml: float
+    concentration_ug_per_ml: float
+
+
+def validate_refill(pump: Pump, values: RefillInput) -> RefillInput:
+    model = pump_model(pump.model)
+    if not (
+        math.isfinite(values.withdrawn_ml) and 0.0 <= values.withdrawn_ml <= model.reservoir_ml
+    ):
+        raise InputError(
+            "withdrawn_ml",
+            f"withdrawn_ml={values.withdrawn_ml:g} mL: allowed 0 to {model.reservoir_ml:g} mL",
+        )
+    # never overfill (S26 S27); an empty fill is not a refill
+    if not (math.isfinite(values.filled_ml) and 0.0 < values.filled_ml <= model.reservoir_ml):
+        raise InputError(
+            "filled_ml",
+            f"filled_ml={values.filled_ml:g} mL: allowed more than 0 up to the reservoir's "
+            f"{model.reservoir_ml:g} mL",
+        )
+    if values.concentration_ug_per_ml not in BACLOFEN.concentrations_ug_per_ml:
+        allowed = ", ".join(f"{c:g}" for c in BACLOFEN.concentrations_ug_per_ml)
+        raise InputError(
+            "concentration_ug_per_ml",
+            f"concentration_ug_per_ml={values.concentration_ug_per_ml:g}: allowed {allowed} µg/mL",
+        )
+    return values
+
+
+def expected_volume_ml(pump: Pump, now: datetime) -> float | None:
+    """What the reservoir should hold now, from the last known state and the program."""
+    if pump.reservoir_ml is None or pump.state_at is None:
+        return None
+    if not pump.daily_dose_ug or not pump.concentration_ug_per_ml:
+        return pump.reservoir_ml
+    elapsed_days = max((now - pump.state_at).total_seconds(), 0.0) / 86400.0
+    used_ml = elapsed_days * pump.daily_dose_ug / pump.concentration_ug_per_ml
+    return max(pump.reservoir_ml - used_ml, 0.0)
+
+
+def refill(
+    db: Session,
+    links: PumpLinks,
+    patient: Patient,
+    user: User,
+    values: RefillInput,
+    now: datetime,
+    after_pump_command: Callable[[], None] | None = None,
+) -> RefillRecord:
+    """Interrogate, record the visit as sent, refill the pump, then store everything at once."""
+    pump = active_pump(db, patient)
+    validate_refill(pump, values)
+    _refuse_if_pending(db, pump)
+    link = links.link(pump.serial)
+    # a fresh reading first: the expected volume and the serial check come from the pump itself
+    reading = link.interrogate(pump.last_event_seq)
+    ingest_reading(db, pump, reading)
+    expected_ml = pump.reservoir_ml or 0.0
+    details = {
+        "expected_ml": expected_ml,
+        "withdrawn_ml": values.withdrawn_ml,
+        "filled_ml": values.filled_ml,
+        "concentration_ug_per_ml": values.concentration_ug_per_ml,
+    }
+    visit = _start_command_visit(db, patient, pump, user, VisitKind.REFILL, now, details)
+    _send(db, visit, now, lambda: link.refill(values.filled_ml, values.concentration_ug_per_ml))
+    if after_pump_command:
+        after_pump_command()
+    return _finish_refill(db, links, pump, visit, user, now, VisitStatus.COMPLETED)
+
+
+def _finish_refill(
+    db: Session,
+    links: PumpLinks,
+    pump: Pump,
+    visit: Visit,
+    user: User | None,
+    now: datetime,
+    status: VisitStatus,
+) -> RefillRecord:
+    details = json.loads(visit.details_json)
+    before = pump_snapshot(pump)
+    ingest_reading(db, pump, links.link(pump.serial).interrogate(pump.last_event_seq), visit)
+    discrepancy_ml = details["withdrawn_ml"] - details["expected_ml"]
+    tolerance_ml = DISCREPANCY_ML.get(pump_model(pump.model).reservoir_ml, 1.0)
+    record = RefillRecord(
+        visit_id=visit.id,
+        pump_id=pump.id,
+        at=pump.filled_at or now,
+        expected_ml=details["expected_ml"],
+        withdrawn_ml=details["withdrawn_ml"],
+        filled_ml=details["filled_ml"],
+        concentration_ug_per_ml=details["concentration_ug_per_ml"],
+        discrepancy_ml=discrepancy_ml,
+        discrepancy_flagged=abs(discrepancy_ml) > tolerance_ml,
+    )
+    db.add(record)
+    _complete(visit, status, now)
+    audit.record(
+        db,
+        user,
+        "pump.refill",
+        "pump",
+        pump.serial,
+        before,
+        {**pump_snapshot(pump), "visit_id": visit.id, "visit_status": status.value},
+    )
+    db.commit()
+    return record
+
+
+# The crash-safe protocol ----------------------------------------------------------------------
+def _refuse_if_pending(db: Session, pump: Pump) -> None:
+    pending = db.execute(
+        select(Visit.id).where(
+            Visit.pump_id == pump.id, Visit.status == VisitStatus.PUMP_COMMAND_SENT.value
+        )
+    ).first()
+    if pending:
+        raise ConflictError(
+            f"visit {pending[0]} still has a pump command in flight; reconcile it first"
+        )
+
+
+def _start_command_visit(
+    db: Session,
+    patient: Patient,
+    pump: Pump,
+    user: User,
+    kind: VisitKind,
+    now: datetime,
+    details: dict[str, Any],
+) -> Visit:
+    """Commit the visit as ``pump_command_sent`` before the command leaves."""
+    visit = Visit(
+        patient_id=patient.id,
+        pump_id=pump.id,
+        user_id=user.id,
+        kind=kind.value,
+        status=VisitStatus.PUMP_COMMAND_SENT.value,
+        started_at=now,
+        details_json=audit.canonical_json({**details, "seq_before": pump.last_event_seq}),
+    )
+    db.add(visit)
+    db.flush()
+    audit.record(db, user, f"visit.{kind.value}.sent", "visit", visit.id, None, details)
+    db.commit()
+    return visit
+
+
+def _send(db: Session, visit: Visit, now: datetime, command: Callable[[], None]) -> None:
+    """Send the command; a refusal (the pump changed nothing) fails the visit and says why."""
+    try:
+        command()
+    except PumpCommandRefusedError as exc:
+        _complete(visit, VisitStatus.FAILED, now)
+        visit.notes = f"refused by the pump: {exc}"
+        audit.record(db, None, "visit.failed", "visit", visit.id, None, {"reason": str(exc)})
+        db.commit()
+        raise InputError(exc.field, f"the pump refused the command: {exc}") from None
+
+
+def _complete(visit: Visit, status: VisitStatus, now: datetime) -> None:
+    visit.status = status.value
+    visit.completed_at = now
+
+
+def _event_after(
+    db: Session, pump: Pump, seq_before: int, kinds: frozenset[str]
+) -> PumpEvent | None:
+    return db.execute(
+        select(PumpEvent)
+        .where(
+            PumpEvent.serial == pump.serial, PumpEvent.seq > seq_before, PumpEvent.kind.in_(kinds)
+        )
+        .order_by(PumpEvent.seq)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def reconcile_pending(db: Session, links: PumpLinks, now: datetime) -> list[Visit]:
+    """At start: settle each visit left ``pump_command_sent`` from its pump's event log."""
+    settled = []
+    pending = db.execute(
+        select(Visit).where(Visit.status == VisitStatus.PUMP_COMMAND_SENT.value)
+    ).scalars()
+    for visit in list(pending):
+        pump = db.get(Pump, visit.pump_id)
+        if pump is None:
+            continue
+        link = links.link(pump.serial)
+        details = json.loads(visit.details_json)
+        ingest_reading(db, pump, link.interrogate(pump.last_event_seq), visit)
+        kinds = REFILL_EVENT_KINDS if visit.kind == VisitKind.REFILL else PROGRAM_EVENT_KINDS
+        applied = _event_after(db, pump, details["seq_before"], kinds)
+        if applied is not None and visit.kind == VisitKind.REFILL:
+            _finish_refill(db, links, pump, visit, None, now, VisitStatus.COMPLETED_AFTER_RESTART)
+        else:
+            if applied is not None:
+                program = program_from_dict(details["program"])
+                _add_program_version(db, pump, program, visit.user, visit, applied.at)
+            status = VisitStatus.COMPLETED_AFTER_RESTART if applied else VisitStatus.NOT_APPLIED
+            _complete(visit, status, now)
+            audit.record(
+                db, None, "visit.reconciled", "visit", visit.id, None, {"status": status.value}
+            )
+            db.commit()
+        settled.append(visit)
+    return settled
+
+
+# Screening trial -----------------------------------------------------------------------------
+def record_screening_dose(
+    db: Session,
+    patient: Patient,
+    user: User,
+    dose_ug: float,
+    ashworth_before: float,
+    ashworth_after: float,
+    now: datetime,
+    notes: str = "",
+) -> Visit:
+    if dose_ug not in (25.0, *BACLOFEN.screening_doses_ug):
+        raise InputError("dose_ug", "dose_ug: allowed 25, 50, 75 or 100 µg (S45 S46 S48)")
+    for name, value in (("ashworth_before", ashworth_before), ("ashworth_after", ashworth_after)):
+        if not (math.isfinite(value) and 0.0 <= value <= 5.0):
+            raise InputError(name, f"{name}={value:g}: allowed 0 to 5 (1+ coded 2; S74 S75)")
+    # CP trial threshold: a mean Ashworth fall of at least 1.0 is a response (S51)
+    responded = ashworth_before - ashworth_after >= 1.0
+    details = {
+        "dose_ug": dose_ug,
+        "ashworth_before": ashworth_before,
+        "ashworth_after": ashworth_after,
+        "responded": responded,
+    }
+    visit = Visit(
+        patient_id=patient.id,
+        user_id=user.id,
+        kind=VisitKind.SCREENING_TRIAL.value,
+        status=VisitStatus.COMPLETED.value,
+        started_at=now,
+        completed_at=now,
+        details_json=audit.canonical_json(details),
+        notes=notes[:2000],
+    )
+    db.add(visit)
+    db.flush()
+    audit.record(db, user, "visit.screening_trial", "visit", visit.id, None, details)
+    db.commit()
+    return visit
+
+
+def visits(db: Session, patient: Patient) -> list[Visit]:
+    return list(
+        db.execute(
+            select(Visit).where(Visit.patient_id == patient.id).order_by(Visit.started_at.desc())
+        ).scalars()
+    )
+
+
+# Read models for the pages and the API --------------------------------------------------------
+def visit_dict(visit: Visit) -> dict[str, Any]:
+    return {
+        "id": visit.id,
+        "kind": visit.kind,
+        "status": visit.status,
+        "started_at": visit.started_at.isoformat(),
+        "completed_at": visit.completed_at.isoformat() if visit.completed_at else None,
+        "user": visit.user.username if visit.user else None,
+        "details": json.loads(visit.details_json),
+        "notes": visit.notes,
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def pump_dict(pump: Pump, now: datetime) -> dict[str, Any]:
+    return {
+        "serial": pump.serial,
+        "model": pump.model,
+        "implanted_at": _iso(pump.implanted_at),
+        "state_at": _iso(pump.state_at),
+        "mode": pump.mode,
+        "reservoir_ml": pump.reservoir_ml,
+        "expected_reservoir_ml_now": expected_volume_ml(pump, now),
+        "concentration_ug_per_ml": pump.concentration_ug_per_ml,
+        "daily_dose_ug": pump.daily_dose_ug,
+        "low_reservoir_alarm_ml": pump.low_reservoir_alarm_ml,
+        "filled_at": _iso(pump.filled_at),
+        "low_reservoir_at": _iso(pump.low_reservoir_at),
+        "empty_at": _iso(pump.empty_at),
+        "stability_at": _iso(pump.stability_at),
+        "eri_at": _iso(pump.eri_at),
+        "next_refill_at": _iso(next_refill_at(pump)),
+        "days_to_low_reservoir": _round(days_until(pump.low_reservoir_at, now)),
+        "days_to_empty": _round(days_until(pump.empty_at, now)),
+        "days_to_stability_limit": _round(days_until(pump.stability_at, now)),
+        "days_to_eri": _round(days_until(pump.eri_at, now)),
+    }
+
+
+def next_refill_at(pump: Pump) -> datetime | None:
+    return _refill_date(pump.low_reservoir_at, pump.stability_at)
+
+
+def _refill_date(
+    low_reservoir_at: datetime | None, stability_at: datetime | None
+) -> datetime | None:
+    """A few days before the low-reservoir alarm or the stability limit, whichever is first."""
+    dates = [d for d in (low_reservoir_at, stability_at) if d]
+    return min(dates) - timedelta(days=REFILL_MARGIN_DAYS) if dates else None
+
+
+def program_history(db: Session, pump: Pump) -> list[ProgramVersion]:
+    return list(
+        db.execute(
+            select(ProgramVersion)
+            .where(ProgramVersion.pump_id == pump.id)
+            .order_by(ProgramVersion.version.desc())
+        ).scalars()
+    )
+
+
+def alarms(db: Session, pump: Pump) -> list[Alarm]:
+    return list(
+        db.execute(
+            select(Alarm)
+            .where(Alarm.pump_id == pump.id)
+            .order_by(Alarm.active.desc(), Alarm.raised_at.desc())
+            .limit(50)
+        ).scalars()
+    )
+
+
+def patient_summary(db: Session, patient: Patient, now: datetime) -> dict[str, Any]:
+    pump = db.execute(
+        select(Pump).where(Pump.patient_id == patient.id, Pump.active)
+    ).scalar_one_or_none()
+    out: dict[str, Any] = {
+        "id": patient.id,
+        "name": patient.name,
+        "mrn": patient.mrn,
+        "origin": patient.origin,
+        "clinician": patient.clinician.username if patient.clinician else None,
+        "pump": None,
+        "program": None,
+        "alarms": [],
+        "visits": [visit_dict(v) for v in visits(db, patient)[:100]],
+    }
+    if pump is not None:
+        out["pump"] = pump_dict(pump, now)
+        current = current_program(db, pump)
+        if current is not None:
+            out["program"] = {
+                "version": current.version,
+                "program": json.loads(current.program_json),
+                "daily_dose_ug": current.daily_dose_ug,
+            }
+        out["alarms"] = [
+            {
+                "kind": a.kind,
+                "priority": a.priority,
+                "raised_at": a.raised_at.isoformat(),
+                "active": a.active,
+            }
+            for a in alarms(db, pump)
+        ]
+    return out
+
+
+def refill_summary(db: Session, record: RefillRecord, now: datetime) -> dict[str, Any]:
+    pump = db.get(Pump, record.pump_id)
+    assert pump is not None
+    return {
+        "visit_id": record.visit_id,
+        "at": record.at.isoformat(),
+        "expected_ml": record.expected_ml,
+        "withdrawn_ml": record.withdrawn_ml,
+        "filled_ml": record.filled_ml,
+        "concentration_ug_per_ml": record.concentration_ug_per_ml,
+        "discrepancy_ml": round(record.discrepancy_ml, 3),
+        "discrepancy_flagged": record.discrepancy_flagged,
+        "pump": pump_dict(pump, now),
+    }

@@ -1,0 +1,213 @@
+"""The JSON API under /api. A session cookie from POST /api/login; 401 without it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from itb.clinic import auth, calendar, services
+from itb.clinic.audit import verify_chain
+from itb.clinic.models import Role, User
+from itb.web.deps import Caller, Db, need, now, session_cookie_name, set_cookie
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+DB_ID_MAX = 2**31 - 1
+PatientId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="patient id")]
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class Me(BaseModel):
+    username: str
+    role: Role
+    csrf_token: str
+
+
+class PatientRow(BaseModel):
+    id: int
+    name: str
+    mrn: str
+    clinician: str | None
+    serial: str | None
+    model: str | None
+    reservoir_ml: float | None
+    days_to_low_reservoir: float | None
+    days_to_empty: float | None
+    days_to_stability_limit: float | None
+    days_to_eri: float | None
+    next_due_at: str | None
+    next_refill_at: str | None
+
+
+class RefillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    withdrawn_ml: float = Field(allow_inf_nan=False, description="residual drug withdrawn, mL")
+    filled_ml: float = Field(allow_inf_nan=False, description="new reservoir volume, mL")
+    concentration_ug_per_ml: float = Field(allow_inf_nan=False)
+
+
+class ScreeningIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dose_ug: float = Field(allow_inf_nan=False)
+    ashworth_before: float = Field(allow_inf_nan=False, ge=0, le=5)
+    ashworth_after: float = Field(allow_inf_nan=False, ge=0, le=5)
+    notes: str = Field("", max_length=2000)
+
+
+PROGRAM_EXAMPLE: dict[str, Any] = {"rate_ug_per_day": 300.0}
+
+
+@router.post("/login", response_model=Me)
+def login(body: LoginIn, request: Request, response: Response, db: Db) -> Me:
+    client = request.client.host if request.client else "unknown"
+    user = auth.authenticate(db, body.username, body.password, client)
+    token, web_session = auth.start_session(db, user)
+    max_age_s = int(auth.SESSION_LIFETIME.total_seconds())
+    set_cookie(request, response, session_cookie_name(request), token, max_age_s)
+    return Me(username=user.username, role=Role(user.role), csrf_token=web_session.csrf_token)
+
+
+@router.post("/logout", status_code=204)
+def logout(request: Request, db: Db, caller: Caller = need("view")) -> Response:
+    auth.end_session(db, caller.web_session)
+    response = Response(status_code=204)
+    response.delete_cookie(session_cookie_name(request), path="/")
+    return response
+
+
+@router.get("/me", response_model=Me)
+def me(caller: Caller = need("view")) -> Me:
+    user: User = caller.user
+    return Me(
+        username=user.username, role=Role(user.role), csrf_token=caller.web_session.csrf_token
+    )
+
+
+@router.get("/patients", response_model=list[PatientRow])
+def patients(
+    request: Request,
+    db: Db,
+    clinician_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    offset: Annotated[int, Query(ge=0, le=DB_ID_MAX)] = 0,
+    caller: Caller = need("view"),
+) -> Response:
+    """The dashboard's rows, most urgent first."""
+    rows, total = services.dashboard(db, now(request), clinician_id, limit, offset)
+    # straight to JSON: the rows are already plain, and 10,000 of them cost a lot to re-validate
+    return JSONResponse([r.to_dict() for r in rows], headers={"X-Total-Count": str(total)})
+
+
+@router.get("/patients/{patient_id}")
+def patient(
+    patient_id: PatientId, request: Request, db: Db, caller: Caller = need("view")
+) -> dict[str, Any]:
+    return services.patient_summary(db, services.get_patient(db, patient_id), now(request))
+
+
+@router.post("/patients/{patient_id}/interrogate")
+def interrogate(
+    patient_id: PatientId, request: Request, db: Db, caller: Caller = need("interrogate")
+) -> dict[str, Any]:
+    patient = services.get_patient(db, patient_id)
+    reading = services.interrogate(db, request.app.state.settings.links, patient, caller.user)
+    return {"at": reading.at.isoformat(), "status": json.loads(reading.status_json)}
+
+
+@router.post("/patients/{patient_id}/program")
+def program(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    body: Annotated[dict[str, Any], Body(examples=[PROGRAM_EXAMPLE])],
+    caller: Caller = need("program"),
+) -> dict[str, Any]:
+    """A new program, with the scenario's [program] keys (rate_ug_per_day, steps or week)."""
+    patient = services.get_patient(db, patient_id)
+    version = services.change_program(
+        db, request.app.state.settings.links, patient, caller.user, body, now(request)
+    )
+    return {
+        "version": version.version,
+        "program": json.loads(version.program_json),
+        "daily_dose_ug": version.daily_dose_ug,
+    }
+
+
+@router.post("/patients/{patient_id}/refill")
+def refill(
+    patient_id: PatientId,
+    body: RefillIn,
+    request: Request,
+    db: Db,
+    caller: Caller = need("refill"),
+) -> dict[str, Any]:
+    patient = services.get_patient(db, patient_id)
+    values = services.RefillInput(body.withdrawn_ml, body.filled_ml, body.concentration_ug_per_ml)
+    record = services.refill(
+        db, request.app.state.settings.links, patient, caller.user, values, now(request)
+    )
+    return services.refill_summary(db, record, now(request))
+
+
+@router.post("/patients/{patient_id}/screening")
+def screening(
+    patient_id: PatientId,
+    body: ScreeningIn,
+    request: Request,
+    db: Db,
+    caller: Caller = need("record"),
+) -> dict[str, Any]:
+    patient = services.get_patient(db, patient_id)
+    visit = services.record_screening_dose(
+        db,
+        patient,
+        caller.user,
+        body.dose_ug,
+        body.ashworth_before,
+        body.ashworth_after,
+        now(request),
+        body.notes,
+    )
+    return services.visit_dict(visit)
+
+
+@router.get("/patients/{patient_id}/visits")
+def visits(patient_id: PatientId, db: Db, caller: Caller = need("view")) -> list[dict[str, Any]]:
+    patient = services.get_patient(db, patient_id)
+    return [services.visit_dict(v) for v in services.visits(db, patient)]
+
+
+@router.get("/calendar.ics", response_class=PlainTextResponse)
+def calendar_ics(
+    request: Request,
+    db: Db,
+    clinician_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
+    caller: Caller = need("view"),
+) -> Response:
+    """Upcoming refills and replacements (RFC 5545), for one clinician or everyone."""
+    text = calendar.calendar_ics(db, now(request), clinician_id)
+    return Response(
+        text,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="openitb.ics"'},
+    )
+
+
+@router.get("/audit/verify")
+def audit_verify(db: Db, caller: Caller = need("view_audit")) -> dict[str, Any]:
+    report = verify_chain(db)
+    return {
+        "entries": report.entries,
+        "intact": report.intact,
+        "first_broken_id": report.first_broken_id,
+    }

@@ -1,0 +1,129 @@
+"""The care team's web app: server-rendered pages and a JSON API under /api (FastAPI)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+
+from itb.clinic import auth
+from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
+from itb.clinic.errors import ConflictError, InputError, NotFoundError, SerialMismatchError
+from itb.clinic.pumps import PumpUnreachableError
+from itb.web import api, pages
+from itb.web.deps import LoginRequired
+from itb.web.settings import ClinicSettings
+
+HERE = Path(__file__).parent
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(settings: ClinicSettings) -> FastAPI:
+    engine = make_engine(settings.database_url)
+    if settings.migrate:
+        upgrade_to_head(engine)
+    app = FastAPI(
+        title="OpenITB clinic",
+        version="0.1.0",
+        description="The care team's API. Simulation only: not a medical device.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_session_factory(engine)
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    _add_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.scheme == "https":
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return response
+
+    return app
+
+
+PUBLIC_ROUTES = frozenset({("POST", "/api/login"), ("GET", "/login"), ("POST", "/login")})
+
+
+def app_routes() -> list[APIRoute]:
+    """Every route of the app (the role-check test walks them)."""
+    return [r for r in (*api.router.routes, *pages.router.routes) if isinstance(r, APIRoute)]
+
+
+def route_action(route: APIRoute) -> str | None:
+    """The action a route's role check asks for (None: the route has no role check)."""
+    for dependency in route.dependant.dependencies:
+        action = getattr(dependency.call, "itb_action", None)
+        if action is not None:
+            return str(action)
+    return None
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def page_or_json(request: Request, status: int, message: str, field: str | None = None):  # type: ignore[no-untyped-def]
+        if _is_api(request):
+            if field is not None:
+                detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+                return JSONResponse({"detail": detail}, status_code=status)
+            return JSONResponse({"detail": message}, status_code=status)
+        return pages.error_page(request, status, message)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        response = page_or_json(request, exc.status_code, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response  # type: ignore[no-any-return]
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> Response:
+        return page_or_json(request, 422, str(exc), exc.field)  # type: ignore[no-any-return]
+
+    for error, status in (
+        (NotFoundError, 404),
+        (ConflictError, 409),
+        (SerialMismatchError, 409),
+        (PumpUnreachableError, 503),
+        (auth.TooManyAttemptsError, 429),
+        (auth.AuthError, 401),
+    ):
+
+        def handler(request: Request, exc: Exception, status: int = status) -> Response:
+            return page_or_json(request, status, str(exc))  # type: ignore[no-any-return]
+
+        app.add_exception_handler(error, handler)

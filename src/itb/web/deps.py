@@ -1,0 +1,100 @@
+"""Request dependencies: the database session, the signed-in user, the role check, CSRF.
+
+Every route but the public ones (log-in, static files, the OpenAPI spec) depends on
+:func:`need` with an action; :func:`itb.clinic.auth.authorize` decides, denying by default.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from itb.clinic import audit, auth
+from itb.clinic.models import User, WebSession
+
+SESSION_COOKIE = "itb_session"
+SECURE_SESSION_COOKIE = "__Host-itb_session"  # HTTPS only: Secure, Path=/, no Domain
+LOGIN_CSRF_COOKIE = "itb_login_csrf"
+
+
+class LoginRequired(Exception):
+    """A page (not an API route) asked for without a session: redirect to the log-in page."""
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as db:
+        yield db
+
+
+Db = Annotated[Session, Depends(get_db)]
+
+
+def is_secure(request: Request) -> bool:
+    return request.url.scheme == "https" or bool(request.app.state.settings.force_secure_cookies)
+
+
+def session_cookie_name(request: Request) -> str:
+    return SECURE_SESSION_COOKIE if is_secure(request) else SESSION_COOKIE
+
+
+def set_cookie(request: Request, response: Any, name: str, value: str, max_age_s: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age_s,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=is_secure(request),
+    )
+
+
+def now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.settings.clock
+    return clock()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user: User
+    web_session: WebSession
+    action: str
+
+
+def _web_session(request: Request, db: Session) -> WebSession | None:
+    token = request.cookies.get(session_cookie_name(request))
+    return auth.session_for_token(db, token, audit.utc_now())
+
+
+def need(action: str, *, page: bool = False, form: bool = False) -> Any:
+    """A dependency: a signed-in user allowed to do ``action`` (401/redirect, else 403).
+
+    ``form``: a state-changing HTML form, whose ``csrf_token`` must match the session's.
+    """
+
+    async def dependency(request: Request, db: Db) -> Caller:
+        web_session = _web_session(request, db)
+        if web_session is None:
+            if page:
+                raise LoginRequired()
+            raise HTTPException(401, "log in first: POST /api/login")
+        if not auth.authorize(web_session.user.role, action):
+            raise HTTPException(
+                403, f"a {web_session.user.role} may not {action.replace('_', ' ')}"
+            )
+        if form:
+            submitted = (await request.form()).get("csrf_token")
+            if not isinstance(submitted, str) or not secrets.compare_digest(
+                submitted, web_session.csrf_token
+            ):
+                raise HTTPException(403, "the form's CSRF token is missing or stale; reload")
+        return Caller(web_session.user, web_session, action)
+
+    dependency.itb_action = action  # type: ignore[attr-defined]  # read by the route audit test
+    return Depends(dependency)

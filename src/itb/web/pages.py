@@ -1,0 +1,432 @@
+"""The server-rendered pages: log-in, dashboard, patient, interrogate, program, refill wizard,
+screening trial entry, reports. Forms post back with the session's CSRF token."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+
+from itb.clinic import auth, services
+from itb.clinic.errors import InputError
+from itb.clinic.models import Patient, Pump, RefillRecord, Role, User
+from itb.clinic.urgency import REFILL_MARGIN_DAYS
+from itb.drugs import BACLOFEN
+from itb.pump.hardware import pump_model
+from itb.therapy import program_from_dict
+from itb.web.charts import dose_schedule_svg
+from itb.web.deps import (
+    LOGIN_CSRF_COOKIE,
+    Caller,
+    Db,
+    need,
+    now,
+    session_cookie_name,
+    set_cookie,
+)
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_ROWS = 100
+DB_ID_MAX = 2**31 - 1
+PatientId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
+FormText = Annotated[str, Form(max_length=4000)]
+NOTICES = {
+    "refilled": "Refill completed and recorded.",
+    "programmed": "New program sent to the pump and recorded.",
+    "interrogated": "Pump interrogated.",
+    "screening": "Screening dose recorded.",
+}
+
+
+def render(
+    request: Request, name: str, caller: Caller | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    templates = request.app.state.templates
+    user = caller.user if caller else None
+    context |= {
+        "user": user,
+        "csrf_token": caller.web_session.csrf_token if caller else "",
+        "can": (lambda action: auth.authorize(user.role, action)) if user else (lambda a: False),
+        "now": now(request),
+    }
+    response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
+    return response
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", None, status, status_code=status, message=message)
+
+
+def _number(form_value: str, field: str, unit: str) -> float:
+    try:
+        value = float(form_value)
+    except ValueError:
+        raise InputError(field, f"{field}: enter a number in {unit}") from None
+    if not math.isfinite(value):
+        raise InputError(field, f"{field}: enter a finite number in {unit}")
+    return value
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# Log in / out ----------------------------------------------------------------------------------
+@router.get("/login")
+def login_form(request: Request, error: str = "") -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", None, login_csrf=token, error=error[:200])
+    set_cookie(request, response, LOGIN_CSRF_COOKIE, token, 600)
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    db: Db,
+    username: FormText = "",
+    password: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        return _redirect("/login?error=Your+log-in+form+expired%3B+try+again")
+    client = request.client.host if request.client else "unknown"
+    try:
+        user = auth.authenticate(db, username[:64], password, client)
+    except auth.TooManyAttemptsError as exc:
+        return render(request, "login.html", None, 429, login_csrf=expected, error=str(exc))
+    except auth.AuthError as exc:
+        return render(request, "login.html", None, 401, login_csrf=expected, error=str(exc))
+    token, _ = auth.start_session(db, user)
+    response = _redirect("/")
+    set_cookie(
+        request,
+        response,
+        session_cookie_name(request),
+        token,
+        int(auth.SESSION_LIFETIME.total_seconds()),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request, db: Db, caller: Caller = need("view", page=True, form=True)
+) -> Response:
+    auth.end_session(db, caller.web_session)
+    response = _redirect("/login")
+    response.delete_cookie(session_cookie_name(request), path="/")
+    return response
+
+
+# Dashboard -------------------------------------------------------------------------------------
+@router.get("/")
+def dashboard(
+    request: Request,
+    db: Db,
+    clinician_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    caller: Caller = need("view", page=True),
+) -> HTMLResponse:
+    rows, total = services.dashboard(
+        db, now(request), clinician_id, PAGE_ROWS, (page - 1) * PAGE_ROWS
+    )
+    clinicians = db.execute(
+        select(User).where(User.role == Role.PHYSICIAN.value).order_by(User.username)
+    ).scalars()
+    return render(
+        request,
+        "dashboard.html",
+        caller,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, math.ceil(total / PAGE_ROWS)),
+        clinicians=list(clinicians),
+        clinician_id=clinician_id,
+        refill_margin=timedelta(days=REFILL_MARGIN_DAYS),
+    )
+
+
+# Patient ---------------------------------------------------------------------------------------
+@router.get("/patients/{patient_id}")
+def patient_page(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    notice: str = "",
+    caller: Caller = need("view", page=True),
+) -> HTMLResponse:
+    patient = services.get_patient(db, patient_id)
+    summary = services.patient_summary(db, patient, now(request))
+    chart = None
+    if summary["program"]:
+        chart = dose_schedule_svg(program_from_dict(summary["program"]["program"]))
+    return render(
+        request,
+        "patient.html",
+        caller,
+        p=summary,
+        chart=chart,
+        notice=NOTICES.get(notice, ""),
+    )
+
+
+@router.post("/patients/{patient_id}/interrogate")
+def interrogate(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    caller: Caller = need("interrogate", page=True, form=True),
+) -> Response:
+    patient = services.get_patient(db, patient_id)
+    services.interrogate(db, request.app.state.settings.links, patient, caller.user)
+    return _redirect(f"/patients/{patient_id}?notice=interrogated")
+
+
+# Program ---------------------------------------------------------------------------------------
+@router.get("/patients/{patient_id}/program")
+def program_form(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    caller: Caller = need("program", page=True),
+) -> HTMLResponse:
+    return _program_page(request, db, caller, patient_id, "", "", None)
+
+
+def _program_page(
+    request: Request,
+    db: Db,
+    caller: Caller,
+    patient_id: int,
+    rate: str,
+    steps: str,
+    error: InputError | None,
+) -> HTMLResponse:
+    summary = services.patient_summary(db, services.get_patient(db, patient_id), now(request))
+    return render(
+        request,
+        "program.html",
+        caller,
+        422 if error else 200,
+        p=summary,
+        rate=rate,
+        steps=steps,
+        error=error,
+    )
+
+
+def _program_from_form(rate: str, steps: str) -> dict[str, Any]:
+    if steps.strip():
+        parsed = []
+        for i, line in enumerate(steps.strip().splitlines()):
+            parts = line.split()
+            if len(parts) != 2:
+                raise InputError(
+                    f"steps[{i}]", f"steps line {i + 1}: expected 'HH:MM rate_ug_per_h'"
+                )
+            parsed.append(
+                {"start": parts[0], "rate_ug_per_h": _number(parts[1], f"steps[{i}]", "µg/h")}
+            )
+        return {"steps": parsed}
+    return {"rate_ug_per_day": _number(rate, "rate_ug_per_day", "µg/day")}
+
+
+@router.post("/patients/{patient_id}/program")
+def program_submit(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    rate_ug_per_day: FormText = "",
+    steps: FormText = "",
+    caller: Caller = need("program", page=True, form=True),
+) -> Response:
+    patient = services.get_patient(db, patient_id)
+    try:
+        data = _program_from_form(rate_ug_per_day, steps)
+        services.change_program(
+            db, request.app.state.settings.links, patient, caller.user, data, now(request)
+        )
+    except InputError as exc:
+        db.rollback()
+        return _program_page(request, db, caller, patient_id, rate_ug_per_day, steps, exc)
+    return _redirect(f"/patients/{patient_id}?notice=programmed")
+
+
+# Refill wizard ---------------------------------------------------------------------------------
+@router.get("/patients/{patient_id}/refill")
+def refill_form(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    step: Annotated[int, Query(ge=1, le=2)] = 1,
+    caller: Caller = need("refill", page=True),
+) -> HTMLResponse:
+    return _refill_page(request, db, caller, patient_id, step, {}, None)
+
+
+def _refill_page(
+    request: Request,
+    db: Db,
+    caller: Caller,
+    patient_id: int,
+    step: int,
+    values: dict[str, str],
+    error: InputError | None,
+) -> HTMLResponse:
+    patient = services.get_patient(db, patient_id)
+    pump = services.active_pump(db, patient)
+    summary = services.patient_summary(db, patient, now(request))
+    return render(
+        request,
+        "refill.html",
+        caller,
+        422 if error else 200,
+        p=summary,
+        step=step,
+        values=values,
+        error=error,
+        reservoir_capacity_ml=pump_model(pump.model).reservoir_ml,
+        concentrations=BACLOFEN.concentrations_ug_per_ml,
+    )
+
+
+@router.post("/patients/{patient_id}/refill/interrogate")
+def refill_interrogate(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    caller: Caller = need("refill", page=True, form=True),
+) -> Response:
+    patient = services.get_patient(db, patient_id)
+    services.interrogate(db, request.app.state.settings.links, patient, caller.user)
+    return _redirect(f"/patients/{patient_id}/refill?step=2")
+
+
+@router.post("/patients/{patient_id}/refill")
+def refill_submit(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    withdrawn_ml: FormText = "",
+    filled_ml: FormText = "",
+    concentration_ug_per_ml: FormText = "",
+    caller: Caller = need("refill", page=True, form=True),
+) -> Response:
+    patient = services.get_patient(db, patient_id)
+    raw = {
+        "withdrawn_ml": withdrawn_ml,
+        "filled_ml": filled_ml,
+        "concentration_ug_per_ml": concentration_ug_per_ml,
+    }
+    try:
+        values = services.RefillInput(
+            _number(withdrawn_ml, "withdrawn_ml", "mL"),
+            _number(filled_ml, "filled_ml", "mL"),
+            _number(concentration_ug_per_ml, "concentration_ug_per_ml", "µg/mL"),
+        )
+        services.refill(
+            db, request.app.state.settings.links, patient, caller.user, values, now(request)
+        )
+    except InputError as exc:
+        db.rollback()
+        return _refill_page(request, db, caller, patient_id, 2, raw, exc)
+    return _redirect(f"/patients/{patient_id}?notice=refilled")
+
+
+# Screening trial -------------------------------------------------------------------------------
+@router.get("/patients/{patient_id}/screening")
+def screening_form(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    caller: Caller = need("record", page=True),
+) -> HTMLResponse:
+    summary = services.patient_summary(db, services.get_patient(db, patient_id), now(request))
+    return render(request, "screening.html", caller, p=summary, error=None, values={})
+
+
+@router.post("/patients/{patient_id}/screening")
+def screening_submit(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    dose_ug: FormText = "",
+    ashworth_before: FormText = "",
+    ashworth_after: FormText = "",
+    notes: FormText = "",
+    caller: Caller = need("record", page=True, form=True),
+) -> Response:
+    patient = services.get_patient(db, patient_id)
+    try:
+        services.record_screening_dose(
+            db,
+            patient,
+            caller.user,
+            _number(dose_ug, "dose_ug", "µg"),
+            _number(ashworth_before, "ashworth_before", "points"),
+            _number(ashworth_after, "ashworth_after", "points"),
+            now(request),
+            notes,
+        )
+    except InputError as exc:
+        db.rollback()
+        summary = services.patient_summary(db, patient, now(request))
+        values = {"dose_ug": dose_ug, "ashworth_before": ashworth_before,
+                  "ashworth_after": ashworth_after, "notes": notes}  # fmt: skip
+        return render(request, "screening.html", caller, 422, p=summary, error=exc, values=values)
+    return _redirect(f"/patients/{patient_id}?notice=screening")
+
+
+# Reports ---------------------------------------------------------------------------------------
+@router.get("/reports")
+def reports(request: Request, db: Db, caller: Caller = need("view", page=True)) -> HTMLResponse:
+    current = now(request)
+
+    def due_within(column: Any, days: float) -> int:
+        return int(
+            db.execute(
+                select(func.count())
+                .select_from(Pump)
+                .where(Pump.active, column < current + timedelta(days=days))
+            ).scalar_one()
+        )
+
+    flagged = db.execute(
+        select(RefillRecord, Patient)
+        .join(Pump, Pump.id == RefillRecord.pump_id)
+        .join(Patient, Patient.id == Pump.patient_id)
+        .where(RefillRecord.discrepancy_flagged)
+        .order_by(RefillRecord.at.desc())
+        .limit(50)
+    ).all()
+    clinicians = db.execute(
+        select(User).where(User.role == Role.PHYSICIAN.value).order_by(User.username)
+    ).scalars()
+    counts = {
+        "patients": db.execute(select(func.count()).select_from(Patient)).scalar_one(),
+        "overdue": due_within(Pump.next_due_at, 0),
+        "low_reservoir_7d": due_within(Pump.low_reservoir_at, 7),
+        "low_reservoir_30d": due_within(Pump.low_reservoir_at, 30),
+        "stability_30d": due_within(Pump.stability_at, 30),
+        "eri_180d": due_within(Pump.eri_at, 180),
+    }
+    return render(
+        request,
+        "reports.html",
+        caller,
+        counts=counts,
+        flagged=flagged,
+        clinicians=list(clinicians),
+        json=json,
+    )

@@ -1,0 +1,24 @@
+"""What the web app needs at start: the database, the pumps it can reach, and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from itb.clinic.pumps import NoPumps, PumpLinks
+
+
+def local_now() -> datetime:
+    """The clinic's clock: naive local time, like the pump clocks."""
+    return datetime.now().replace(microsecond=0)
+
+
+@dataclass
+class ClinicSettings:
+    database_url: str
+    links: PumpLinks = field(default_factory=NoPumps)
+    clock: Callable[[], datetime] = local_now
+    # Behind a TLS-terminating proxy, set this so that cookies are __Host- and Secure.
+    force_secure_cookies: bool = False
+    migrate: bool = True

@@ -1,0 +1,120 @@
+"""Server-rendered pages: log-in with CSRF, every route's role check, the forms."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from itb.web.app import PUBLIC_ROUTES, app_routes, route_action
+from tests.clinic.support import DEMO_PASSWORD, Clinic
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def _page_login(clinic: Clinic, username: str) -> None:
+    clinic.client.cookies.clear()
+    form = clinic.client.get("/login")
+    response = clinic.client.post(
+        "/login",
+        data={"username": username, "password": DEMO_PASSWORD, "csrf_token": _csrf(form.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/"
+
+
+def test_every_route_but_log_in_has_a_role_check() -> None:
+    for route in app_routes():
+        for method in route.methods:
+            if (method, route.path) in PUBLIC_ROUTES:
+                continue
+            assert route_action(route) is not None, f"{method} {route.path} has no role check"
+
+
+def test_log_in_form_without_its_csrf_token_is_refused(clinic: Clinic) -> None:
+    clinic.client.get("/login")
+    response = clinic.client.post(
+        "/login",
+        data={"username": "nurse_demo", "password": DEMO_PASSWORD, "csrf_token": "forged"},
+        follow_redirects=False,
+    )
+    assert response.headers["location"].startswith("/login?error=")
+    assert clinic.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_pages_render_for_a_physician(clinic: Clinic) -> None:
+    _page_login(clinic, "dr_demo")
+    pid = clinic.patient_id("DEMO-005")
+    dashboard = clinic.client.get("/")
+    assert dashboard.status_code == 200 and "Alex Near-Empty" in dashboard.text
+    assert dashboard.headers["content-security-policy"].startswith("default-src 'self'")
+    patient = clinic.client.get(f"/patients/{pid}")
+    assert patient.status_code == 200 and "<svg" in patient.text and "Eli Flex" in patient.text
+    for path in (f"/patients/{pid}/program", f"/patients/{pid}/refill", "/reports"):
+        assert clinic.client.get(path).status_code == 200, path
+
+
+def test_a_form_post_without_the_session_csrf_token_changes_nothing(clinic: Clinic) -> None:
+    _page_login(clinic, "nurse_demo")
+    pid = clinic.patient_id("DEMO-001")
+    response = clinic.client.post(
+        f"/patients/{pid}/refill",
+        data={"withdrawn_ml": "2.8", "filled_ml": "20", "concentration_ug_per_ml": "500"},
+    )
+    assert response.status_code == 403 and "CSRF" in response.text
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml < 3
+
+
+def test_refill_form_with_a_bad_number_shows_the_field_and_changes_nothing(clinic: Clinic) -> None:
+    _page_login(clinic, "nurse_demo")
+    pid = clinic.patient_id("DEMO-001")
+    token = _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
+    response = clinic.client.post(
+        f"/patients/{pid}/refill",
+        data={
+            "withdrawn_ml": "2.8",
+            "filled_ml": "45",
+            "concentration_ug_per_ml": "500",
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 422
+    assert 'data-field="filled_ml"' in response.text and "allowed" in response.text
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml < 3
+
+
+def test_a_viewer_gets_403_on_the_program_page(clinic: Clinic) -> None:
+    _page_login(clinic, "viewer_demo")
+    pid = clinic.patient_id("DEMO-001")
+    assert clinic.client.get(f"/patients/{pid}/program").status_code == 403
+    assert "Program</a>" not in clinic.client.get(f"/patients/{pid}").text
+
+
+def test_cli_user_add_creates_a_physician_who_can_log_in(
+    tmp_path: Path, fast_hashing: None
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from itb.cli.clinic import user_app
+    from itb.web.app import create_app
+    from itb.web.settings import ClinicSettings
+
+    url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    runner = CliRunner()
+    args = ["add", "first_doc", "--role", "physician", "--password-stdin", "--database-url", url]
+    result = runner.invoke(user_app, args, input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(user_app, args, input="a long enough password\n")
+    assert again.exit_code == 2 and "already exists" in again.output
+    short = runner.invoke(user_app, [*args[:1], "x", *args[2:]], input="short\n")
+    assert short.exit_code == 2
+    with TestClient(create_app(ClinicSettings(database_url=url))) as client:
+        response = client.post(
+            "/api/login", json={"username": "first_doc", "password": "a long enough password"}
+        )
+        assert response.status_code == 200 and response.json()["role"] == "physician"
