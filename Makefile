@@ -40,8 +40,14 @@ test: $(STAMP) system-deps lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Long runs: property tests with 20,000 examples, the slow-marked tests, and a million
+# atheris inputs for each telemetry fuzz target.
 soak: $(STAMP)
-	$(BIN)/pytest -m slow
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -n 2 -m "slow or not slow" tests/pump/test_properties.py
+	$(BIN)/pytest -n 2 -m slow
+	for target in codec session endpoint; do \
+		$(BIN)/python -m tests.telemetry.fuzz_atheris $$target -atheris_runs=1000000 || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,54 +2,47 @@
 
 Baselines measured in the same run: a plain TCP echo of the same bytes (what the network and
 asyncio cost alone) and the same exchange with the two endpoints joined in memory (what the
-protocol costs without a network). The handler is a small in-process stand-in for the firmware.
+protocol costs without a network). The pump is the real one: ``itb.pumpd``'s FirmwareHandler
+over the firmware, with its state directory in a temporary directory, so every command is
+persisted (fsync) before it is answered, as ``itb pump serve`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import tempfile
 import time
+from datetime import datetime
+from pathlib import Path
 
-from itb.telemetry.endpoint import PairedKey, ProgrammerConnection, PumpEndpoint, Role
+from itb.pump.firmware import Firmware
+from itb.pump.hardware import pump_model
+from itb.pumpd.server import boot_pump
+from itb.pumpd.state import StateDir
+from itb.telemetry.endpoint import ProgrammerConnection, PumpEndpoint, Role
 from itb.telemetry.keys import generate_private_key, public_key_of
-from itb.telemetry.messages import (
-    JSON,
-    Accepted,
-    BatteryReport,
-    Command,
-    Interrogate,
-    Request,
-    Response,
-    SetLowReservoirAlarm,
-    StatusReport,
-)
+from itb.telemetry.messages import Interrogate, SetLowReservoirAlarm
 from itb.telemetry.transport import ProgrammerClient, PumpServer
-from itb.therapy import PUMP_EPOCH
+from itb.therapy import continuous
 
 HANDSHAKES = 50
 ROUND_TRIPS = 300
-COMMANDS = 500
+COMMANDS = 300
 
 
-class BenchPump:
-    def __init__(self) -> None:
-        self.applied = 0
-
-    def handle(self, request: Request, role: Role, key_id: str) -> Response:
-        if isinstance(request, Command):
-            self.applied += 1
-            return Accepted(request.request_id)
-        return StatusReport(
-            "BENCH", "peristaltic-20", PUMP_EPOCH, "running", {"rate_ug_per_day": 100.0},
-            100.0, 500.0, 18.0, 2.0, BatteryReport(1800.0, None, None), (), 0.0, 0.0, 0.0, None,
-        )  # fmt: skip
-
-    def on_refused(self, report: object) -> None:
-        pass
-
-    def save_link_state(self, state: dict[str, JSON]) -> None:
-        pass
+def _real_pump(directory: Path, programmer_private: bytes) -> tuple[PumpEndpoint, bytes]:
+    """A pump state directory, paired with ``programmer_private``, booted at speed 3600."""
+    state = StateDir(directory)
+    state.create(
+        Firmware.implant(
+            pump_model("peristaltic-20"), datetime(2027, 1, 4, 8), serial="BENCH",
+            concentration_ug_per_ml=500.0, volume_ml=20.0, program=continuous(600.0),
+        )
+    )  # fmt: skip
+    state.pair(public_key_of(programmer_private), Role.CLINICIAN)
+    pump = boot_pump(state, speed=3600.0)
+    return pump.endpoint, public_key_of(state.pump_private_key())
 
 
 def _ms(seconds: list[float]) -> str:
@@ -88,12 +81,11 @@ async def _echo_baseline(size_bytes: int) -> list[float]:
     return times
 
 
-def _in_memory_round_trips(pump_private: bytes, programmer_private: bytes) -> list[float]:
-    endpoint = PumpEndpoint(
-        pump_private, [PairedKey(public_key_of(programmer_private), Role.CLINICIAN)], BenchPump()
-    )
+def _in_memory_round_trips(directory: Path) -> list[float]:
+    programmer_private = generate_private_key()
+    endpoint, pump_public = _real_pump(directory, programmer_private)
     pump = endpoint.connection()
-    programmer = ProgrammerConnection(programmer_private, public_key_of(pump_private))
+    programmer = ProgrammerConnection(programmer_private, pump_public)
     programmer.receive_data(pump.receive_data(programmer.start_handshake(), 0.0))
     times = []
     for _ in range(ROUND_TRIPS):
@@ -104,13 +96,11 @@ def _in_memory_round_trips(pump_private: bytes, programmer_private: bytes) -> li
     return times
 
 
-async def _tcp() -> tuple[list[float], list[float], float, int]:
-    pump_private, programmer_private = generate_private_key(), generate_private_key()
-    paired = [PairedKey(public_key_of(programmer_private), Role.CLINICIAN)]
-    handler = BenchPump()
-    server = await PumpServer(PumpEndpoint(pump_private, paired, handler)).serve_tcp()
+async def _tcp(directory: Path) -> tuple[list[float], list[float], float, int]:
+    programmer_private = generate_private_key()
+    endpoint, pump_public = _real_pump(directory, programmer_private)
+    server = await PumpServer(endpoint).serve_tcp()
     port = server.sockets[0].getsockname()[1]
-    pump_public = public_key_of(pump_private)
     handshakes = []
     for _ in range(HANDSHAKES):
         started = time.perf_counter()
@@ -124,26 +114,32 @@ async def _tcp() -> tuple[list[float], list[float], float, int]:
         await client.interrogate()
         round_trips.append(time.perf_counter() - started)
     started = time.perf_counter()
-    for _ in range(COMMANDS):
-        await client.command(SetLowReservoirAlarm(client.new_request_id(), 2.5))
+    applied = 0
+    for i in range(COMMANDS):
+        result = await client.command(SetLowReservoirAlarm(client.new_request_id(), 2.0 + i % 2))
+        applied += result.outcome.value == "done"
     commands_per_s = COMMANDS / (time.perf_counter() - started)
     await client.close()
     server.close()
-    return handshakes, round_trips, commands_per_s, handler.applied
+    return handshakes, round_trips, commands_per_s, applied
 
 
 def main() -> None:
-    handshakes, round_trips, commands_per_s, applied = asyncio.run(_tcp())
-    echo = asyncio.run(_echo_baseline(400))  # about the size of a sealed status answer
-    in_memory = _in_memory_round_trips(generate_private_key(), generate_private_key())
+    with tempfile.TemporaryDirectory() as tmp:
+        handshakes, round_trips, commands_per_s, applied = asyncio.run(_tcp(Path(tmp) / "tcp"))
+        in_memory = _in_memory_round_trips(Path(tmp) / "memory")
+    echo = asyncio.run(_echo_baseline(700))  # about the size of a sealed status answer
     print(f"handshake (TCP connect + Noise KK), {HANDSHAKES} runs: {_ms(handshakes)}")
     print(f"interrogate round trip over TCP, {ROUND_TRIPS} runs: {_ms(round_trips)}")
-    print(f"  baseline plain TCP echo of 400 bytes: {_ms(echo)}")
+    print(f"  baseline plain TCP echo of 700 bytes: {_ms(echo)}")
     print(f"  baseline same exchange in memory (no network): {_ms(in_memory)}")
     rtt = statistics.median(round_trips)
     print(f"  ratio TCP round trip / TCP echo: {rtt / statistics.median(echo):.1f}x")
     print(f"  ratio TCP round trip / in memory: {rtt / statistics.median(in_memory):.1f}x")
-    print(f"commands on one connection: {commands_per_s:.0f} /s ({applied} applied)")
+    print(
+        f"commands on one connection, each persisted (fsync) before its answer: "
+        f"{commands_per_s:.0f} /s ({applied} applied)"
+    )
 
 
 if __name__ == "__main__":

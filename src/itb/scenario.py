@@ -6,7 +6,6 @@ or a value out of range is an error that names the field.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from itb.pump.firmware import (
 )
 from itb.pump.hardware import DEFAULT_MODEL, pump_model
 from itb.therapy import Program, ProgramError, program_from_dict
+from itb.tomlfile import describe, read_toml
 from itb.units import UnitError, parse_duration_s
 
 
@@ -188,22 +188,10 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'scenario'}: "
-            f"{e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
-        raise ScenarioError(problems) from None
+        raise ScenarioError(describe(err, "scenario")) from None
     except (ProgramError, UnitError) as err:
         raise ScenarioError(str(err)) from None
 
 
 def load_scenario(path: Path | str) -> Scenario:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ScenarioError(f"{path}: not valid TOML: {err}") from None
-    return parse_scenario(data)
+    return parse_scenario(read_toml(Path(path), ScenarioError, "scenario"))

@@ -108,7 +108,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @given(
-    rates=st.lists(st.floats(0.0, 80.0), min_size=1, max_size=12),
+    rates=st.lists(st.just(0.0) | st.floats(0.01, 80.0), min_size=1, max_size=12),
     t0_h=st.floats(0.0, 24 * 400.0),
     amount=st.floats(0.01, 1e5),
     scale=st.sampled_from([0.0, 0.5, 1.0, 2.0]),

@@ -171,3 +171,19 @@ def test_bad_cohort_files_name_the_field(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sim", "run", str(bad), "--json"])
     assert result.exit_code == 2
     assert "pumps.models" in result.output
+
+
+def test_ctrl_c_keeps_the_finished_patients() -> None:
+    config = parse_cohort({**SMALL, "cohort": {**SMALL["cohort"], "patients": 30}})
+    calls = []
+
+    def progress(done: int) -> None:
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user presses Ctrl-C after the second chunk
+
+    result = run_cohort(config, chunk_size=10, progress=progress)
+    assert result.interrupted
+    assert [o.index for o in result.outcomes] == list(range(20))
+    assert result.summary()["patients"] == 20
+    assert result.summary()["interrupted"] is True

@@ -1,17 +1,28 @@
-"""``itb pump``: the hardware models and single-pump simulation."""
+"""``itb pump``: the hardware models, single-pump simulation, and a pump as a process.
+
+``init``, ``pair`` and ``serve`` manage one simulated pump in a state directory
+(docs/pump-process.md): create it from a scenario, pair a programmer's key, run it on TCP.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+import tomllib
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from itb.pump.firmware import CommandRejected
 from itb.pump.hardware import MODELS
 from itb.pump.simulate import simulate
-from itb.scenario import ScenarioError, load_scenario
+from itb.scenario import ScenarioError, load_scenario, parse_scenario
+from itb.telemetry.endpoint import Role, key_id_of
+from itb.telemetry.keys import KeyFileError, KeyOwner, load_public_key
 from itb.units import UnitError, parse_duration_s
 
 app = typer.Typer(help="The implanted pump: hardware models, simulation.", no_args_is_help=True)
@@ -105,3 +116,148 @@ def simulate_command(
         f"delivered {out['delivered_ug']:.1f} µg ({out['delivered_ml']:.3f} mL), "
         f"received {out['received_ug']:.1f} µg, reservoir {out['reservoir_ml']:.3f} mL at the end"
     )
+
+
+# The pump as a process ------------------------------------------------------------------------
+def _scenario_data(
+    scenario_file: Path | None,
+    overrides: dict[str, dict[str, Any]],
+    rate_ug_per_day: float | None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if scenario_file is not None:
+        try:
+            data = tomllib.loads(scenario_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ScenarioError(f"{scenario_file}: no such scenario file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ScenarioError(f"{scenario_file}: not valid TOML: {err}") from None
+    for section, values in overrides.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            current = data.get(section)
+            data[section] = {**(current if isinstance(current, dict) else {}), **given}
+    if rate_ug_per_day is not None:  # replaces the scenario's whole program
+        data["program"] = {"rate_ug_per_day": rate_ug_per_day}
+    if scenario_file is None:
+        data.setdefault("pump", {}).setdefault("start", datetime.now().replace(microsecond=0))
+        for section, key, flag in (
+            ("drug", "concentration_ug_per_ml", "--concentration-ug-per-ml"),
+            ("drug", "volume_ml", "--volume-ml"),
+            ("program", "rate_ug_per_day", "--rate-ug-per-day"),
+        ):
+            if key not in data.get(section, {}):
+                raise ScenarioError(f"{section}.{key}: required ({flag}) without --scenario")
+    return data
+
+
+@app.command("init")
+def init_command(
+    state: Path = typer.Option(..., "--state", help="The pump's state directory (created)."),
+    scenario_file: Path | None = typer.Option(
+        None, "--scenario", help="Scenario TOML: its [pump], [drug], [program], [patient_bolus]."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Pump model (overrides the scenario)."),
+    start: str | None = typer.Option(
+        None, "--start", help="Implant time on the pump clock, 2027-01-04T08:00:00 (default now)."
+    ),
+    serial: str | None = typer.Option(None, "--serial", help="Serial number."),
+    concentration_ug_per_ml: float | None = typer.Option(
+        None, "--concentration-ug-per-ml", help="Baclofen concentration filled, µg/mL."
+    ),
+    volume_ml: float | None = typer.Option(None, "--volume-ml", help="Volume filled, mL."),
+    rate_ug_per_day: float | None = typer.Option(
+        None, "--rate-ug-per-day", help="Simple continuous program, µg/day."
+    ),
+) -> None:
+    """Create a pump's memory image and key pair from a scenario (or flags)."""
+    from itb.pumpd.state import StateDir, StateError
+
+    overrides: dict[str, dict[str, Any]] = {
+        "pump": {"model": model, "start": start, "serial": serial},
+        "drug": {"concentration_ug_per_ml": concentration_ug_per_ml, "volume_ml": volume_ml},
+    }
+    try:
+        data = _scenario_data(scenario_file, overrides, rate_ug_per_day)
+        scenario = parse_scenario(data)
+        firmware = scenario.build_firmware()
+        public_path = StateDir(state).create(firmware)
+    except (ScenarioError, StateError, CommandRejected, KeyFileError, OSError) as err:
+        raise fail(str(err)) from None
+    if scenario.events:
+        Console(stderr=True, highlight=False).print(
+            f"note: the scenario's {len(scenario.events)} [[events]] are not applied: a served "
+            "pump is driven by its programmer",
+            markup=False,
+        )
+    status = firmware.status()
+    console.print(
+        f"pump {status.serial} ({status.model}) created in {state}: "
+        f"{status.reservoir_ml:g} mL of {status.concentration_ug_per_ml:g} µg/mL, "
+        f"{status.daily_dose_ug:g} µg/day, clock {status.now.isoformat()}; key {public_path}"
+    )
+
+
+@app.command("pair")
+def pair_command(
+    state: Path = typer.Option(..., "--state", help="The pump's state directory."),
+    programmer: Path = typer.Option(..., "--programmer", help="The programmer's .pub key file."),
+    role: str = typer.Option(..., "--role", help="clinician or patient."),
+    label: str = typer.Option("", "--label", help="A name for this programmer in the pump's log."),
+) -> None:
+    """Record a programmer's key with its role in the pump (proximity step: pump not served)."""
+    from itb.pumpd.state import StateDir, StateError
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise fail(f"role={role!r}: allowed clinician or patient") from None
+    if len(label) > 64:
+        raise fail(f"label: {len(label)} characters; allowed up to 64")
+    pump = StateDir(state)
+    try:
+        public_key = load_public_key(programmer, KeyOwner.PROGRAMMER)
+        with pump.locked():
+            entry = pump.pair(public_key, role_value, label)
+            pump_pub = pump.write_pump_public_key()
+    except (StateError, KeyFileError, OSError) as err:
+        raise fail(str(err)) from None
+    console.print(
+        f"paired {entry.key_id} as {entry.role.value}; the pump's public key is in {pump_pub} "
+        f"({key_id_of(load_public_key(pump_pub, KeyOwner.PUMP))})"
+    )
+
+
+def parse_host_port(text: str, field: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{field}={text!r}: expected HOST:PORT, port 0 to 65535")
+    return host.strip("[]"), int(port_text)
+
+
+@app.command("serve")
+def serve_command(
+    state: Path = typer.Option(..., "--state", help="The pump's state directory."),
+    listen: str = typer.Option("127.0.0.1:0", "--listen", help="HOST:PORT (port 0: any free)."),
+    speed: float = typer.Option(
+        1.0, "--speed", help="Pump seconds per wall second (3600: an hour a second)."
+    ),
+) -> None:
+    """Run the pump: resume from its memory image and serve the telemetry link on TCP.
+
+    Prints "itb pump listening on HOST:PORT" when ready. Survives SIGKILL at any moment: on
+    restart the pump time resumes from the wall clock, so delivery covers the time it was down.
+    """
+    from itb.pumpd.clock import ClockError, check_speed
+    from itb.pumpd.server import run_pump
+    from itb.pumpd.state import StateDir, StateError
+
+    try:
+        host, port = parse_host_port(listen, "listen")
+        check_speed(speed)
+        run_pump(StateDir(state), host, port, speed)
+    except (StateError, KeyFileError, ClockError, ValueError) as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"listen={listen}: {err.strerror or err}") from None
+    sys.stdout.flush()

@@ -7,7 +7,6 @@ confirmed by a source.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from itb.pump.hardware import pump_model
+from itb.tomlfile import describe, read_toml
 
 
 class CohortError(ValueError):
@@ -122,20 +122,8 @@ def parse_cohort(data: dict[str, Any]) -> CohortConfig:
     try:
         return CohortConfig.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'cohort'}: "
-            f"{e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
-        raise CohortError(problems) from None
+        raise CohortError(describe(err, "cohort")) from None
 
 
 def load_cohort(path: Path | str) -> CohortConfig:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CohortError(f"{path}: no such cohort file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise CohortError(f"{path}: not valid TOML: {err}") from None
-    return parse_cohort(data)
+    return parse_cohort(read_toml(Path(path), CohortError, "cohort"))

@@ -1,0 +1,518 @@
+"""The programmer's facade over the telemetry link: the clinician's and patient's workflows.
+
+Used by ``itb programmer`` (CLI), the web app and tests. Every rule lives in the pure modules
+beside this one (``programming.py``, ``refill.py``, ``bridge.py``, ``priming.py``,
+``report.py``); this module connects, reads the pump, calls those rules with what the pump
+reports (model, concentration, program, volumes: never typed by hand), and sends one command.
+
+Outcomes of a command are the link's: ``done``, ``rejected`` (the firmware refused, nothing
+changed), ``refused`` (the link refused: role, pairing; nothing changed) or ``uncertain`` (sent,
+no answer: maybe applied). An uncertain command is settled from the pump's event log at the
+next connection (:meth:`PumpSession.resolve`); :class:`UncertainJournal` keeps the ids between
+program runs. A workflow whose programmer-side check fails raises before anything is sent:
+:class:`ConfirmationRequiredError` (a warning to confirm), :class:`ProgramRefusedError` (a
+refusal), :class:`AcknowledgementRequiredError` (a refill discrepancy to acknowledge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar, cast
+
+from itb.programmer.bridge import BridgePlan, plan_concentration_change
+from itb.programmer.priming import PrimingPlan, implanted_catheter_volume_ml, plan_priming
+from itb.programmer.programming import (
+    ConfirmationRequiredError,
+    Origin,
+    Phase,
+    ProgramRefusedError,
+    ProgramReview,
+    review_program,
+)
+from itb.programmer.refill import (
+    DiscrepancyCheck,
+    RefillSchedule,
+    check_fill_volume,
+    check_withdrawn_volume,
+    plan_refill,
+)
+from itb.programmer.report import build_report, render_report_html
+from itb.pump.hardware import PumpModel, pump_model
+from itb.telemetry.endpoint import CommandResult, Outcome, Resolution
+from itb.telemetry.keys import KeyOwner, load_private_key, load_public_key
+from itb.telemetry.messages import (
+    JSON,
+    AlarmKind,
+    BolusKind,
+    ClearAlarm,
+    Command,
+    LogRecord,
+    PatientBolusRequest,
+    Refill,
+    Rejected,
+    ResumePump,
+    SetProgram,
+    StartBolus,
+    StatusReport,
+    StopPump,
+)
+from itb.telemetry.transport import LinkError, ProgrammerClient
+from itb.therapy import Program, program_from_dict
+
+__all__ = [
+    "AcknowledgementRequiredError",
+    "AddressError",
+    "CommandReport",
+    "ConfirmationRequiredError",
+    "LinkError",
+    "ProgramRefusedError",
+    "PumpAddress",
+    "PumpSession",
+    "RefillPreparation",
+    "UncertainJournal",
+    "run_session",
+    "with_session",
+]
+
+_T = TypeVar("_T")
+
+
+class AcknowledgementRequiredError(ValueError):
+    """The withdrawn volume differs from the expected one beyond tolerance: acknowledge it."""
+
+    def __init__(self, check: DiscrepancyCheck) -> None:
+        self.check = check
+        self.field = "withdrawn_ml"
+        super().__init__(
+            "withdrawn_ml: discrepancy needs an acknowledgement: " + "; ".join(check.reasons)
+        )
+
+
+class AddressError(ValueError):
+    """A bad connection setting; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class PumpAddress:
+    """Where a pump listens and the keys of the session (the programmer's and the pump's)."""
+
+    host: str
+    port: int
+    programmer_private: bytes
+    pump_public: bytes
+    timeout_s: float = 1.0
+    attempts: int = 4
+
+    @classmethod
+    def from_files(
+        cls,
+        pump: str,
+        key_file: Path,
+        pump_key_file: Path,
+        *,
+        timeout_s: float = 1.0,
+        attempts: int = 4,
+    ) -> PumpAddress:
+        """``pump`` is HOST:PORT. Raises ValueError (KeyFileError) naming the field or file."""
+        host, sep, port_text = pump.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise AddressError("pump", f"{pump!r}; expected HOST:PORT, port 1 to 65535")
+        if not 0.0 < timeout_s <= 60.0:
+            raise AddressError("timeout_s", f"{timeout_s:g}; allowed more than 0 up to 60 s")
+        if not 1 <= attempts <= 20:
+            raise AddressError("attempts", f"{attempts}; allowed 1 to 20")
+        return cls(
+            host.strip("[]"),
+            int(port_text),
+            load_private_key(key_file, KeyOwner.PROGRAMMER),
+            load_public_key(pump_key_file, KeyOwner.PUMP),
+            timeout_s,
+            attempts,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReport:
+    """One command's outcome and what the programmer showed before sending it."""
+
+    command: str
+    outcome: Outcome
+    request_id: str
+    field: str | None = None
+    reason: str | None = None
+    details: dict[str, object] = dataclass_field(default_factory=dict)
+
+    @classmethod
+    def from_result(
+        cls, command: str, result: CommandResult, details: Mapping[str, object] | None = None
+    ) -> CommandReport:
+        response = result.response
+        field_name = response.field if isinstance(response, Rejected) else None
+        reason = response.reason if isinstance(response, Rejected) else (result.detail or None)
+        return cls(
+            command, result.outcome, result.request_id, field_name, reason, dict(details or {})
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "command": self.command,
+            "status": self.outcome.value,
+            "request_id": self.request_id,
+        }
+        if self.field is not None:
+            out["field"] = self.field
+        if self.reason is not None:
+            out["reason"] = self.reason
+        out.update(self.details)
+        return out
+
+
+def _as_json(value: Mapping[str, object]) -> dict[str, JSON]:
+    loaded: dict[str, JSON] = json.loads(json.dumps(value))
+    return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class RefillPreparation:
+    discrepancy: DiscrepancyCheck
+    schedule: RefillSchedule
+    bridge: BridgePlan | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "discrepancy": self.discrepancy.to_dict(),
+            "schedule": self.schedule.to_dict(),
+            "bridge": None if self.bridge is None else self.bridge.to_dict(),
+        }
+
+
+# Pure preparation: status in, plans out (no link) --------------------------------------------
+def model_of(status: StatusReport) -> PumpModel:
+    return pump_model(status.model)
+
+
+def review_new_program(
+    status: StatusReport, new: Program, origin: Origin, phase: Phase
+) -> ProgramReview:
+    """programming.py's review of ``new`` against the program read back from the pump."""
+    old = None if status.program is None else program_from_dict(dict(status.program))
+    return review_program(model_of(status), old, new, status.concentration_ug_per_ml, origin, phase)
+
+
+def prepare_refill(
+    status: StatusReport,
+    withdrawn_ml: float,
+    volume_ml: float,
+    concentration_ug_per_ml: float,
+    catheter_volume_ml: float,
+) -> RefillPreparation:
+    """refill.py's withdrawn-volume check and schedule, with the pump's own figures."""
+    model = model_of(status)
+    discrepancy = check_withdrawn_volume(
+        model, status.reservoir_ml, withdrawn_ml, status.delivered_since_refill_ml
+    )
+    check_fill_volume(model, volume_ml)
+    schedule = plan_refill(
+        model,
+        volume_ml,
+        concentration_ug_per_ml,
+        status.daily_dose_ug,
+        status.low_reservoir_alarm_ml,
+        filled_on=status.now.date(),
+    )
+    bridge = None
+    if concentration_ug_per_ml != status.concentration_ug_per_ml:
+        bridge = plan_concentration_change(
+            model,
+            catheter_volume_ml,
+            status.concentration_ug_per_ml,
+            concentration_ug_per_ml,
+            status.daily_dose_ug,
+        )
+    return RefillPreparation(discrepancy, schedule, bridge)
+
+
+def last_concentration_change(entries: list[LogRecord]) -> tuple[float, float] | None:
+    """(old, new) µg/mL of the pump's last refill, from its event log, if it changed."""
+    for entry in reversed(entries):
+        if entry.kind != "refill":
+            continue
+        old = entry.data.get("old")
+        new = entry.data.get("concentration_ug_per_ml")
+        if isinstance(old, dict):
+            old_c = old.get("concentration_ug_per_ml")
+            if isinstance(old_c, int | float) and isinstance(new, int | float) and old_c != new:
+                return float(old_c), float(new)
+        return None
+    return None
+
+
+# The session -------------------------------------------------------------------------------
+class PumpSession:
+    """One authenticated session with a pump (async). Use ``async with await
+    PumpSession.connect(address)`` or :func:`run_session` from synchronous code."""
+
+    def __init__(self, client: ProgrammerClient) -> None:
+        self.client = client
+
+    @classmethod
+    async def connect(cls, address: PumpAddress) -> PumpSession:
+        client = await ProgrammerClient.connect(
+            address.host,
+            address.port,
+            address.programmer_private,
+            address.pump_public,
+            timeout_s=address.timeout_s,
+            attempts=address.attempts,
+        )
+        return cls(client)
+
+    async def __aenter__(self) -> PumpSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # Reading ------------------------------------------------------------------------------
+    async def interrogate(self) -> StatusReport:
+        return await self.client.interrogate()
+
+    async def event_log(self, since_seq: int = 0) -> tuple[list[LogRecord], int]:
+        return await self.client.read_event_log(since_seq)
+
+    async def resolve(self, request_ids: list[str]) -> dict[str, Resolution]:
+        """Settle uncertain commands from the whole event log (one read for all of them)."""
+        if not request_ids:
+            return {}
+        from itb.telemetry.endpoint import resolve_uncertain
+
+        entries, lost = await self.event_log(0)
+        return {rid: resolve_uncertain(rid, entries, lost_count=lost) for rid in request_ids}
+
+    async def report(self, generated_at: datetime) -> tuple[dict[str, object], str]:
+        """The interrogation report (report.py) as a dict and as HTML."""
+        status = await self.interrogate()
+        entries, _ = await self.event_log(0)
+        report = build_report(status.to_wire(), [e.to_wire() for e in entries], generated_at)
+        return report, render_report_html(report)
+
+    # Commands -----------------------------------------------------------------------------
+    async def send(
+        self,
+        make: Callable[[str], Command],
+        details: Mapping[str, object] | None = None,
+        on_sent: Callable[[str], None] | None = None,
+    ) -> CommandReport:
+        """Send one command. ``on_sent(request_id)`` is called just before it leaves, so a
+        journal can note it in case the answer never comes."""
+        command = make(self.client.new_request_id())
+        if on_sent is not None:
+            on_sent(command.request_id)
+        result = await self.client.command(command)
+        return CommandReport.from_result(command.type_name, result, details)
+
+    async def program(
+        self,
+        new: Program,
+        *,
+        origin: Origin = Origin.SPINAL,
+        phase: Phase = Phase.MAINTENANCE,
+        confirmation_reason: str | None = None,
+        on_sent: Callable[[str], None] | None = None,
+    ) -> CommandReport:
+        """Review ``new`` against the pump's program; send it if no check refuses it and every
+        warning is confirmed with a reason (else raise, nothing sent)."""
+        review = review_new_program(await self.interrogate(), new, origin, phase)
+        program = review.accept(confirmation_reason)
+        details: dict[str, object] = {"review": review.to_dict()}
+        if review.needs_confirmation:
+            details["confirmation_reason"] = confirmation_reason
+        return await self.send(
+            lambda rid: SetProgram(rid, _as_json(program.to_dict())), details, on_sent
+        )
+
+    async def refill(
+        self,
+        *,
+        withdrawn_ml: float,
+        volume_ml: float,
+        concentration_ug_per_ml: float,
+        acknowledge_discrepancy: bool = False,
+        catheter_trimmed_cm: float = 0.0,
+        on_sent: Callable[[str], None] | None = None,
+    ) -> CommandReport:
+        """Check the withdrawn volume against the pump's estimate, then refill. A flagged
+        discrepancy needs ``acknowledge_discrepancy`` (else raise, nothing sent)."""
+        status = await self.interrogate()
+        prep = prepare_refill(
+            status,
+            withdrawn_ml,
+            volume_ml,
+            concentration_ug_per_ml,
+            implanted_catheter_volume_ml(catheter_trimmed_cm),
+        )
+        if prep.discrepancy.flagged and not acknowledge_discrepancy:
+            raise AcknowledgementRequiredError(prep.discrepancy)
+        details: dict[str, object] = {
+            **prep.to_dict(),
+            "discrepancy_acknowledged": prep.discrepancy.flagged,
+        }
+        return await self.send(
+            lambda rid: Refill(rid, volume_ml, concentration_ug_per_ml), details, on_sent
+        )
+
+    async def clinician_bolus(
+        self, dose_ug: float, duration_min: float, on_sent: Callable[[str], None] | None = None
+    ) -> CommandReport:
+        return await self.send(
+            lambda rid: StartBolus(rid, BolusKind.CLINICIAN, dose_ug, None, duration_min),
+            {"dose_ug": dose_ug, "duration_min": duration_min},
+            on_sent,
+        )
+
+    async def bridge_bolus(
+        self,
+        *,
+        catheter_trimmed_cm: float = 0.0,
+        duration_min: float | None = None,
+        on_sent: Callable[[str], None] | None = None,
+    ) -> CommandReport:
+        """bridge.py's bridge after the last concentration change read from the pump's log."""
+        status = await self.interrogate()
+        entries, _ = await self.event_log(0)
+        change = last_concentration_change(entries)
+        if change is None:
+            raise ValueError(
+                "kind: the pump's last refill did not change the concentration; no bridge needed"
+            )
+        plan = plan_concentration_change(
+            model_of(status),
+            implanted_catheter_volume_ml(catheter_trimmed_cm),
+            change[0],
+            change[1],
+            status.daily_dose_ug,
+        )
+        minutes = plan.bridge_duration_h * 60.0 if duration_min is None else duration_min
+        volume_ml = plan.dead_space_ml
+        return await self.send(
+            lambda rid: StartBolus(rid, BolusKind.BRIDGE, None, volume_ml, minutes),
+            {"bridge": plan.to_dict(), "volume_ml": volume_ml, "duration_min": minutes},
+            on_sent,
+        )
+
+    async def priming_bolus(
+        self,
+        *,
+        catheter_trimmed_cm: float = 0.0,
+        pump_tubing_empty: bool = False,
+        duration_min: float | None = None,
+        confirm: bool = False,
+        on_sent: Callable[[str], None] | None = None,
+    ) -> CommandReport:
+        """priming.py's volume. Into a full catheter it is an overdose: needs ``confirm``."""
+        status = await self.interrogate()
+        plan: PrimingPlan = plan_priming(
+            model_of(status),
+            catheter_trimmed_cm,
+            status.concentration_ug_per_ml,
+            pump_tubing_empty,
+        )
+        if not confirm:
+            raise ConfirmationRequiredError(
+                "confirm: a priming bolus is only for an empty catheter: " + "; ".join(plan.reasons)
+            )
+        volume_ml = plan.priming_volume_ml
+        return await self.send(
+            lambda rid: StartBolus(rid, BolusKind.PRIMING, None, volume_ml, duration_min),
+            {"priming": plan.to_dict(), "volume_ml": volume_ml, "duration_min": duration_min},
+            on_sent,
+        )
+
+    async def stop(self, on_sent: Callable[[str], None] | None = None) -> CommandReport:
+        return await self.send(StopPump, None, on_sent)
+
+    async def resume(self, on_sent: Callable[[str], None] | None = None) -> CommandReport:
+        return await self.send(ResumePump, None, on_sent)
+
+    async def clear_alarm(
+        self, kind: AlarmKind, on_sent: Callable[[str], None] | None = None
+    ) -> CommandReport:
+        return await self.send(lambda rid: ClearAlarm(rid, kind), {"alarm": kind.value}, on_sent)
+
+    async def patient_bolus(self, on_sent: Callable[[str], None] | None = None) -> CommandReport:
+        return await self.send(PatientBolusRequest, None, on_sent)
+
+
+async def with_session(address: PumpAddress, work: Callable[[PumpSession], Awaitable[_T]]) -> _T:
+    """Connect, run ``work``, close. LinkError if the pump cannot be reached."""
+    session = await PumpSession.connect(address)
+    try:
+        return await work(session)
+    finally:
+        await session.close()
+
+
+def run_session(address: PumpAddress, work: Callable[[PumpSession], Awaitable[_T]]) -> _T:
+    """The synchronous facade: one session on a fresh event loop."""
+    return asyncio.run(with_session(address, work))
+
+
+# The journal of uncertain commands ---------------------------------------------------------
+class UncertainJournal:
+    """Commands sent but not yet answered, kept in a small JSON file between runs.
+
+    An entry (request id, the pump's key id, the command) is added just before its command
+    leaves and removed when an answer arrives; one left behind (the answer was lost, or the
+    program died) is settled from that pump's log at the next connection to it. Writes are
+    atomic (temporary file + rename).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _entries(self) -> list[dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(data, dict) or not isinstance(data.get("pending"), list):
+            return []
+        return [
+            {k: str(v) for k, v in cast(dict[str, object], item).items()}
+            for item in cast(list[object], data["pending"])
+            if isinstance(item, dict) and {"request_id", "pump", "command"} <= set(item)
+        ]
+
+    def pending(self, pump_key_id: str) -> list[dict[str, str]]:
+        return [e for e in self._entries() if e["pump"] == pump_key_id]
+
+    def _write(self, entries: list[dict[str, str]]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"pending": entries}), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def add(self, request_id: str, pump_key_id: str, command: str) -> None:
+        entries = self._entries()
+        if all(e["request_id"] != request_id for e in entries):
+            entry = {"request_id": request_id, "pump": pump_key_id, "command": command}
+            self._write([*entries, entry])
+
+    def remove(self, request_ids: list[str]) -> None:
+        entries = self._entries()
+        kept = [e for e in entries if e["request_id"] not in request_ids]
+        if len(kept) != len(entries):
+            self._write(kept)

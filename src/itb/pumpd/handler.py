@@ -1,0 +1,180 @@
+"""``FirmwareHandler``: the telemetry endpoint's ``PumpHandler`` over the real firmware.
+
+One request, one firmware call, at the pump clock's "now":
+
+    Interrogate            -> StatusReport of ``firmware.status()``
+    ReadEventLog           -> EventLogPage of ``firmware.log``
+    SetProgram             -> set_program            StartBolus     -> start_bolus
+    SetLowReservoirAlarm   -> set_low_reservoir_alarm StopPump      -> stop
+    ResumePump             -> resume                  Refill         -> refill
+    ClearAlarm             -> clear_alarm             PatientBolus.. -> patient_bolus
+    SetPatientBolusLimits  -> set_patient_bolus_limits
+    SetClock               -> rejected: the simulated pump's clock is the process clock
+
+After the firmware applied a command, a ``command`` entry is logged with ``request_id``,
+``outcome="applied"``, the request type, the key id and role; a refused one is logged with
+``outcome="rejected"`` and the field and reason, and the firmware's ``CommandRejected``
+propagates (the endpoint answers ``Rejected``). Either way the endpoint then calls
+``save_link_state``, which writes the memory image (firmware + link state) *before* the answer
+is sealed and sent: an answer the programmer sees is always on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from itb.pump.alarms import AlarmKind
+from itb.pump.firmware import BolusKind, CommandRejected, Firmware, PatientBolusLimits
+from itb.pumpd.state import StateDir
+from itb.telemetry.endpoint import PairedKey, RefusalReport, Role
+from itb.telemetry.messages import (
+    JSON,
+    Accepted,
+    ClearAlarm,
+    Command,
+    EventLogPage,
+    Interrogate,
+    LogRecord,
+    PatientBolusRequest,
+    ReadEventLog,
+    Refill,
+    Request,
+    Response,
+    ResumePump,
+    SetClock,
+    SetLowReservoirAlarm,
+    SetPatientBolusLimits,
+    SetProgram,
+    StartBolus,
+    StatusReport,
+    StopPump,
+)
+from itb.therapy import program_from_dict
+
+
+class FirmwareHandler:
+    """Satisfies :class:`itb.telemetry.endpoint.PumpHandler`."""
+
+    def __init__(
+        self,
+        firmware: Firmware,
+        state: StateDir,
+        clock: Callable[[], datetime],
+        paired_keys: list[PairedKey],
+        link_state: dict[str, Any] | None,
+    ) -> None:
+        self.firmware = firmware
+        self.state = state
+        self.clock = clock
+        self.paired_keys = paired_keys
+        self.link_state = link_state
+        self.saves = 0
+        self._session_charged = True
+
+    # ------------------------------------------------------------------ PumpHandler
+    def handle(self, request: Request, role: Role, key_id: str) -> Response:
+        fw = self.firmware
+        now = self.advance()
+        if not self._session_charged:  # one telemetry session's charge per authenticated link
+            self._session_charged = True
+            fw.telemetry_session(now)
+        if isinstance(request, Interrogate):
+            return StatusReport.from_status_dict(fw.status().to_dict())
+        if isinstance(request, ReadEventLog):
+            return self._log_page(request)
+        if not isinstance(request, Command):  # pragma: no cover - every request is one of these
+            raise CommandRejected("type", f"{request.type_name} is not supported")
+        base: dict[str, JSON] = {
+            "request_id": request.request_id,
+            "request": request.type_name,
+            "key_id": key_id,
+            "role": role.value,
+        }
+        try:
+            self._apply(request, now)
+        except CommandRejected as error:
+            fw.record(
+                fw.now,
+                "command",
+                {**base, "outcome": "rejected", "field": error.field, "reason": error.reason},
+            )
+            raise
+        fw.record(fw.now, "command", {**base, "outcome": "applied"})
+        return Accepted(request.request_id)
+
+    def on_refused(self, report: RefusalReport) -> None:
+        now = self.advance()
+        self.firmware.record(now, "link_refused", report.to_log_data())
+        self.save()
+
+    def save_link_state(self, state: dict[str, JSON]) -> None:
+        self.link_state = state
+        self.save()
+
+    # ------------------------------------------------------------------ the process's own
+    def new_link(self) -> None:
+        """A new link was opened: its first authenticated request costs a session's charge."""
+        self._session_charged = False
+
+    def advance(self) -> datetime:
+        now = self.clock()
+        if now > self.firmware.now:
+            self.firmware.advance(now)
+        return self.firmware.now
+
+    def save(self) -> None:
+        self.state.write_image(self.firmware, self.link_state, self.paired_keys)
+        self.saves += 1
+
+    # ------------------------------------------------------------------ internals
+    def _apply(self, request: Command, now: datetime) -> None:
+        fw = self.firmware
+        if isinstance(request, SetProgram):
+            fw.set_program(now, program_from_dict(dict(request.program)))
+        elif isinstance(request, SetLowReservoirAlarm):
+            fw.set_low_reservoir_alarm(now, request.volume_ml)
+        elif isinstance(request, StartBolus):
+            fw.start_bolus(
+                now,
+                BolusKind(request.kind.value),
+                dose_ug=request.dose_ug,
+                volume_ml=request.volume_ml,
+                duration_min=request.duration_min,
+            )
+        elif isinstance(request, StopPump):
+            fw.stop(now)
+        elif isinstance(request, ResumePump):
+            fw.resume(now)
+        elif isinstance(request, Refill):
+            fw.refill(now, request.volume_ml, request.concentration_ug_per_ml)
+        elif isinstance(request, ClearAlarm):
+            fw.clear_alarm(now, AlarmKind(request.kind.value))
+        elif isinstance(request, SetPatientBolusLimits):
+            fw.set_patient_bolus_limits(
+                now,
+                PatientBolusLimits(
+                    request.dose_ug, request.duration_min, request.lockout_min, request.max_per_day
+                ),
+            )
+        elif isinstance(request, PatientBolusRequest):
+            fw.patient_bolus(now)
+        elif isinstance(request, SetClock):
+            raise CommandRejected(
+                "new_time", "the simulated pump's clock follows its process clock; not settable"
+            )
+        else:  # pragma: no cover - a new command type needs a line here
+            raise CommandRejected("type", f"{request.type_name} is not supported by this pump")
+
+    def _log_page(self, request: ReadEventLog) -> EventLogPage:
+        log = self.firmware.log
+        entries = log.entries(request.since_seq)
+        page = entries[: request.limit]
+        records = tuple(LogRecord(e.seq, e.at, e.kind, _json_data(e.data)) for e in page)
+        next_seq = page[-1].seq if page else request.since_seq
+        return EventLogPage(records, next_seq, len(entries) > len(page), log.lost_count)
+
+
+def _json_data(data: Mapping[str, object]) -> dict[str, JSON]:
+    return cast(dict[str, JSON], dict(data))  # log data is JSON by construction

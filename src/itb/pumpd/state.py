@@ -1,0 +1,316 @@
+"""The pump's state directory: its non-volatile memory as files, the world, keys and clock.
+
+Layout of ``PUMPDIR``::
+
+    identity.json          model and serial (the pump's ROM; written once by ``init``)
+    bank0.bin, bank1.bin   the two memory banks of ``DualBankMemory`` (firmware image, link
+                           state and paired keys in one payload)
+    world.<gen>.json       the world (what the pump cannot see) that goes with bank generation
+                           <gen>; the two newest are kept
+    clock.json             the clock anchor: pump time = pump_anchor + speed × (wall − wall_anchor)
+    pump.key, pump.pub     the pump's X25519 key pair
+    lock                   held (flock) by the process serving the pump
+
+Crash safety. Every file is written to a temporary name, fsynced, renamed over the old one
+(``os.replace``) and the directory fsynced, so a SIGKILL (or power cut) at any moment leaves
+the old file or the new one. On top, a memory write goes to the bank not holding the newest
+image (the dual-bank scheme), and the world for generation g is written *before* bank g, so the
+bank a boot picks always has its world. Boot reads the newest valid bank; one bad bank falls
+back to the other with the firmware's memory alarm, both bad is the firmware's safe state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from itb.pump.firmware import Firmware
+from itb.pump.hardware import PumpModel, pump_model
+from itb.pump.memory import DualBankMemory
+from itb.pump.world import World
+from itb.telemetry.endpoint import MAX_PAIRED_KEYS, PairedKey, Role
+from itb.telemetry.keys import KeyOwner, load_private_key, public_key_of, write_keypair
+from itb.telemetry.keys import write_public_key as _write_public_key
+from itb.therapy import from_pump_s
+
+IDENTITY_FILE = "identity.json"
+BANK_FILES = ("bank0.bin", "bank1.bin")
+CLOCK_FILE = "clock.json"
+LOCK_FILE = "lock"
+PUMP_KEY_FILE = "pump.key"
+PUMP_PUB_FILE = "pump.pub"
+_TMP_SUFFIX = ".tmp"
+
+
+class StateError(ValueError):
+    """A state directory that cannot be used; the message names the file and what is wrong."""
+
+
+class PumpBusyError(StateError):
+    """Another process is serving this pump."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old content or the new, never a mix."""
+    tmp = path.with_name(path.name + _TMP_SUFFIX)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def canonical_json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ClockAnchor:
+    """Pump time = ``pump_anchor_s + speed × (wall − wall_anchor_s)`` (pump seconds)."""
+
+    wall_anchor_s: float
+    pump_anchor_s: float
+    speed: float
+
+    def pump_s_at(self, wall_s: float) -> float:
+        return self.pump_anchor_s + self.speed * (wall_s - self.wall_anchor_s)
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "wall_anchor_s": self.wall_anchor_s,
+            "pump_anchor_s": self.pump_anchor_s,
+            "speed": self.speed,
+        }
+
+
+@dataclass(slots=True)
+class Booted:
+    """What a boot found: the firmware (advanced to nothing yet), link state and allow-list."""
+
+    firmware: Firmware
+    link_state: dict[str, Any] | None
+    paired_keys: list[PairedKey]
+    generation: int
+    bad_banks: list[int]
+
+
+class StateDir:
+    """One pump's state directory (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    # -------------------------------------------------------------- creation and identity
+    def exists(self) -> bool:
+        return (self.path / IDENTITY_FILE).exists()
+
+    def create(
+        self,
+        firmware: Firmware,
+    ) -> Path:
+        """A new pump: identity, key pair, the first memory image and its world. Returns the
+        public key path. Refuses a directory that already holds a pump."""
+        if self.exists() or any((self.path / name).exists() for name in BANK_FILES):
+            raise StateError(f"{self.path}: already holds a pump; refusing to overwrite it")
+        if (self.path / PUMP_KEY_FILE).exists():
+            raise StateError(f"{self.path / PUMP_KEY_FILE}: already exists; refusing to overwrite")
+        self.path.mkdir(parents=True, exist_ok=True)
+        _, public_path = write_keypair(self.path, KeyOwner.PUMP)
+        identity = {"model": firmware.model.name, "serial": firmware.serial}
+        # both banks hold the first image: a fresh pump has no bank failing its check
+        self.write_image(firmware, None, [])
+        self.write_image(firmware, None, [])
+        # identity last: a directory without it is not a pump yet, and init may be run again
+        atomic_write(self.path / IDENTITY_FILE, canonical_json(identity))
+        return public_path
+
+    def identity(self) -> tuple[PumpModel, str]:
+        try:
+            data = json.loads((self.path / IDENTITY_FILE).read_text(encoding="utf-8"))
+            return pump_model(str(data["model"])), str(data["serial"])
+        except FileNotFoundError:
+            raise StateError(
+                f"{self.path}: not a pump state directory (no {IDENTITY_FILE}); "
+                "run `itb pump init` first"
+            ) from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise StateError(f"{self.path / IDENTITY_FILE}: unreadable: {error}") from None
+
+    def pump_private_key(self) -> bytes:
+        return load_private_key(self.path / PUMP_KEY_FILE, KeyOwner.PUMP)
+
+    def write_pump_public_key(self) -> Path:
+        path = self.path / PUMP_PUB_FILE
+        _write_public_key(path, public_key_of(self.pump_private_key()), KeyOwner.PUMP)
+        return path
+
+    # -------------------------------------------------------------- lock
+    def lock(self) -> None:
+        """Take the pump: one process at a time. Released by the OS if the process dies."""
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise PumpBusyError(
+                f"{self.path}: the pump is being served by another process; stop it first"
+            ) from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[StateDir]:
+        self.lock()
+        try:
+            yield self
+        finally:
+            self.unlock()
+
+    # -------------------------------------------------------------- memory banks and world
+    def _memory(self) -> DualBankMemory:
+        banks: list[bytearray] = []
+        for name in BANK_FILES:
+            try:
+                banks.append(bytearray((self.path / name).read_bytes()))
+            except FileNotFoundError:
+                banks.append(bytearray())
+        return DualBankMemory(banks)
+
+    def _world_path(self, generation: int) -> Path:
+        return self.path / f"world.{generation}.json"
+
+    def write_image(
+        self,
+        firmware: Firmware,
+        link_state: Mapping[str, Any] | None,
+        paired_keys: list[PairedKey],
+    ) -> int:
+        """Persist the firmware image with the link state and allow-list; returns the new
+        generation. The world for that generation is written first."""
+        state = firmware.to_state()
+        state["link"] = dict(link_state) if link_state is not None else None
+        state["paired_keys"] = [k.to_dict() for k in paired_keys]
+        payload = canonical_json(state)
+        memory = self._memory()
+        index, image = memory.plan_write(payload)
+        newest = memory.newest()
+        generation = 1 if newest is None else newest[1] + 1
+        atomic_write(self._world_path(generation), canonical_json(firmware.world.to_state()))
+        atomic_write(self.path / BANK_FILES[index], image)
+        for old in self.path.glob("world.*.json"):
+            try:
+                old_generation = int(old.name.split(".")[1])
+            except (IndexError, ValueError):
+                continue
+            if old_generation < generation - 1:
+                old.unlink(missing_ok=True)
+        return generation
+
+    def _load_world(self, generation: int | None, model: PumpModel) -> World:
+        candidates = [self._world_path(generation)] if generation is not None else []
+        candidates += sorted(
+            self.path.glob("world.*.json"),
+            key=lambda p: int(p.name.split(".")[1]) if p.name.split(".")[1].isdigit() else -1,
+            reverse=True,
+        )
+        for path in candidates:
+            try:
+                return World.from_state(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return World(reservoir_ul=model.reservoir_ml * 1000.0)
+
+    def boot(self, at: datetime | None = None) -> Booted:
+        """Start the firmware from the newest valid bank (``Firmware.boot`` semantics).
+
+        ``at`` is the pump time used only when both banks are bad (the safe state); by default
+        the clock anchor's last known pump time.
+        """
+        model, serial = self.identity()
+        memory = self._memory()
+        newest = memory.newest()
+        generation = None if newest is None else newest[1]
+        world = self._load_world(generation, model)
+        if at is None:
+            anchor = self.clock_anchor()
+            at = from_pump_s(anchor.pump_anchor_s) if anchor else datetime(2000, 1, 3)
+        firmware = Firmware.boot(memory, model, serial, at, world)
+        link_state: dict[str, Any] | None = None
+        paired: list[PairedKey] = []
+        if newest is not None:
+            try:
+                payload = json.loads(newest[2])
+                link_state = payload.get("link")
+                paired = [PairedKey.from_dict(d) for d in payload.get("paired_keys", [])]
+            except (ValueError, AttributeError, TypeError):
+                link_state, paired = None, []  # the firmware is in its safe state already
+        return Booted(firmware, link_state, paired, generation or 0, memory.bad_banks())
+
+    def remove_stale_temporaries(self) -> None:
+        for tmp in self.path.glob("*" + _TMP_SUFFIX):
+            tmp.unlink(missing_ok=True)
+
+    # -------------------------------------------------------------- pairing
+    def pair(self, public_key: bytes, role: Role, label: str = "") -> PairedKey:
+        """Record ``public_key`` with ``role`` in the pump's memory (replacing its old role).
+        Call with the lock held: pairing is a proximity step, done while the pump is not served.
+        """
+        booted = self.boot()
+        firmware = booted.firmware
+        if booted.generation == 0:
+            raise StateError(f"{self.path}: both memory banks are unreadable; cannot pair")
+        entry = PairedKey(public_key, role, label)
+        keys = [k for k in booted.paired_keys if k.public_key != public_key]
+        if len(keys) >= MAX_PAIRED_KEYS:
+            raise StateError(
+                f"programmer: the pump already has {MAX_PAIRED_KEYS} paired keys, the maximum"
+            )
+        keys.append(entry)
+        firmware.record(
+            firmware.now,
+            "paired",
+            {"key_id": entry.key_id, "role": role.value, "label": label},
+        )
+        self.write_image(firmware, booted.link_state, keys)
+        return entry
+
+    # -------------------------------------------------------------- clock anchor
+    def clock_anchor(self) -> ClockAnchor | None:
+        try:
+            data = json.loads((self.path / CLOCK_FILE).read_text(encoding="utf-8"))
+            return ClockAnchor(
+                float(data["wall_anchor_s"]), float(data["pump_anchor_s"]), float(data["speed"])
+            )
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as error:
+            raise StateError(f"{self.path / CLOCK_FILE}: unreadable: {error}") from None
+
+    def write_clock_anchor(self, anchor: ClockAnchor) -> None:
+        atomic_write(self.path / CLOCK_FILE, canonical_json(anchor.to_dict()))

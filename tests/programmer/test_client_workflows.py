@@ -1,0 +1,96 @@
+"""The programmer facade against a real (in-process) pump: checks run before anything is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from itb.programmer.client import (
+    AcknowledgementRequiredError,
+    ConfirmationRequiredError,
+    PumpSession,
+    run_session,
+)
+from itb.telemetry.endpoint import Outcome, Role
+from itb.telemetry.messages import LogRecord, StatusReport
+from itb.therapy import continuous
+from tests.programmer.client_support import served_pump
+
+
+def _commands(entries: list[LogRecord]) -> list[str]:
+    return [str(e.data["request"]) for e in entries if e.kind == "command"]
+
+
+def test_a_flagged_discrepancy_sends_nothing_until_acknowledged(tmp_path: Path) -> None:
+    async def work(session: PumpSession) -> tuple[list[LogRecord], StatusReport, Outcome]:
+        with pytest.raises(AcknowledgementRequiredError) as caught:
+            await session.refill(withdrawn_ml=10.0, volume_ml=20.0, concentration_ug_per_ml=500.0)
+        assert caught.value.check.flagged
+        entries, _ = await session.event_log()
+        report = await session.refill(
+            withdrawn_ml=10.0, volume_ml=20.0, concentration_ug_per_ml=500.0,
+            acknowledge_discrepancy=True,
+        )  # fmt: skip
+        return entries, await session.interrogate(), report.outcome
+
+    with served_pump(tmp_path) as pump:
+        entries_before, status, outcome = run_session(pump.address, work)
+    assert _commands(entries_before) == []
+    assert outcome is Outcome.DONE and status.reservoir_ml == 20.0
+
+
+def test_a_dose_warning_needs_a_reason_and_is_sent_with_one(tmp_path: Path) -> None:
+    async def work(session: PumpSession) -> tuple[float, float]:
+        with pytest.raises(ConfirmationRequiredError):
+            await session.program(continuous(1100.0))
+        unchanged = (await session.interrogate()).daily_dose_ug
+        report = await session.program(continuous(1100.0), confirmation_reason="reviewed")
+        assert report.details["confirmation_reason"] == "reviewed"
+        return unchanged, (await session.interrogate()).daily_dose_ug
+
+    with served_pump(tmp_path) as pump:
+        assert run_session(pump.address, work) == pytest.approx((600.0, 1100.0))
+
+
+def test_a_bridge_after_a_concentration_change_pushes_the_dead_space(tmp_path: Path) -> None:
+    async def work(session: PumpSession) -> tuple[dict[str, object], StatusReport]:
+        await session.refill(
+            withdrawn_ml=19.99, volume_ml=20.0, concentration_ug_per_ml=1000.0,
+            acknowledge_discrepancy=True,
+        )  # fmt: skip
+        report = await session.bridge_bolus()
+        assert report.outcome is Outcome.DONE
+        return report.details, await session.interrogate()
+
+    with served_pump(tmp_path) as pump:
+        details, status = run_session(pump.address, work)
+    assert status.bolus is not None and status.bolus["kind"] == "bridge"
+    assert details["volume_ml"] == pytest.approx(0.2 + 0.286)  # tubing + untrimmed catheter
+
+
+def test_no_bridge_without_a_concentration_change(tmp_path: Path) -> None:
+    async def work(session: PumpSession) -> None:
+        with pytest.raises(ValueError, match="no bridge needed"):
+            await session.bridge_bolus()
+
+    with served_pump(tmp_path) as pump:
+        run_session(pump.address, work)
+
+
+def test_priming_needs_a_confirmation_that_the_catheter_is_empty(tmp_path: Path) -> None:
+    async def work(session: PumpSession) -> list[LogRecord]:
+        with pytest.raises(ConfirmationRequiredError, match="empty catheter"):
+            await session.priming_bolus()
+        return (await session.event_log())[0]
+
+    with served_pump(tmp_path) as pump:
+        assert _commands(run_session(pump.address, work)) == []
+
+
+def test_a_patient_is_refused_a_program_change(tmp_path: Path) -> None:
+    async def work(session: PumpSession) -> Outcome:
+        return (await session.program(continuous(620.0))).outcome
+
+    with served_pump(tmp_path, Role.PATIENT) as pump:
+        assert run_session(pump.address, work) is Outcome.REFUSED

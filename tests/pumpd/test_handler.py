@@ -1,0 +1,128 @@
+"""FirmwareHandler behind the real endpoint (no network): mapping, logging, save-before-answer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from itb.pump.firmware import Firmware
+from itb.pump.hardware import pump_model
+from itb.pumpd.handler import FirmwareHandler
+from itb.pumpd.state import StateDir
+from itb.telemetry.endpoint import (
+    PairedKey,
+    ProgrammerConnection,
+    PumpEndpoint,
+    ResponseReceived,
+    Role,
+)
+from itb.telemetry.keys import generate_private_key, public_key_of
+from itb.telemetry.messages import (
+    Accepted,
+    AlarmKind,
+    ClearAlarm,
+    EventLogPage,
+    ReadEventLog,
+    Refill,
+    Rejected,
+    Request,
+    Response,
+    SetClock,
+    StatusReport,
+    StopPump,
+)
+from itb.therapy import continuous
+
+START = datetime(2027, 1, 4, 8, 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _setup(tmp_path: Path) -> tuple[StateDir, Clock, PumpEndpoint, ProgrammerConnection]:
+    state = StateDir(tmp_path / "pump")
+    fw = Firmware.implant(
+        pump_model("peristaltic-20"), START, serial="T-1", concentration_ug_per_ml=500.0,
+        volume_ml=20.0, program=continuous(600.0),
+    )  # fmt: skip
+    state.create(fw)
+    programmer = generate_private_key()
+    paired = [PairedKey(public_key_of(programmer), Role.CLINICIAN)]
+    booted = state.boot()
+    clock = Clock()
+    handler = FirmwareHandler(booted.firmware, state, clock, paired, None)
+    endpoint = PumpEndpoint(state.pump_private_key(), paired, handler)
+    conn = ProgrammerConnection(programmer, public_key_of(state.pump_private_key()))
+    return state, clock, endpoint, conn
+
+
+def _ask(endpoint: PumpEndpoint, conn: ProgrammerConnection, request: Request) -> Response:
+    pump = endpoint.connection()
+    conn.receive_data(pump.receive_data(conn.start_handshake(), 0.0))
+    _, frame = conn.send(request)
+    (event,) = conn.receive_data(pump.receive_data(frame, 0.0))
+    assert isinstance(event, ResponseReceived)
+    return event.response
+
+
+RID = "0123456789abcdef0123456789abcdef"
+
+
+def test_an_applied_command_is_on_disk_with_its_request_id_before_the_answer(
+    tmp_path: Path,
+) -> None:
+    state, clock, endpoint, conn = _setup(tmp_path)
+    clock.now = START + timedelta(days=2)
+    answer = _ask(endpoint, conn, Refill(RID, 19.0, 1000.0))
+    assert answer == Accepted(RID)
+    # what a restart right now would find: the refill, its request id, the kept answer
+    booted = state.boot()
+    assert booted.firmware.concentration_ug_per_ml == 1000.0
+    assert booted.firmware.now == START + timedelta(days=2)
+    commands = [e.data for e in booted.firmware.log.entries() if e.kind == "command"]
+    assert commands == [
+        {"request_id": RID, "request": "refill", "key_id": commands[0]["key_id"],
+         "role": "clinician", "outcome": "applied"},
+    ]  # fmt: skip
+    assert booted.link_state is not None
+    assert [k["request_id"] for k in booted.link_state["kept_answers"]] == [RID]
+
+
+def test_a_rejected_command_changes_nothing_and_is_logged_as_rejected(tmp_path: Path) -> None:
+    state, _clock, endpoint, conn = _setup(tmp_path)
+    before = state.boot().firmware.status().to_dict()
+    answer = _ask(endpoint, conn, ClearAlarm(RID, AlarmKind.MOTOR_STALL))
+    assert isinstance(answer, Rejected) and answer.field == "kind"
+    after = state.boot().firmware
+    assert after.status().to_dict() == before
+    (entry,) = [e for e in after.log.entries() if e.kind == "command"]
+    assert entry.data["outcome"] == "rejected" and entry.data["request_id"] == RID
+
+
+def test_the_clock_cannot_be_set_and_the_log_reads_in_pages(tmp_path: Path) -> None:
+    _state, clock, endpoint, conn = _setup(tmp_path)
+    answer = _ask(endpoint, conn, SetClock(RID, datetime(2030, 1, 1)))
+    assert isinstance(answer, Rejected) and answer.field == "new_time"
+    for i in range(3):
+        clock.now += timedelta(hours=1)
+        _ask(endpoint, conn, StopPump(f"{i:032x}"))
+    page = _ask(endpoint, conn, ReadEventLog(0, 2))
+    assert isinstance(page, EventLogPage) and page.more and [e.seq for e in page.entries] == [1, 2]
+    status = _ask(endpoint, conn, ReadEventLog(page.next_seq, 64))
+    assert isinstance(status, EventLogPage) and not status.more
+
+
+def test_interrogate_advances_the_pump_to_the_clock(tmp_path: Path) -> None:
+    _state, clock, endpoint, conn = _setup(tmp_path)
+    clock.now = START + timedelta(days=1)
+    from itb.telemetry.messages import Interrogate
+
+    status = _ask(endpoint, conn, Interrogate())
+    assert isinstance(status, StatusReport)
+    assert status.now == clock.now
+    assert status.delivered_ug == 600.0
