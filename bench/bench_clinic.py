@@ -68,7 +68,7 @@ def seed(url: str) -> None:
                  "daily_dose_ug": dose_ug, "low_reservoir_alarm_ml": 2.0, "filled_at": filled,
                  "last_event_seq": 0, "low_reservoir_at": d.low_reservoir_at,
                  "empty_at": d.empty_at, "stability_at": d.stability_at, "eri_at": d.eri_at,
-                 "next_due_at": d.next_due_at}
+                 "next_due_at": d.next_due_at, "next_refill_at": d.next_refill_at}
             )  # fmt: skip
         db.execute(insert(Pump), rows)
         db.commit()

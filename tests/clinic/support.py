@@ -45,7 +45,9 @@ def postgres_reachable() -> bool:
 
 
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """This worker of this run: two runs at once (two checkouts) share one PostgreSQL server."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", f"p{os.getpid()}")[:10]
+    return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{run}"
 
 
 def pg_url(name: str) -> str:
@@ -155,8 +157,13 @@ _TEMPLATES: dict[str, Template] = {}  # one per backend and worker process
 
 
 @pytest.fixture(scope="session")
-def templates() -> dict[str, Template]:
-    return _TEMPLATES
+def templates() -> Iterator[dict[str, Template]]:
+    yield _TEMPLATES
+    if "postgres" in _TEMPLATES:  # names are unique to this run: drop them, leave no litter
+        pg_admin(
+            f'DROP DATABASE IF EXISTS "itb_test_{_worker()}" WITH (FORCE)',
+            f'DROP DATABASE IF EXISTS "{_TEMPLATES.pop("postgres").source}" WITH (FORCE)',
+        )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

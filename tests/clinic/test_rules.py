@@ -49,6 +49,34 @@ def test_due_dates_follow_the_refill_arithmetic() -> None:
     assert days_until(dates.stability_at, T) == pytest.approx(BACLOFEN.stability_days - 10)
     assert dates.next_due_at == dates.low_reservoir_at
     assert days_until(dates.low_reservoir_at, T + timedelta(days=11)) == pytest.approx(-1.0)
+    # the programmer's refill plan: 5 days before the alarm (S24, docs/refill.md): 10 - 5
+    assert days_until(dates.next_refill_at, T) == pytest.approx(5.0)
+
+
+def test_a_pump_within_the_margin_of_its_alarm_is_due_for_refill_now() -> None:
+    # 3 mL, alarm at 2 mL, 1 mL/day: the alarm in 1 day, less than the 5-day margin
+    dates = due_dates(T, 3.0, 2.0, 500.0, 500.0, T - timedelta(days=17), None,
+                      "peristaltic-20", T - timedelta(days=700))  # fmt: skip
+    assert days_until(dates.low_reservoir_at, T) == pytest.approx(1.0)
+    assert dates.next_refill_at == T
+
+
+def test_the_stability_limit_counts_from_the_fill_not_from_the_reading() -> None:
+    # 40 mL pump, 300 µg/day at 2000 µg/mL = 0.15 mL/day: 37 mL to the alarm = 246.7 days away,
+    # but filled 170 days ago: the 180-day stability limit comes in 10 days
+    dates = due_dates(T, 39.0, 2.0, 300.0, 2000.0, T - timedelta(days=170), None,
+                      "peristaltic-40", T - timedelta(days=1000))  # fmt: skip
+    assert days_until(dates.low_reservoir_at, T) == pytest.approx(37.0 / 0.15)
+    assert days_until(dates.next_refill_at, T) == pytest.approx(10.0)
+    assert days_until(dates.stability_at, T) == pytest.approx(10.0)
+    assert "stability" in dates.note
+
+
+def test_a_stopped_program_has_no_reservoir_dates_but_keeps_the_stability_limit() -> None:
+    dates = due_dates(T, 10.0, 2.0, 0.0, 500.0, T - timedelta(days=20), None,
+                      "peristaltic-20", T - timedelta(days=700))  # fmt: skip
+    assert dates.low_reservoir_at is None and dates.empty_at is None
+    assert days_until(dates.next_refill_at, T) == pytest.approx(160.0)
 
 
 def test_without_a_battery_reading_eri_comes_from_the_model_and_the_implant_date() -> None:

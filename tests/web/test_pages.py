@@ -118,3 +118,53 @@ def test_cli_user_add_creates_a_physician_who_can_log_in(
             "/api/login", json={"username": "first_doc", "password": "a long enough password"}
         )
         assert response.status_code == 200 and response.json()["role"] == "physician"
+
+
+def test_program_page_reviews_old_and_new_and_sends_only_once_confirmed(clinic: Clinic) -> None:
+    _page_login(clinic, "dr_demo")
+    pid = clinic.patient_id("DEMO-003")  # 200 µg/day, spinal titration
+    token = _csrf(clinic.client.get(f"/patients/{pid}/program").text)
+    form = {"rate_ug_per_day": "300", "csrf_token": token}
+    review = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "review"})
+    assert review.status_code == 200
+    html = review.text
+    # old and new daily dose with units, and the change: (300 - 200) / 200 = +50.0 %
+    assert "Daily dose (µg/day)" in html and ">200<" in html and ">300<" in html
+    assert "+50.0 %" in html and 'name="confirm"' in html and "Old rate (µg/h)" in html
+    unconfirmed = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "send"})
+    assert unconfirmed.status_code == 422 and 'data-field="confirm"' in unconfirmed.text
+    assert clinic.pumps.firmware("SIM-003").status().daily_dose_ug < 201
+    sent = clinic.client.post(
+        f"/patients/{pid}/program",
+        data={**form, "action": "send", "confirm": "yes", "reason": "still spastic"},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    assert abs(clinic.pumps.firmware("SIM-003").status().daily_dose_ug - 300.0) < 1e-9
+
+
+def test_patient_page_predicts_the_effect_and_the_withdrawal_risk_time(clinic: Clinic) -> None:
+    _page_login(clinic, "viewer_demo")
+    dana = clinic.client.get(f"/patients/{clinic.patient_id('DEMO-004')}").text
+    # 300 µg/day, typical patient: withdrawal risk 9.6 h after a stop (docs/pharmacology.md)
+    assert 'aria-label="predicted spasticity over the next 72 hours"' in dana
+    assert "withdrawal risk after about 9.6 h" in dana
+    assert 'id="forecast-empty"' not in dana  # 40 mL lasts months: not within 72 h
+    # Alex: 2.9 mL left at 0.9 mL/day = 3.22 days = 77.3 h to empty; a day later, 53 h
+    clinic.clock.advance(1.0)
+    alex = clinic.client.get(f"/patients/{clinic.patient_id('DEMO-001')}").text
+    assert "projected to run empty in 53 h" in alex and "reservoir empty (projected)" in alex
+
+
+def test_interrogation_report_page_comes_from_the_last_reading(clinic: Clinic) -> None:
+    _page_login(clinic, "viewer_demo")
+    pid = clinic.patient_id("DEMO-002")
+    assert f'href="/patients/{pid}/report"' in clinic.client.get(f"/patients/{pid}").text
+    report = clinic.client.get(f"/patients/{pid}/report")
+    assert report.status_code == 200
+    assert "Pump interrogation report: SIM-002" in report.text
+    assert "1000 µg/mL" in report.text and "Not a medical device" in report.text
+    # its own <style> block is allowed by hash, nothing inline besides
+    assert "style-src 'self' 'sha256-" in report.headers["content-security-policy"]
+    no_pump = clinic.client.get(f"/patients/{clinic.patient_id('DEMO-006')}/report")
+    assert no_pump.status_code == 409

@@ -128,6 +128,8 @@ class Pump(Base):
     stability_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     eri_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     next_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    # the programmer's next refill date (plan_refill, docs/refill.md), projected with the others
+    next_refill_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     patient: Mapped[Patient] = relationship(back_populates="pumps")
 
 

@@ -34,17 +34,17 @@ from itb.clinic.models import (
     VisitStatus,
 )
 from itb.clinic.pumps import PumpCommandRefusedError, PumpLinks, PumpReading
-from itb.clinic.urgency import REFILL_MARGIN_DAYS, days_until, due_dates, eri_estimate
+from itb.clinic.urgency import days_until, due_dates, eri_estimate, reservoir_plan
 from itb.drugs import BACLOFEN
-from itb.guardrails import DAILY_DOSE, LimitError
+from itb.guardrails import LimitError, Verdict
+from itb.programmer.programming import Origin, Phase, ProgramReview, review_program
+from itb.programmer.refill import DiscrepancyCheck, check_withdrawn_volume
 from itb.pump.hardware import pump_model
 from itb.therapy import Program, ProgramError, program_from_dict
 
 # Event-log kinds that show a command was applied (names from itb.pump.eventlog).
 REFILL_EVENT_KINDS = frozenset({"refill"})
 PROGRAM_EVENT_KINDS = frozenset({"program"})
-# A withdrawn volume this far from the expected one may mean a pocket fill (S28).
-DISCREPANCY_ML = {20.0: 1.0, 40.0: 2.0}
 
 
 # Dashboard -----------------------------------------------------------------------------------
@@ -63,6 +63,7 @@ class DashboardRow:
     days_to_eri: float | None
     next_due_at: datetime | None
     next_refill_at: datetime | None
+    days_to_next_refill: float | None = None
 
     @property
     def most_urgent_days(self) -> float | None:
@@ -88,6 +89,7 @@ class DashboardRow:
             "days_to_eri": _round(self.days_to_eri),
             "next_due_at": _iso(self.next_due_at),
             "next_refill_at": _iso(self.next_refill_at),
+            "days_to_next_refill": _round(self.days_to_next_refill),
         }
 
 
@@ -121,6 +123,7 @@ def dashboard(
         Pump.stability_at,
         Pump.eri_at,
         Pump.next_due_at,
+        Pump.next_refill_at,
     )
     mine = (Patient.clinician_id == clinician_id) if clinician_id is not None else true()
     dated = (
@@ -158,7 +161,8 @@ def dashboard(
             days_to_stability_limit=days_until(r.stability_at, now),
             days_to_eri=days_until(r.eri_at, now),
             next_due_at=r.next_due_at,
-            next_refill_at=_refill_date(r.low_reservoir_at, r.stability_at),
+            next_refill_at=r.next_refill_at,
+            days_to_next_refill=days_until(r.next_refill_at, now),
         )
         for r in found
     ]
@@ -327,6 +331,7 @@ def refresh_due_dates(pump: Pump) -> None:
     pump.stability_at = dates.stability_at
     pump.eri_at = dates.eri_at
     pump.next_due_at = dates.next_due_at
+    pump.next_refill_at = dates.next_refill_at
 
 
 def interrogate(db: Session, links: PumpLinks, patient: Patient, user: User) -> Interrogation:
@@ -340,45 +345,111 @@ def interrogate(db: Session, links: PumpLinks, patient: Patient, user: User) -> 
 
 
 # Program change ----------------------------------------------------------------------------
-def validate_program(data: Any, pump: Pump) -> Program:
-    """The scenario's [program] keys -> a Program within the drug and pump limits, or InputError."""
+# The field a REFUSE check of itb.programmer.programming names in a 422.
+CHECK_FIELDS = {"daily_dose": "daily_dose_ug"}
+PROGRAM_KEYS = ("rate_ug_per_day", "steps", "week")
+REASON_MAX_CHARS = 500
+# A pump with no refill since its implant fill is in the titration phase (S46: changes every
+# 24 h after implant; maintenance changes come at refills) [R]: the stricter increase limits.
+TITRATION_UNTIL_FIRST_REFILL = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramRequest:
+    """A program change as submitted: the scenario's [program] keys, and the confirmation."""
+
+    program: dict[str, Any]
+    confirm: bool = False
+    reason: str = ""
+    phase: Phase | None = None  # None: from the pump's history (default_phase)
+
+
+def parse_program_request(data: Any) -> ProgramRequest:
+    """Split the body into the program keys and confirm / reason / phase; InputError if bad."""
     if not isinstance(data, dict):
         raise InputError("program", "expected an object with rate_ug_per_day, steps or week")
+    body = dict(data)
+    confirm = body.pop("confirm", False)
+    if not isinstance(confirm, bool):
+        raise InputError("confirm", "confirm: allowed true or false")
+    reason = body.pop("reason", "")
+    if not isinstance(reason, str) or len(reason) > REASON_MAX_CHARS:
+        raise InputError("reason", f"reason: text of at most {REASON_MAX_CHARS} characters")
+    phase_text = body.pop("phase", None)
+    phase = None
+    if phase_text is not None:
+        try:
+            phase = Phase(phase_text)
+        except ValueError:
+            raise InputError("phase", "phase: allowed titration or maintenance") from None
+    return ProgramRequest(body, confirm, reason.strip(), phase)
+
+
+def default_phase(pump: Pump) -> Phase:
+    """Titration until the first refill after the implant, maintenance after it [R]."""
+    if pump.filled_at is None or pump.filled_at - pump.implanted_at < TITRATION_UNTIL_FIRST_REFILL:
+        return Phase.TITRATION
+    return Phase.MAINTENANCE
+
+
+def patient_origin(patient: Patient) -> Origin:
     try:
-        program = program_from_dict(data)
+        return Origin(patient.origin)
+    except ValueError:
+        return Origin.CEREBRAL  # unknown: the stricter titration limits (S46)
+
+
+def review_program_change(
+    db: Session, patient: Patient, pump: Pump, request: ProgramRequest
+) -> ProgramReview:
+    """The programmer's comparison and checks (itb.programmer.programming.review_program)
+    against the current program, at the concentration read back at the last interrogation."""
+    if not isinstance(request.program, dict) or not request.program:
+        raise InputError("program", "expected an object with rate_ug_per_day, steps or week")
+    try:
+        program = program_from_dict(request.program)
     except ProgramError as exc:
         raise InputError(_field_of(str(exc)), str(exc)) from None
-    daily_dose_ug = program.daily_dose_ug()
+    if pump.concentration_ug_per_ml is None:
+        raise ConflictError("the pump has not been interrogated: interrogate it first")
+    current = current_program(db, pump)
+    old = program_from_dict(json.loads(current.program_json)) if current else None
     try:
-        DAILY_DOSE.check(daily_dose_ug)
+        return review_program(
+            pump_model(pump.model),
+            old,
+            program,
+            pump.concentration_ug_per_ml,
+            patient_origin(patient),
+            request.phase or default_phase(pump),
+        )
     except LimitError as exc:
-        raise InputError("daily_dose_ug", str(exc)) from None
-    model = pump_model(pump.model)
-    concentration = pump.concentration_ug_per_ml or BACLOFEN.concentrations_ug_per_ml[1]
-    flow_ml_per_day = daily_dose_ug / concentration
-    if flow_ml_per_day > model.max_flow_ml_per_day:
-        raise InputError(
-            "daily_dose_ug",
-            f"daily_dose_ug={daily_dose_ug:g} at {concentration:g} µg/mL is "
-            f"{flow_ml_per_day:.3g} mL/day; this pump delivers at most "
-            f"{model.max_flow_ml_per_day:g} mL/day",
-        )
-    lowest_ml_per_day = (
-        min(min(step.rate_ug_per_h for step in day) for day in program.week) * 24.0 / concentration
-    )
-    if lowest_ml_per_day < model.min_flow_ml_per_day:
-        raise InputError(
-            "program",
-            f"a rate of {lowest_ml_per_day:.3g} mL/day at {concentration:g} µg/mL is below this "
-            f"pump's minimum; allowed {model.min_flow_ml_per_day:g} to "
-            f"{model.max_flow_ml_per_day:g} mL/day",
-        )
-    return program
+        raise InputError("concentration_ug_per_ml", str(exc)) from None
 
 
-def _field_of(message: str) -> str:
-    head = message.split(":", 1)[0].split("=", 1)[0].strip()
-    return head if head and " " not in head else "program"
+def accept_program(review: ProgramReview, request: ProgramRequest) -> Program:
+    """The program to send, or InputError naming the field: a refusal, or a change that needs
+    ``confirm: true`` and a ``reason``."""
+    for check in review.checks:
+        if check.verdict is Verdict.REFUSE:
+            field = CHECK_FIELDS.get(check.name) or next(
+                (k for k in PROGRAM_KEYS if k in request.program), "program"
+            )
+            raise InputError(field, "refused: " + "; ".join(review.reasons(Verdict.REFUSE)))
+    if review.needs_confirmation:
+        warnings = "; ".join(review.reasons(Verdict.WARN))
+        if not request.confirm:
+            raise InputError(
+                "confirm",
+                "confirm: this change needs an explicit confirmation (confirm: true) with a "
+                f"reason, because {warnings}",
+            )
+        if not request.reason:
+            raise InputError(
+                "reason", f"reason: a reason (1 to {REASON_MAX_CHARS} characters) is required "
+                f"to confirm, because {warnings}",
+            )  # fmt: skip
+    return review.accept(request.reason or None)
 
 
 def change_program(
@@ -389,15 +460,26 @@ def change_program(
     data: Any,
     now: datetime,
     after_pump_command: Callable[[], None] | None = None,
-) -> ProgramVersion:
+) -> tuple[ProgramVersion, ProgramReview]:
     pump = active_pump(db, patient)
-    program = validate_program(data, pump)
+    request = data if isinstance(data, ProgramRequest) else parse_program_request(data)
+    review = review_program_change(db, patient, pump, request)
+    program = accept_program(review, request)
     _refuse_if_pending(db, pump)
     link = links.link(pump.serial)
     previous = current_program(db, pump)
-    visit = _start_command_visit(
-        db, patient, pump, user, VisitKind.PROGRAMMING, now, {"program": program.to_dict()}
-    )
+    details: dict[str, Any] = {
+        "program": program.to_dict(),
+        "daily_dose_ug": round(review.new_daily_dose_ug, 2),
+        "change_percent": None
+        if review.change_percent is None
+        else round(review.change_percent, 1),
+        "verdict": review.verdict.value,
+        "checks": [c.to_dict() for c in review.checks if c.verdict is not Verdict.OK],
+    }
+    if review.needs_confirmation:
+        details["confirmation_reason"] = request.reason
+    visit = _start_command_visit(db, patient, pump, user, VisitKind.PROGRAMMING, now, details)
     _send(db, visit, now, lambda: link.set_program(program))
     if after_pump_command:
         after_pump_command()
@@ -412,10 +494,21 @@ def change_program(
         "pump",
         pump.serial,
         {**before, "program": json.loads(previous.program_json) if previous else None},
-        {**pump_snapshot(pump), "program": program.to_dict(), "version": version.version},
+        {
+            **pump_snapshot(pump),
+            "program": program.to_dict(),
+            "version": version.version,
+            "verdict": review.verdict.value,
+            "confirmation_reason": request.reason if review.needs_confirmation else None,
+        },
     )
     db.commit()
-    return version
+    return version, review
+
+
+def _field_of(message: str) -> str:
+    head = message.split(":", 1)[0].split("=", 1)[0].strip()
+    return head if head and " " not in head else "program"
 
 
 def _add_program_version(
@@ -470,14 +563,50 @@ def validate_refill(pump: Pump, values: RefillInput) -> RefillInput:
 
 
 def expected_volume_ml(pump: Pump, now: datetime) -> float | None:
-    """What the reservoir should hold now, from the last known state and the program."""
+    """What the reservoir should hold now: the last reading less the refill plan's volume per
+    day (docs/refill.md) for the days since."""
     if pump.reservoir_ml is None or pump.state_at is None:
         return None
-    if not pump.daily_dose_ug or not pump.concentration_ug_per_ml:
+    plan = reservoir_plan(
+        pump.model,
+        pump.reservoir_ml,
+        pump.low_reservoir_alarm_ml,
+        pump.daily_dose_ug,
+        pump.concentration_ug_per_ml,
+    )
+    if plan is None:
         return pump.reservoir_ml
-    elapsed_days = max((now - pump.state_at).total_seconds(), 0.0) / 86400.0
-    used_ml = elapsed_days * pump.daily_dose_ug / pump.concentration_ug_per_ml
-    return max(pump.reservoir_ml - used_ml, 0.0)
+    elapsed_days = max(days_until(now, pump.state_at) or 0.0, 0.0)
+    return max(pump.reservoir_ml - elapsed_days * plan.volume_per_day_ml, 0.0)
+
+
+def delivered_since_fill_ml(db: Session, pump: Pump, status: dict[str, Any]) -> float:
+    """What the pump counted as delivered since its last fill: its own figure when it reports
+    one, else the last recorded fill less the volume it expects now."""
+    reported = status.get("delivered_since_refill_ml")
+    if reported is not None:
+        return max(float(reported), 0.0)
+    last_fill_ml = db.execute(
+        select(RefillRecord.filled_ml)
+        .where(RefillRecord.pump_id == pump.id)
+        .order_by(RefillRecord.at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if last_fill_ml is None:
+        last_fill_ml = pump_model(pump.model).reservoir_ml
+    return max(last_fill_ml - float(status["reservoir_ml"]), 0.0)
+
+
+def withdrawn_volume_check(pump: Pump, details: dict[str, Any]) -> DiscrepancyCheck:
+    """The programmer's withdrawn-volume check (S28 and the pump's accuracy band)."""
+    model = pump_model(pump.model)
+    return check_withdrawn_volume(
+        model,
+        min(max(details["expected_ml"], 0.0), model.reservoir_ml),
+        details["withdrawn_ml"],
+        # a visit stored before this field existed: the pump's whole reservoir less what is left
+        details.get("delivered_since_fill_ml", model.reservoir_ml - details["expected_ml"]),
+    )
 
 
 def refill(
@@ -498,12 +627,14 @@ def refill(
     reading = link.interrogate(pump.last_event_seq)
     ingest_reading(db, pump, reading)
     expected_ml = pump.reservoir_ml or 0.0
-    details = {
+    details: dict[str, Any] = {
         "expected_ml": expected_ml,
         "withdrawn_ml": values.withdrawn_ml,
+        "delivered_since_fill_ml": delivered_since_fill_ml(db, pump, reading.status),
         "filled_ml": values.filled_ml,
         "concentration_ug_per_ml": values.concentration_ug_per_ml,
     }
+    details["discrepancy_check"] = withdrawn_volume_check(pump, details).to_dict()
     visit = _start_command_visit(db, patient, pump, user, VisitKind.REFILL, now, details)
     _send(db, visit, now, lambda: link.refill(values.filled_ml, values.concentration_ug_per_ml))
     if after_pump_command:
@@ -523,8 +654,7 @@ def _finish_refill(
     details = json.loads(visit.details_json)
     before = pump_snapshot(pump)
     ingest_reading(db, pump, links.link(pump.serial).interrogate(pump.last_event_seq), visit)
-    discrepancy_ml = details["withdrawn_ml"] - details["expected_ml"]
-    tolerance_ml = DISCREPANCY_ML.get(pump_model(pump.model).reservoir_ml, 1.0)
+    check = withdrawn_volume_check(pump, details)
     record = RefillRecord(
         visit_id=visit.id,
         pump_id=pump.id,
@@ -533,8 +663,8 @@ def _finish_refill(
         withdrawn_ml=details["withdrawn_ml"],
         filled_ml=details["filled_ml"],
         concentration_ug_per_ml=details["concentration_ug_per_ml"],
-        discrepancy_ml=discrepancy_ml,
-        discrepancy_flagged=abs(discrepancy_ml) > tolerance_ml,
+        discrepancy_ml=check.discrepancy_ml,
+        discrepancy_flagged=check.flagged,
     )
     db.add(record)
     _complete(visit, status, now)
@@ -736,6 +866,7 @@ def pump_dict(pump: Pump, now: datetime) -> dict[str, Any]:
         "stability_at": _iso(pump.stability_at),
         "eri_at": _iso(pump.eri_at),
         "next_refill_at": _iso(next_refill_at(pump)),
+        "days_to_next_refill": _round(days_until(pump.next_refill_at, now)),
         "days_to_low_reservoir": _round(days_until(pump.low_reservoir_at, now)),
         "days_to_empty": _round(days_until(pump.empty_at, now)),
         "days_to_stability_limit": _round(days_until(pump.stability_at, now)),
@@ -744,15 +875,31 @@ def pump_dict(pump: Pump, now: datetime) -> dict[str, Any]:
 
 
 def next_refill_at(pump: Pump) -> datetime | None:
-    return _refill_date(pump.low_reservoir_at, pump.stability_at)
+    """The programmer's next refill date (plan_refill), projected at the last reading."""
+    return pump.next_refill_at
 
 
-def _refill_date(
-    low_reservoir_at: datetime | None, stability_at: datetime | None
-) -> datetime | None:
-    """A few days before the low-reservoir alarm or the stability limit, whichever is first."""
-    dates = [d for d in (low_reservoir_at, stability_at) if d]
-    return min(dates) - timedelta(days=REFILL_MARGIN_DAYS) if dates else None
+def last_interrogation(db: Session, pump: Pump) -> Interrogation | None:
+    return db.execute(
+        select(Interrogation)
+        .where(Interrogation.pump_id == pump.id)
+        .order_by(Interrogation.at.desc(), Interrogation.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def recent_events(db: Session, pump: Pump, limit: int = 200) -> list[dict[str, Any]]:
+    """The pump's own event log as stored, most recent first, in the report's shape."""
+    rows = db.execute(
+        select(PumpEvent)
+        .where(PumpEvent.pump_id == pump.id)
+        .order_by(PumpEvent.seq.desc())
+        .limit(limit)
+    ).scalars()
+    return [
+        {"seq": e.seq, "at": e.at.isoformat(), "kind": e.kind, "data": json.loads(e.data_json)}
+        for e in rows
+    ]
 
 
 def program_history(db: Session, pump: Pump) -> list[ProgramVersion]:
@@ -814,7 +961,9 @@ def patient_summary(db: Session, patient: Patient, now: datetime) -> dict[str, A
 
 def refill_summary(db: Session, record: RefillRecord, now: datetime) -> dict[str, Any]:
     pump = db.get(Pump, record.pump_id)
-    assert pump is not None
+    visit = db.get(Visit, record.visit_id)
+    assert pump is not None and visit is not None
+    check = withdrawn_volume_check(pump, json.loads(visit.details_json))
     return {
         "visit_id": record.visit_id,
         "at": record.at.isoformat(),
@@ -824,5 +973,6 @@ def refill_summary(db: Session, record: RefillRecord, now: datetime) -> dict[str
         "concentration_ug_per_ml": record.concentration_ug_per_ml,
         "discrepancy_ml": round(record.discrepancy_ml, 3),
         "discrepancy_flagged": record.discrepancy_flagged,
+        "discrepancy_check": check.to_dict(),
         "pump": pump_dict(pump, now),
     }

@@ -46,6 +46,7 @@ class PatientRow(BaseModel):
     days_to_eri: float | None
     next_due_at: str | None
     next_refill_at: str | None
+    days_to_next_refill: float | None
 
 
 class RefillIn(BaseModel):
@@ -64,6 +65,11 @@ class ScreeningIn(BaseModel):
 
 
 PROGRAM_EXAMPLE: dict[str, Any] = {"rate_ug_per_day": 300.0}
+PROGRAM_CONFIRMED_EXAMPLE: dict[str, Any] = {
+    "rate_ug_per_day": 600.0,
+    "confirm": True,
+    "reason": "spasticity uncontrolled at 400 µg/day; reviewed with the patient",
+}
 
 
 @router.post("/login", response_model=Me)
@@ -123,23 +129,44 @@ def interrogate(
     return {"at": reading.at.isoformat(), "status": json.loads(reading.status_json)}
 
 
-@router.post("/patients/{patient_id}/program")
-def program(
+@router.post("/patients/{patient_id}/program/review")
+def program_review(
     patient_id: PatientId,
     request: Request,
     db: Db,
     body: Annotated[dict[str, Any], Body(examples=[PROGRAM_EXAMPLE])],
     caller: Caller = need("program"),
 ) -> dict[str, Any]:
-    """A new program, with the scenario's [program] keys (rate_ug_per_day, steps or week)."""
+    """Old and new side by side with every check's verdict and reason; nothing is sent."""
     patient = services.get_patient(db, patient_id)
-    version = services.change_program(
+    pump = services.active_pump(db, patient)
+    program_request = services.parse_program_request(body)
+    return services.review_program_change(db, patient, pump, program_request).to_dict()
+
+
+@router.post("/patients/{patient_id}/program")
+def program(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    body: Annotated[dict[str, Any], Body(examples=[PROGRAM_EXAMPLE, PROGRAM_CONFIRMED_EXAMPLE])],
+    caller: Caller = need("program"),
+) -> dict[str, Any]:
+    """A new program, with the scenario's [program] keys (rate_ug_per_day, steps or week).
+
+    The programmer's checks run first (docs/refill.md, "Programming checks"): a refusal is 422
+    naming the field; a change that needs confirmation is 422 on ``confirm`` until the body
+    carries ``confirm: true`` and a ``reason``. Optional ``phase``: titration or maintenance.
+    """
+    patient = services.get_patient(db, patient_id)
+    version, review = services.change_program(
         db, request.app.state.settings.links, patient, caller.user, body, now(request)
     )
     return {
         "version": version.version,
         "program": json.loads(version.program_json),
         "daily_dose_ug": version.daily_dose_ug,
+        "review": review.to_dict(),
     }
 
 

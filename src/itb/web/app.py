@@ -17,21 +17,10 @@ from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
 from itb.clinic.errors import ConflictError, InputError, NotFoundError, SerialMismatchError
 from itb.clinic.pumps import PumpUnreachableError
 from itb.web import api, pages
-from itb.web.deps import LoginRequired
+from itb.web.deps import SECURITY_HEADERS, LoginRequired
 from itb.web.settings import ClinicSettings
 
 HERE = Path(__file__).parent
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 def create_app(settings: ClinicSettings) -> FastAPI:

@@ -22,6 +22,18 @@ SESSION_COOKIE = "itb_session"
 SECURE_SESSION_COOKIE = "__Host-itb_session"  # HTTPS only: Secure, Path=/, no Domain
 LOGIN_CSRF_COOKIE = "itb_login_csrf"
 
+# Sent with every answer (docs/clinic.md, "Security"); a response may set its own CSP.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
 
 class LoginRequired(Exception):
     """A page (not an API route) asked for without a session: redirect to the log-in page."""

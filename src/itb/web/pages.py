@@ -3,10 +3,13 @@ screening trial entry, reports. Forms post back with the session's CSRF token.""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
+import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -14,15 +17,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
 from itb.clinic import auth, services
-from itb.clinic.errors import InputError
+from itb.clinic.effect import forecast_effect
+from itb.clinic.errors import ConflictError, InputError
 from itb.clinic.models import Patient, Pump, RefillRecord, Role, User
-from itb.clinic.urgency import REFILL_MARGIN_DAYS
 from itb.drugs import BACLOFEN
+from itb.guardrails import DAILY_DOSE
+from itb.programmer.patient import WITHDRAWAL_SIGNS
+from itb.programmer.programming import CHANGE_LIMITS, Phase, ProgramReview
+from itb.programmer.refill import DEFAULT_SAFETY_MARGIN_DAYS, pocket_fill_tolerance_ml
+from itb.programmer.report import build_report, render_report_html
 from itb.pump.hardware import pump_model
 from itb.therapy import program_from_dict
-from itb.web.charts import dose_schedule_svg
+from itb.web.charts import dose_schedule_svg, effect_forecast_svg
 from itb.web.deps import (
     LOGIN_CSRF_COOKIE,
+    SECURITY_HEADERS,
     Caller,
     Db,
     need,
@@ -39,6 +48,8 @@ PatientId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
 FormText = Annotated[str, Form(max_length=4000)]
 NOTICES = {
     "refilled": "Refill completed and recorded.",
+    "refilled_flagged": "Refill recorded. The withdrawn volume was flagged: see the visit below "
+    "(possible pocket fill, catheter or pump problem).",
     "programmed": "New program sent to the pump and recorded.",
     "interrogated": "Pump interrogated.",
     "screening": "Screening dose recorded.",
@@ -153,7 +164,7 @@ def dashboard(
         pages=max(1, math.ceil(total / PAGE_ROWS)),
         clinicians=list(clinicians),
         clinician_id=clinician_id,
-        refill_margin=timedelta(days=REFILL_MARGIN_DAYS),
+        refill_margin_days=DEFAULT_SAFETY_MARGIN_DAYS,
     )
 
 
@@ -167,17 +178,61 @@ def patient_page(
     caller: Caller = need("view", page=True),
 ) -> HTMLResponse:
     patient = services.get_patient(db, patient_id)
-    summary = services.patient_summary(db, patient, now(request))
-    chart = None
-    if summary["program"]:
-        chart = dose_schedule_svg(program_from_dict(summary["program"]["program"]))
+    current = now(request)
+    summary = services.patient_summary(db, patient, current)
+    chart = effect_chart = forecast = None
+    if summary["program"] and summary["pump"]:
+        program = program_from_dict(summary["program"]["program"])
+        chart = dose_schedule_svg(program)
+        empty_at = summary["pump"]["empty_at"]
+        if program.mean_daily_dose_ug() > 0.0:
+            forecast = forecast_effect(
+                program, current, datetime.fromisoformat(empty_at) if empty_at else None
+            )
+            effect_chart = effect_forecast_svg(forecast)
     return render(
         request,
         "patient.html",
         caller,
         p=summary,
         chart=chart,
+        effect_chart=effect_chart,
+        forecast=forecast,
+        withdrawal_signs=WITHDRAWAL_SIGNS,
         notice=NOTICES.get(notice, ""),
+    )
+
+
+@router.get("/patients/{patient_id}/report")
+def report_page(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    caller: Caller = need("view", page=True),
+) -> Response:
+    """The programmer's interrogation report (itb.programmer.report) for the last reading."""
+    patient = services.get_patient(db, patient_id)
+    pump = services.active_pump(db, patient)
+    reading = services.last_interrogation(db, pump)
+    if reading is None:
+        raise ConflictError(f"pump {pump.serial} has not been interrogated yet")
+    report = build_report(
+        json.loads(reading.status_json), services.recent_events(db, pump), now(request)
+    )
+    html = render_report_html(report)
+    # the report carries its own <style> block: allow exactly that one (CSP hash), nothing else
+    styles = re.findall(r"<style>(.*?)</style>", html, flags=re.S)
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'"
+        for css in styles
+    )
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"].replace(
+                "style-src 'self'", f"style-src 'self' {hashes}"
+            )
+        },
     )
 
 
@@ -201,7 +256,7 @@ def program_form(
     db: Db,
     caller: Caller = need("program", page=True),
 ) -> HTMLResponse:
-    return _program_page(request, db, caller, patient_id, "", "", None)
+    return _program_page(request, db, caller, patient_id, {}, None, None)
 
 
 def _program_page(
@@ -209,20 +264,26 @@ def _program_page(
     db: Db,
     caller: Caller,
     patient_id: int,
-    rate: str,
-    steps: str,
+    values: dict[str, str],
+    review: ProgramReview | None,
     error: InputError | None,
 ) -> HTMLResponse:
-    summary = services.patient_summary(db, services.get_patient(db, patient_id), now(request))
+    patient = services.get_patient(db, patient_id)
+    summary = services.patient_summary(db, patient, now(request))
+    pump = services.active_pump(db, patient)
     return render(
         request,
         "program.html",
         caller,
         422 if error else 200,
         p=summary,
-        rate=rate,
-        steps=steps,
+        values=values,
+        review=review,
         error=error,
+        default_phase=services.default_phase(pump).value,
+        origin=services.patient_origin(patient).value,
+        limits={f"{o.value} {ph.value}": lim for (o, ph), lim in CHANGE_LIMITS.items()},
+        dose_limit=DAILY_DOSE,
     )
 
 
@@ -249,18 +310,50 @@ def program_submit(
     db: Db,
     rate_ug_per_day: FormText = "",
     steps: FormText = "",
+    phase: FormText = "",
+    confirm: FormText = "",
+    reason: FormText = "",
+    action: FormText = "review",
     caller: Caller = need("program", page=True, form=True),
 ) -> Response:
+    """``action=review`` shows old and new with every check; ``action=send`` sends the program
+    once nothing refuses it and any warning is confirmed with a reason."""
     patient = services.get_patient(db, patient_id)
+    values = {"rate_ug_per_day": rate_ug_per_day, "steps": steps, "phase": phase,
+              "confirm": confirm, "reason": reason}  # fmt: skip
+    review = None
     try:
-        data = _program_from_form(rate_ug_per_day, steps)
+        program_request = services.ProgramRequest(
+            _program_from_form(rate_ug_per_day, steps),
+            confirm == "yes",
+            reason.strip()[: services.REASON_MAX_CHARS],
+            _phase(phase),
+        )
+        pump = services.active_pump(db, patient)
+        review = services.review_program_change(db, patient, pump, program_request)
+        if action != "send":
+            return _program_page(request, db, caller, patient_id, values, review, None)
         services.change_program(
-            db, request.app.state.settings.links, patient, caller.user, data, now(request)
+            db,
+            request.app.state.settings.links,
+            patient,
+            caller.user,
+            program_request,
+            now(request),
         )
     except InputError as exc:
         db.rollback()
-        return _program_page(request, db, caller, patient_id, rate_ug_per_day, steps, exc)
+        return _program_page(request, db, caller, patient_id, values, review, exc)
     return _redirect(f"/patients/{patient_id}?notice=programmed")
+
+
+def _phase(text: str) -> Phase | None:
+    if not text:
+        return None
+    try:
+        return Phase(text)
+    except ValueError:
+        raise InputError("phase", "phase: allowed titration or maintenance") from None
 
 
 # Refill wizard ---------------------------------------------------------------------------------
@@ -297,6 +390,7 @@ def _refill_page(
         values=values,
         error=error,
         reservoir_capacity_ml=pump_model(pump.model).reservoir_ml,
+        pocket_fill_tolerance_ml=pocket_fill_tolerance_ml(pump_model(pump.model)),
         concentrations=BACLOFEN.concentrations_ug_per_ml,
     )
 
@@ -335,13 +429,14 @@ def refill_submit(
             _number(filled_ml, "filled_ml", "mL"),
             _number(concentration_ug_per_ml, "concentration_ug_per_ml", "µg/mL"),
         )
-        services.refill(
+        record = services.refill(
             db, request.app.state.settings.links, patient, caller.user, values, now(request)
         )
     except InputError as exc:
         db.rollback()
         return _refill_page(request, db, caller, patient_id, 2, raw, exc)
-    return _redirect(f"/patients/{patient_id}?notice=refilled")
+    notice = "refilled_flagged" if record.discrepancy_flagged else "refilled"
+    return _redirect(f"/patients/{patient_id}?notice={notice}")
 
 
 # Screening trial -------------------------------------------------------------------------------

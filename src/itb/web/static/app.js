@@ -7,10 +7,19 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   for (const form of document.querySelectorAll("form")) {
     form.addEventListener("submit", (event) => {
-      const question = form.dataset.confirm;
+      const submitter = event.submitter;
+      const question = (submitter && submitter.dataset.confirm) || form.dataset.confirm;
       if (question && !window.confirm(question)) {
         event.preventDefault();
         return;
+      }
+      // a disabled button is not submitted: keep which one was pressed (e.g. action=send)
+      if (submitter && submitter.name) {
+        const chosen = document.createElement("input");
+        chosen.type = "hidden";
+        chosen.name = submitter.name;
+        chosen.value = submitter.value;
+        form.appendChild(chosen);
       }
       // a pump command must not go out twice because of a double click
       for (const button of form.querySelectorAll("button[type=submit]")) {

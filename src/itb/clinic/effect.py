@@ -1,0 +1,113 @@
+"""The patient page's forecast: predicted spasticity over the next hours on the current program,
+and the withdrawal-risk time if delivery stops, from :mod:`itb.pharmacology` (typical patient).
+
+Pure: the start time and the projected empty date are passed in. The model, the response rule
+(a MAS fall of at least 1.0, S51) and the withdrawal threshold (half the maintenance effect lost,
+[R]) are the pharmacology's own, as ``itb pk program`` uses them (docs/pharmacology.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from itb.pharmacology.exact import Propagator, pieces_from_segments, predict
+from itb.pharmacology.model import (
+    EFFECT,
+    RESPONSE_THRESHOLD_MAS,
+    FloatArray,
+    csf_ug_per_ml,
+    effect_mas,
+    predicted_mas,
+    typical_patient,
+)
+from itb.pharmacology.withdrawal import (
+    DEFAULT_WITHDRAWAL_FRACTION,
+    withdrawal_risk_time_h,
+    withdrawal_threshold,
+)
+from itb.therapy import Program, rate_segments, to_pump_s
+from itb.units import HOURS_PER_DAY
+
+FORECAST_HOURS = 72.0
+STEP_H = 0.25
+# Run the program this long before the window, from steady state on its mean rate, so that a
+# flex schedule starts the window at its periodic steady state (the effect site's half-life is
+# about 3 h, ke0 = 0.22 /h: three days is many half-lives).
+WARM_UP_H = 72.0
+
+
+@dataclass(frozen=True, slots=True)
+class EffectForecast:
+    start: datetime
+    t_h: FloatArray  # hours after start
+    csf_ug_per_ml: FloatArray
+    mas: FloatArray  # predicted Modified Ashworth score (0 to 5, 1+ coded 2)
+    baseline_mas: float
+    response_mas: float  # at or below: a response (a fall of at least 1.0 point, S51)
+    withdrawal_mas: float  # at or above: withdrawal risk (half the maintenance effect lost)
+    mean_daily_dose_ug: float
+    # hours from a stop of delivery (at steady state on this program) to the withdrawal risk
+    risk_after_stop_h: float | None
+    empty_at_h: float | None  # the projected empty reservoir, when inside the window
+    risk_after_empty_h: float | None  # hours after start when withdrawal risk begins, if empty
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(hours=float(self.t_h[-1]))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def forecast_effect(
+    program: Program,
+    start: datetime,
+    empty_at: datetime | None = None,
+    hours: float = FORECAST_HOURS,
+    fraction: float = DEFAULT_WITHDRAWAL_FRACTION,
+) -> EffectForecast:
+    """Predicted MAS from ``start`` for ``hours`` on ``program``; delivery stops at ``empty_at``
+    when that falls inside the window."""
+    patient = typical_patient()
+    mean_rate_ug_per_h = program.mean_daily_dose_ug() / HOURS_PER_DAY
+    end = start + timedelta(hours=hours)
+    stop = empty_at if empty_at is not None and start <= empty_at < end else None
+    warm_start = start - timedelta(hours=WARM_UP_H)
+    segments = rate_segments(program, warm_start, stop or end)
+    pieces = pieces_from_segments(segments, to_pump_s(start))
+    propagator = Propagator(patient)
+    initial = propagator.steady_state(mean_rate_ug_per_h)
+    times = np.arange(0.0, hours + 1e-9, STEP_H)
+    states = predict(patient, pieces, [], times, initial_state=initial, t0_h=-WARM_UP_H)
+    effect = effect_mas(states[..., EFFECT], patient)
+    threshold = withdrawal_threshold(patient, mean_rate_ug_per_h, fraction)
+    baseline = float(patient.baseline_mas[0])
+
+    at_steady = propagator.steady_state(mean_rate_ug_per_h)
+    risk_h = float(withdrawal_risk_time_h(patient, at_steady, mean_rate_ug_per_h, fraction)[0])
+    empty_h = risk_empty_h = None
+    if stop is not None:
+        empty_h = (stop - start).total_seconds() / 3600.0
+        at_stop = predict(patient, pieces, [], [empty_h], initial_state=initial, t0_h=-WARM_UP_H)
+        after = float(
+            withdrawal_risk_time_h(patient, at_stop[:, 0], mean_rate_ug_per_h, fraction)[0]
+        )
+        risk_empty_h = _finite(empty_h + after)
+    return EffectForecast(
+        start=start,
+        t_h=times,
+        csf_ug_per_ml=csf_ug_per_ml(states, patient)[0],
+        mas=predicted_mas(effect, patient)[0],
+        baseline_mas=baseline,
+        response_mas=baseline - RESPONSE_THRESHOLD_MAS,
+        withdrawal_mas=baseline - float(threshold.threshold_effect_mas[0]),
+        mean_daily_dose_ug=program.mean_daily_dose_ug(),
+        risk_after_stop_h=_finite(risk_h),
+        empty_at_h=empty_h,
+        risk_after_empty_h=risk_empty_h,
+    )
