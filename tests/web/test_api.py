@@ -8,7 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from itb.clinic.models import AuditEntry, ProgramVersion, Pump, PumpEvent, Visit
+from itb.clinic.models import (
+    AuditEntry,
+    Interrogation,
+    ProgramVersion,
+    Pump,
+    PumpEvent,
+    Visit,
+)
 from itb.web.app import app_routes
 from tests.clinic.support import Clinic
 
@@ -181,14 +188,48 @@ def test_a_nurse_refills_and_the_dashboard_shows_the_new_dates(clinic: Clinic) -
     assert visits[0]["kind"] == "refill" and visits[0]["status"] == "completed"
 
 
-def test_a_withdrawn_volume_far_from_the_expected_one_is_flagged(clinic: Clinic) -> None:
+def test_a_flagged_withdrawn_volume_must_be_acknowledged_before_the_refill(
+    clinic: Clinic,
+) -> None:
     clinic.login("nurse_demo")
-    pid = clinic.patient_id("DEMO-001")
-    response = clinic.client.post(
+    pid = clinic.patient_id("DEMO-001")  # a 20 mL peristaltic pump
+    clinic.pumps.firmware("SIM-001").refill(clinic.clock(), 5.0, 500.0)  # it now expects 5.0 mL
+    counts = (_count(clinic, Visit), _count(clinic, AuditEntry), _count(clinic, Interrogation))
+    body = {"withdrawn_ml": 3.5, "filled_ml": 20.0, "concentration_ug_per_ml": 500.0}
+    # 3.5 - 5.0 = -1.5 mL: beyond S28's 1 mL for a 20 mL pump
+    refused = clinic.client.post(f"/api/patients/{pid}/refill", json=body)
+    assert refused.status_code == 422
+    detail = refused.json()["detail"][0]
+    assert detail["loc"][-1] == "acknowledge_discrepancy"
+    assert "withdrawn 3.50 mL vs expected 5.00 mL" in detail["msg"]
+    assert "beyond the 1 mL tolerance of a 20 mL pump" in detail["msg"]
+    # nothing sent to the pump, nothing stored (not even the reading taken for the check)
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 5.0
+    assert (
+        _count(clinic, Visit),
+        _count(clinic, AuditEntry),
+        _count(clinic, Interrogation),
+    ) == counts
+
+    note = "pocket checked, no swelling; catheter study booked"
+    done = clinic.client.post(
         f"/api/patients/{pid}/refill",
-        json={"withdrawn_ml": 0.5, "filled_ml": 20.0, "concentration_ug_per_ml": 500.0},
+        json={**body, "acknowledge_discrepancy": True, "discrepancy_note": note},
     )
-    assert response.json()["discrepancy_flagged"] is True
+    assert done.status_code == 200, done.text
+    assert done.json()["discrepancy_flagged"] is True
+    assert done.json()["discrepancy_ml"] == -1.5
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 20.0
+    visit = clinic.client.get(f"/api/patients/{pid}/visits").json()[0]
+    assert visit["details"]["discrepancy_acknowledged"] is True
+    assert visit["details"]["discrepancy_note"] == note
+    with clinic.sessions() as db:
+        entry = db.execute(
+            select(AuditEntry).where(AuditEntry.action == "pump.refill")
+        ).scalar_one()
+    after = json.loads(entry.after_json)
+    assert after["discrepancy_acknowledged"] is True and after["discrepancy_note"] == note
+    assert entry.username == "nurse_demo"
 
 
 def test_an_overfill_is_refused_with_the_field_and_nothing_changes(clinic: Clinic) -> None:
@@ -209,20 +250,87 @@ def test_an_overfill_is_refused_with_the_field_and_nothing_changes(clinic: Clini
     assert clinic.pumps.firmware("SIM-001").status().reservoir_ml < 3
 
 
-def test_screening_dose_is_recorded_with_its_response(clinic: Clinic) -> None:
+HOURLY_POSITIVE = {"0": 3, "1": 3, "2": 2, "3": 2, "4": 1, "5": 1, "6": 2, "7": 2, "8": 3}
+
+
+def test_screening_scores_give_the_comparison_the_result_and_the_first_pump_dose(
+    clinic: Clinic,
+) -> None:
     clinic.login("nurse_demo")
     pid = clinic.patient_id("DEMO-006")
     response = clinic.client.post(
-        f"/api/patients/{pid}/screening",
-        json={"dose_ug": 50, "ashworth_before": 4, "ashworth_after": 2},
+        f"/api/patients/{pid}/screening", json={"dose_ug": 50, "scores": HOURLY_POSITIVE}
     )
-    assert response.status_code == 200
-    assert response.json()["details"]["responded"] is True
-    refused = clinic.client.post(
-        f"/api/patients/{pid}/screening",
-        json={"dose_ug": 500, "ashworth_before": 4, "ashworth_after": 2},
+    assert response.status_code == 200, response.text
+    body = response.json()
+    result = body["assessment"]
+    # baseline 3, lowest 1: a fall of 2.0 >= 1.0 (S51); the fall is >= 1 from 2 h to 7 h, so the
+    # effect lasted 7 h (not more than 8): first pump dose 2 × 50 = 100 µg/day (S46)
+    assert result["classification"]["positive"] is True
+    assert result["classification"]["max_fall_mas"] == 2.0
+    assert result["classification"]["effect_lasted_h"] == 7.0
+    assert result["decision"]["action"] == "candidate"
+    assert result["decision"]["first_daily_dose_ug"] == 100.0
+    assert "twice the dose, 100 µg/day" in result["decision"]["reason"]
+    # the typical patient's 50 µg bolus acts (fall >= 1) from 0.93 h to about 9.3 h
+    # (docs/pharmacology.md): predicted MAS at most 2 at every scored hour
+    rows = result["comparison"]["rows"]
+    assert [r["hour"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [r["observed_mas"] for r in rows] == [3, 2, 2, 1, 1, 2, 2, 3]
+    assert all(r["predicted_mas"] <= 2.0 for r in rows)
+    # stored with the visit: the bolus 8 h before the last score (clinic clock 12:00)
+    assert body["started_at"] == "2026-11-25T04:00:00"
+    assert body["details"]["scores"]["4"] == 1.0 and body["details"]["min_fall_mas"] == 1.0
+
+
+def _screen(clinic: Clinic, pid: int, dose: int, scores: dict, **extra: object):  # type: ignore[no-untyped-def,type-arg]
+    return clinic.client.post(
+        f"/api/patients/{pid}/screening", json={"dose_ug": dose, "scores": scores, **extra}
     )
-    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "dose_ug"
+
+
+def test_screening_sequence_50_75_100_a_day_apart_then_not_a_candidate(clinic: Clinic) -> None:
+    clinic.login("nurse_demo")
+    pid = clinic.patient_id("DEMO-006")
+    no = {"0": 3, "1": 3, "2": 2.5, "3": 2.5, "4": 2.5, "5": 3}  # largest fall 0.5
+    first = _screen(clinic, pid, 50, no).json()  # bolus at 12:00 - 5 h = 07:00
+    decision = first["assessment"]["decision"]
+    assert (decision["action"], decision["next_dose_ug"]) == ("next_dose", 75.0)
+    assert decision["not_before"] == "2026-11-26T07:00:00"
+    visits = _count(clinic, Visit)
+    # at once: this bolus would be 3 h before the first one
+    assert _screen(clinic, pid, 75, no).json()["detail"][0]["loc"][-1] == "given_at"
+    clinic.clock.advance(1.0)  # 2026-11-26 12:00
+    # by default the bolus was 8 h before the last score: 04:00, only 21 h after the first
+    early = _screen(clinic, pid, 75, {**no, "8": 3})
+    assert early.status_code == 422
+    assert "21.0 h after the previous one; allowed 24 h or more" in early.json()["detail"][0]["msg"]
+    assert _count(clinic, Visit) == visits
+    second = _screen(clinic, pid, 75, no, given_at="2026-11-26T07:00:00")  # exactly 24 h
+    assert second.status_code == 200, second.text
+    assert second.json()["assessment"]["decision"]["next_dose_ug"] == 100.0
+    clinic.clock.advance(1.0)
+    third = _screen(clinic, pid, 100, no, given_at="2026-11-27T07:00:00").json()
+    assert third["assessment"]["decision"]["action"] == "not_candidate"
+    assert "not a candidate" in third["assessment"]["decision"]["reason"]
+
+
+def test_bad_screening_input_names_the_field_and_stores_nothing(clinic: Clinic) -> None:
+    clinic.login("nurse_demo")
+    pid = clinic.patient_id("DEMO-006")
+    visits = _count(clinic, Visit)
+    for dose, scores, field, words in (
+        (60, HOURLY_POSITIVE, "dose_ug", "allowed 25, 50, 75 or 100"),
+        (50, {**HOURLY_POSITIVE, "3": 6}, "scores[3]", "allowed 0 to 5"),
+        (50, {**HOURLY_POSITIVE, "9": 2}, "scores", "allowed whole hours 0 to 8"),
+        (50, {"0": 3, "1": 2, "2": 2, "3": 2}, "scores", "at least 4"),
+        (50, {k: v for k, v in HOURLY_POSITIVE.items() if k != "0"}, "scores", "hour 0"),
+    ):
+        response = _screen(clinic, pid, dose, scores)
+        assert response.status_code == 422, (dose, scores)
+        detail = response.json()["detail"][0]
+        assert detail["loc"][-1] == field and words in detail["msg"], detail
+    assert _count(clinic, Visit) == visits
 
 
 def test_calendar_lists_refills_and_replacements_as_rfc5545(clinic: Clinic) -> None:
@@ -356,6 +464,13 @@ def test_a_withdrawn_volume_beyond_the_pump_accuracy_band_is_flagged(clinic: Cli
         f"/api/patients/{pid}/refill",
         json={"withdrawn_ml": expected_ml + 0.5, "filled_ml": 20.0,
               "concentration_ug_per_ml": 500.0},
+    )  # fmt: skip
+    assert response.status_code == 422  # flagged: acknowledge first
+    assert response.json()["detail"][0]["loc"][-1] == "acknowledge_discrepancy"
+    response = clinic.client.post(
+        f"/api/patients/{pid}/refill",
+        json={"withdrawn_ml": expected_ml + 0.5, "filled_ml": 20.0,
+              "concentration_ug_per_ml": 500.0, "acknowledge_discrepancy": True},
     )  # fmt: skip
     assert response.status_code == 200, response.text
     body = response.json()

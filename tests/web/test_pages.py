@@ -168,3 +168,57 @@ def test_interrogation_report_page_comes_from_the_last_reading(clinic: Clinic) -
     assert "style-src 'self' 'sha256-" in report.headers["content-security-policy"]
     no_pump = clinic.client.get(f"/patients/{clinic.patient_id('DEMO-006')}/report")
     assert no_pump.status_code == 409
+
+
+def test_screening_page_records_hourly_scores_and_shows_result_chart_and_decision(
+    clinic: Clinic,
+) -> None:
+    _page_login(clinic, "nurse_demo")
+    pid = clinic.patient_id("DEMO-006")
+    token = _csrf(clinic.client.get(f"/patients/{pid}/screening").text)
+    scores = {f"mas_{h}": str(m) for h, m in enumerate([3, 3, 2, 2, 1, 1, 2, 2, 3])}
+    posted = clinic.client.post(
+        f"/patients/{pid}/screening",
+        data={"dose_ug": "50", **scores, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303
+    html = clinic.client.get(posted.headers["location"]).text
+    assert 'aria-label="screening trial: observed and predicted MAS"' in html
+    assert html.count('class="observed"') == 9  # baseline and 8 hourly scores
+    # baseline 3, lowest 1: positive (S51); effect to 7 h: 2 × 50 = 100 µg/day (S46)
+    assert '<span id="classification" class="ok">positive</span>' in html
+    assert '<span id="first-dose">100</span> µg/day' in html
+    # a second dose the same day: refused, with the field, nothing stored
+    again = clinic.client.post(
+        f"/patients/{pid}/screening", data={"dose_ug": "75", **scores, "csrf_token": token}
+    )
+    assert again.status_code == 422 and 'data-field="given_at"' in again.text
+    assert "allowed 24 h or more" in again.text
+    too_few = clinic.client.post(
+        f"/patients/{pid}/screening",
+        data={"dose_ug": "50", "mas_0": "3", "mas_4": "1", "csrf_token": token},
+    )
+    assert too_few.status_code == 422 and "at least 4" in too_few.text
+
+
+def test_refill_wizard_asks_to_acknowledge_a_flagged_withdrawn_volume(clinic: Clinic) -> None:
+    _page_login(clinic, "nurse_demo")
+    pid = clinic.patient_id("DEMO-001")  # a 20 mL pump, made to expect 5.0 mL
+    clinic.pumps.firmware("SIM-001").refill(clinic.clock(), 5.0, 500.0)
+    token = _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
+    form = {"withdrawn_ml": "3.5", "filled_ml": "20", "concentration_ug_per_ml": "500",
+            "csrf_token": token}  # fmt: skip
+    shown = clinic.client.post(f"/patients/{pid}/refill", data=form)
+    # 3.5 - 5.0 = -1.5 mL, beyond S28's 1 mL for a 20 mL pump: reasons and a required box
+    assert shown.status_code == 422 and 'id="discrepancy"' in shown.text
+    assert "beyond the 1 mL tolerance of a 20 mL pump" in shown.text
+    assert 'name="acknowledge_discrepancy" value="yes" required' in shown.text
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 5.0
+    done = clinic.client.post(
+        f"/patients/{pid}/refill",
+        data={**form, "acknowledge_discrepancy": "yes", "discrepancy_note": "pocket checked"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"].endswith("refilled_flagged")
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 20.0

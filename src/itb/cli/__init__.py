@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from itb.cli import clinic, pk, programmer, pump, refill, sim
+from itb.cli import clinic, pk, programmer, pump, refill, screening, sim
 
 app = typer.Typer(
     name="itb",
@@ -16,6 +16,7 @@ app.add_typer(pump.app, name="pump")
 app.add_typer(pk.app, name="pk")
 app.add_typer(refill.app, name="refill")
 app.add_typer(programmer.app, name="programmer")
+app.add_typer(screening.app, name="screening")
 app.add_typer(sim.app, name="sim")
 app.add_typer(clinic.user_app, name="user")
 app.command("serve")(clinic.serve)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -21,6 +22,9 @@ from itb.clinic.db import (
     resolve_database_url,
     upgrade_to_head,
 )
+
+if TYPE_CHECKING:
+    from itb.clinic.pumps import PumpLinks
 
 user_app = typer.Typer(help="Clinic user accounts.", no_args_is_help=True)
 
@@ -45,6 +49,17 @@ def serve(
     demo_speed: float = typer.Option(
         1.0, "--demo-speed", min=0.0, max=100_000.0, help="Simulated seconds per real second."
     ),
+    pumps_file: Path | None = typer.Option(
+        None,
+        "--pumps",
+        help="The pump directory (TOML, [[pump]] serial, address, pump_key): pumps served by "
+        "`itb pump serve`, reached over telemetry. Not with --demo.",
+    ),
+    programmer_key: Path | None = typer.Option(
+        None,
+        "--programmer-key",
+        help="The clinic's programmer.key, paired with the clinician role on each pump.",
+    ),
 ) -> None:
     """Serve the clinic web app; the schema is created or migrated at start."""
     import uvicorn
@@ -55,6 +70,9 @@ def serve(
     from itb.web.settings import ClinicSettings, local_now
 
     settings: ClinicSettings
+    if demo and (pumps_file or programmer_key):
+        typer.echo("error: --pumps and --programmer-key are not for --demo", err=True)
+        raise typer.Exit(2)
     if demo:
         explicit = database_url or os.environ.get(DATABASE_URL_ENV)
         url = explicit or _fresh_demo_sqlite()
@@ -62,7 +80,10 @@ def serve(
         pumps = SimulatedPumps(clock)
         settings = ClinicSettings(database_url=url, links=pumps, clock=clock)
     else:
-        settings = ClinicSettings(database_url=resolve_database_url(database_url))
+        settings = ClinicSettings(
+            database_url=resolve_database_url(database_url),
+            links=_telemetry_pumps(pumps_file, programmer_key),
+        )
     app = create_app(settings)
     sessions = app.state.sessions
     if demo:
@@ -90,6 +111,26 @@ def serve(
         f"OpenITB clinic on http://{host}:{port}/  (database: {_safe(settings.database_url)})"
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _telemetry_pumps(pumps_file: Path | None, programmer_key: Path | None) -> PumpLinks:
+    """The pumps of ``--pumps`` over telemetry; no pumps without it. Exit 2 on a bad file."""
+    from itb.clinic.pumps import NoPumps
+    from itb.clinic.telemetry_links import PumpDirectoryError, TelemetryPumps
+
+    if pumps_file is None and programmer_key is None:
+        return NoPumps()
+    if pumps_file is None or programmer_key is None:
+        missing = "--pumps" if pumps_file is None else "--programmer-key"
+        typer.echo(f"error: {missing}: needed with the other one", err=True)
+        raise typer.Exit(2)
+    try:
+        pumps = TelemetryPumps.from_files(pumps_file, programmer_key)
+    except PumpDirectoryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"pumps over telemetry: {', '.join(pumps.serials())}")
+    return pumps
 
 
 def _fresh_demo_sqlite() -> str:

@@ -1,7 +1,7 @@
 """How the clinic talks to a pump: the :class:`PumpLink` interface and the demo's simulated pumps.
 
 The web app and the services only see :class:`PumpLink`; the demo's in-process simulated pumps
-(over ``itb.pump.firmware``) and, later, the telemetry client implement it.
+(over ``itb.pump.firmware``) and the telemetry client (``clinic/telemetry_links.py``) implement it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ class PumpCommandRefusedError(Exception):
     def __init__(self, field: str, reason: str) -> None:
         self.field = field
         super().__init__(f"{field}: {reason}")
+
+
+class PumpCommandUncertainError(Exception):
+    """The command left but no answer came: it may have been applied. The visit stays
+    ``pump_command_sent`` and is settled from the pump's event log (``reconcile_pending``)."""
 
 
 @dataclass(frozen=True, slots=True)

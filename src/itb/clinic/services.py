@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,12 +33,26 @@ from itb.clinic.models import (
     VisitKind,
     VisitStatus,
 )
-from itb.clinic.pumps import PumpCommandRefusedError, PumpLinks, PumpReading
+from itb.clinic.pumps import (
+    PumpCommandRefusedError,
+    PumpLinks,
+    PumpReading,
+    PumpUnreachableError,
+)
 from itb.clinic.urgency import days_until, due_dates, eri_estimate, reservoir_plan
 from itb.drugs import BACLOFEN
 from itb.guardrails import LimitError, Verdict
 from itb.programmer.programming import Origin, Phase, ProgramReview, review_program
 from itb.programmer.refill import DiscrepancyCheck, check_withdrawn_volume
+from itb.programmer.screening import (
+    Assessment,
+    EarlierDose,
+    ResponseRule,
+    ScreeningInputError,
+    ScreeningTrial,
+    assess,
+    dose_from_hourly_scores,
+)
 from itb.pump.hardware import pump_model
 from itb.therapy import Program, ProgramError, program_from_dict
 
@@ -530,6 +544,22 @@ def _add_program_version(
 
 
 # Refill --------------------------------------------------------------------------------------
+# what the user said about a flagged withdrawn volume, kept in the visit and the audit log
+DISCREPANCY_ACK_KEYS = ("discrepancy_acknowledged", "discrepancy_note")
+
+
+class AcknowledgementRequired(InputError):
+    """A flagged withdrawn volume not acknowledged: nothing sent, nothing stored (HTTP 422)."""
+
+    def __init__(self, reasons: tuple[str, ...]) -> None:
+        self.reasons = reasons
+        super().__init__(
+            "acknowledge_discrepancy",
+            "acknowledge_discrepancy: the withdrawn volume is flagged (possible pump, catheter "
+            "or pocket-fill problem); acknowledge it to refill: " + "; ".join(reasons),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RefillInput:
     withdrawn_ml: float
@@ -617,8 +647,15 @@ def refill(
     values: RefillInput,
     now: datetime,
     after_pump_command: Callable[[], None] | None = None,
+    acknowledge_discrepancy: bool = False,
+    discrepancy_note: str = "",
 ) -> RefillRecord:
-    """Interrogate, record the visit as sent, refill the pump, then store everything at once."""
+    """Interrogate, record the visit as sent, refill the pump, then store everything at once.
+
+    A withdrawn volume flagged by the programmer's check (S28, the pump's accuracy band) needs
+    ``acknowledge_discrepancy``: without it nothing is sent or stored (InputError on
+    ``acknowledge_discrepancy`` with the reasons). The acknowledgement and the note go into the
+    visit and the audit log."""
     pump = active_pump(db, patient)
     validate_refill(pump, values)
     _refuse_if_pending(db, pump)
@@ -634,7 +671,14 @@ def refill(
         "filled_ml": values.filled_ml,
         "concentration_ug_per_ml": values.concentration_ug_per_ml,
     }
-    details["discrepancy_check"] = withdrawn_volume_check(pump, details).to_dict()
+    check = withdrawn_volume_check(pump, details)
+    details["discrepancy_check"] = check.to_dict()
+    if check.flagged:
+        if not acknowledge_discrepancy:
+            db.rollback()  # not even the fresh reading: nothing is stored
+            raise AcknowledgementRequired(check.reasons)
+        details["discrepancy_acknowledged"] = True
+        details["discrepancy_note"] = discrepancy_note.strip()[:REASON_MAX_CHARS]
     visit = _start_command_visit(db, patient, pump, user, VisitKind.REFILL, now, details)
     _send(db, visit, now, lambda: link.refill(values.filled_ml, values.concentration_ug_per_ml))
     if after_pump_command:
@@ -675,7 +719,12 @@ def _finish_refill(
         "pump",
         pump.serial,
         before,
-        {**pump_snapshot(pump), "visit_id": visit.id, "visit_status": status.value},
+        {
+            **pump_snapshot(pump),
+            "visit_id": visit.id,
+            "visit_status": status.value,
+            **{k: v for k, v in details.items() if k in DISCREPANCY_ACK_KEYS},
+        },
     )
     db.commit()
     return record
@@ -721,7 +770,8 @@ def _start_command_visit(
 
 
 def _send(db: Session, visit: Visit, now: datetime, command: Callable[[], None]) -> None:
-    """Send the command; a refusal (the pump changed nothing) fails the visit and says why."""
+    """Send the command; a refusal (the pump changed nothing) fails the visit and says why; a
+    link that failed before the command left marks it not applied."""
     try:
         command()
     except PumpCommandRefusedError as exc:
@@ -730,6 +780,14 @@ def _send(db: Session, visit: Visit, now: datetime, command: Callable[[], None])
         audit.record(db, None, "visit.failed", "visit", visit.id, None, {"reason": str(exc)})
         db.commit()
         raise InputError(exc.field, f"the pump refused the command: {exc}") from None
+    except PumpUnreachableError as exc:  # the command never left: certainly not applied
+        _complete(visit, VisitStatus.NOT_APPLIED, now)
+        visit.notes = f"not sent: {exc}"
+        audit.record(db, None, "visit.not_applied", "visit", visit.id, None, {"reason": str(exc)})
+        db.commit()
+        raise
+    # PumpCommandUncertainError (sent, no answer) propagates: the visit stays
+    # pump_command_sent and reconcile_pending settles it from the pump's event log.
 
 
 def _complete(visit: Visit, status: VisitStatus, now: datetime) -> None:
@@ -782,35 +840,90 @@ def reconcile_pending(db: Session, links: PumpLinks, now: datetime) -> list[Visi
 
 
 # Screening trial -----------------------------------------------------------------------------
+def screening_history(db: Session, patient: Patient) -> list[tuple[Visit, EarlierDose]]:
+    """The patient's screening doses, oldest first, each with its recorded outcome. Visits
+    recorded before the hourly scores existed carry ``responded`` instead of ``positive``."""
+    rows = db.execute(
+        select(Visit)
+        .where(Visit.patient_id == patient.id, Visit.kind == VisitKind.SCREENING_TRIAL.value)
+        .order_by(Visit.started_at, Visit.id)
+    ).scalars()
+    history = []
+    for visit in rows:
+        details = json.loads(visit.details_json)
+        positive = bool(details.get("positive", details.get("responded", False)))
+        history.append((visit, EarlierDose(float(details["dose_ug"]), positive, visit.started_at)))
+    return history
+
+
+def screening_assessment(visit: Visit, earlier: Sequence[EarlierDose]) -> Assessment | None:
+    """Recompute a stored screening dose with the rule it was recorded under (None for a visit
+    recorded before the hourly scores)."""
+    details = json.loads(visit.details_json)
+    if "scores" not in details:
+        return None
+    dose = dose_from_hourly_scores(
+        float(details["dose_ug"]),
+        {int(h): float(m) for h, m in details["scores"].items()},
+        visit.started_at,
+    )
+    rule = ResponseRule(float(details["min_fall_mas"]))
+    return assess(ScreeningTrial(dose, tuple(earlier)), rule)
+
+
 def record_screening_dose(
     db: Session,
     patient: Patient,
     user: User,
     dose_ug: float,
-    ashworth_before: float,
-    ashworth_after: float,
+    scores_by_hour: Mapping[int, float],
     now: datetime,
+    given_at: datetime | None = None,
     notes: str = "",
-) -> Visit:
-    if dose_ug not in (25.0, *BACLOFEN.screening_doses_ug):
-        raise InputError("dose_ug", "dose_ug: allowed 25, 50, 75 or 100 µg (S45 S46 S48)")
-    for name, value in (("ashworth_before", ashworth_before), ("ashworth_after", ashworth_after)):
-        if not (math.isfinite(value) and 0.0 <= value <= 5.0):
-            raise InputError(name, f"{name}={value:g}: allowed 0 to 5 (1+ coded 2; S74 S75)")
-    # CP trial threshold: a mean Ashworth fall of at least 1.0 is a response (S51)
-    responded = ashworth_before - ashworth_after >= 1.0
+    rule: ResponseRule = ResponseRule(),
+) -> tuple[Visit, Assessment]:
+    """Store one trial bolus with its hourly MAS (hour 0 = baseline) and the programmer's
+    comparison, classification and decision (itb.programmer.screening). ``given_at``: when the
+    bolus was given; by default the last score was just taken."""
+    if not scores_by_hour:
+        raise InputError("scores", "scores: hour 0 (baseline) and at least 4 later hours needed")
+    try:
+        last_hour = max(h for h in scores_by_hour if isinstance(h, int))
+    except ValueError:
+        last_hour = 0
+    bolus_at = given_at if given_at is not None else now - timedelta(hours=last_hour)
+    if bolus_at + timedelta(hours=last_hour) > now:
+        raise InputError(
+            "given_at",
+            f"given_at={bolus_at.isoformat()}: the {last_hour} h score would be in the future; "
+            f"allowed up to {now - timedelta(hours=last_hour):%Y-%m-%d %H:%M}",
+        )
+    try:
+        dose = dose_from_hourly_scores(dose_ug, scores_by_hour, bolus_at)
+        earlier = tuple(d for _, d in screening_history(db, patient))
+        assessment = assess(ScreeningTrial(dose, earlier), rule)
+    except ScreeningInputError as exc:
+        raise InputError(exc.field, str(exc)) from None
+    result = assessment.to_dict()
     details = {
-        "dose_ug": dose_ug,
-        "ashworth_before": ashworth_before,
-        "ashworth_after": ashworth_after,
-        "responded": responded,
+        "dose_ug": dose.dose_ug,
+        "given_at": bolus_at.isoformat(),
+        "scores": {str(h): float(m) for h, m in sorted(scores_by_hour.items())},
+        "min_fall_mas": rule.min_fall_mas,
+        "positive": assessment.classification.positive,
+        "max_fall_mas": result["classification"]["max_fall_mas"],
+        "decision": assessment.decision.action.value,
+        "next_dose_ug": assessment.decision.next_dose_ug,
+        "not_before": result["decision"]["not_before"],
+        "first_daily_dose_ug": assessment.decision.first_daily_dose_ug,
+        "reason": assessment.decision.reason,
     }
     visit = Visit(
         patient_id=patient.id,
         user_id=user.id,
         kind=VisitKind.SCREENING_TRIAL.value,
         status=VisitStatus.COMPLETED.value,
-        started_at=now,
+        started_at=bolus_at,
         completed_at=now,
         details_json=audit.canonical_json(details),
         notes=notes[:2000],
@@ -819,7 +932,7 @@ def record_screening_dose(
     db.flush()
     audit.record(db, user, "visit.screening_trial", "visit", visit.id, None, details)
     db.commit()
-    return visit
+    return visit, assessment
 
 
 def visits(db: Session, patient: Patient) -> list[Visit]:

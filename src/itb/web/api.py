@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -54,13 +55,28 @@ class RefillIn(BaseModel):
     withdrawn_ml: float = Field(allow_inf_nan=False, description="residual drug withdrawn, mL")
     filled_ml: float = Field(allow_inf_nan=False, description="new reservoir volume, mL")
     concentration_ug_per_ml: float = Field(allow_inf_nan=False)
+    acknowledge_discrepancy: bool = Field(
+        False,
+        description="required (true) when the withdrawn volume is flagged: possible pump, "
+        "catheter or pocket-fill problem (S28, the pump's accuracy band)",
+    )
+    discrepancy_note: str = Field("", max_length=500, description="free text, kept in the visit")
+
+
+MasScore = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ScreeningIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dose_ug: float = Field(allow_inf_nan=False)
-    ashworth_before: float = Field(allow_inf_nan=False, ge=0, le=5)
-    ashworth_after: float = Field(allow_inf_nan=False, ge=0, le=5)
+    dose_ug: float = Field(allow_inf_nan=False, description="trial bolus: 25, 50, 75 or 100 µg")
+    scores: dict[int, MasScore] = Field(
+        description="Modified Ashworth (0 to 5, 1+ coded 2) by whole hour after the bolus: "
+        "0 = baseline (required) and at least 4 of hours 1 to 8",
+        examples=[{"0": 3, "1": 3, "2": 2, "3": 2, "4": 1, "5": 1, "6": 2, "7": 2, "8": 3}],
+    )
+    given_at: datetime | None = Field(
+        None, description="when the bolus was given (default: the last score was just taken)"
+    )
     notes: str = Field("", max_length=2000)
 
 
@@ -178,10 +194,19 @@ def refill(
     db: Db,
     caller: Caller = need("refill"),
 ) -> dict[str, Any]:
+    """Interrogate, check the withdrawn volume, refill. A flagged withdrawn volume is 422 on
+    ``acknowledge_discrepancy`` (with the reasons) until the body carries it; nothing is sent."""
     patient = services.get_patient(db, patient_id)
     values = services.RefillInput(body.withdrawn_ml, body.filled_ml, body.concentration_ug_per_ml)
     record = services.refill(
-        db, request.app.state.settings.links, patient, caller.user, values, now(request)
+        db,
+        request.app.state.settings.links,
+        patient,
+        caller.user,
+        values,
+        now(request),
+        acknowledge_discrepancy=body.acknowledge_discrepancy,
+        discrepancy_note=body.discrepancy_note,
     )
     return services.refill_summary(db, record, now(request))
 
@@ -194,18 +219,23 @@ def screening(
     db: Db,
     caller: Caller = need("record"),
 ) -> dict[str, Any]:
+    """One trial bolus with its hourly scores: stored with the visit, answered with the model
+    comparison, the classification and the decision (itb.programmer.screening)."""
     patient = services.get_patient(db, patient_id)
-    visit = services.record_screening_dose(
+    given_at = body.given_at
+    if given_at is not None and given_at.tzinfo is not None:
+        given_at = given_at.astimezone().replace(tzinfo=None)  # the clinic's clock: naive local
+    visit, assessment = services.record_screening_dose(
         db,
         patient,
         caller.user,
         body.dose_ug,
-        body.ashworth_before,
-        body.ashworth_after,
+        body.scores,
         now(request),
+        given_at,
         body.notes,
     )
-    return services.visit_dict(visit)
+    return {**services.visit_dict(visit), "assessment": assessment.to_dict()}
 
 
 @router.get("/patients/{patient_id}/visits")

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from itb.clinic import auth
 from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
 from itb.clinic.errors import ConflictError, InputError, NotFoundError, SerialMismatchError
-from itb.clinic.pumps import PumpUnreachableError
+from itb.clinic.pumps import PumpCommandUncertainError, PumpUnreachableError
 from itb.web import api, pages
 from itb.web.deps import SECURITY_HEADERS, LoginRequired
 from itb.web.settings import ClinicSettings
@@ -108,6 +108,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         (ConflictError, 409),
         (SerialMismatchError, 409),
         (PumpUnreachableError, 503),
+        (PumpCommandUncertainError, 504),
         (auth.TooManyAttemptsError, 429),
         (auth.AuthError, 401),
     ):

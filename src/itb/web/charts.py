@@ -8,6 +8,7 @@ from datetime import timedelta
 from markupsafe import Markup, escape
 
 from itb.clinic.effect import EffectForecast
+from itb.programmer.screening import Assessment, predicted_mas_course
 from itb.therapy import MINUTES_PER_DAY, Program
 
 WIDTH_PX = 600
@@ -147,5 +148,75 @@ def effect_forecast_svg(forecast: EffectForecast) -> Markup:
         f'<text x="{LEFT_PX}" y="{TOP_PX - 10}" font-size="10.5">{legend}</text>'
         f'<text x="{LEFT_PX + plot_w / 2:.1f}" y="{EFFECT_HEIGHT_PX - 6}" font-size="10" '
         f'text-anchor="middle">date and time (clinic clock)</text></svg>'
+    )
+    return Markup("".join(parts))
+
+
+# The screening-trial chart -----------------------------------------------------------------------
+SCREENING_WIDTH_PX = 520
+SCREENING_HEIGHT_PX = 230
+
+
+def screening_svg(assessment: Assessment, predicted_step_h: float = 0.1) -> Markup:
+    """Observed MAS (points, the baseline at hour 0) against the model's prediction for a typical
+    patient (line), hours after the bolus on x; MAS 0 at the top, as in the pk plots (less tone
+    is up). The response band (a fall of at least the rule's points from baseline) is shaded."""
+    comparison, rule_fall = assessment.comparison, assessment.classification.min_fall_mas
+    baseline = comparison.baseline_mas
+    span_h = max(8.0, comparison.rows[-1].hour_h)
+    plot_w = SCREENING_WIDTH_PX - LEFT_PX - RIGHT_PX
+    plot_h = SCREENING_HEIGHT_PX - TOP_PX - BOTTOM_PX
+
+    def x(t_h: float) -> float:
+        return LEFT_PX + plot_w * t_h / span_h
+
+    def y(mas: float) -> float:
+        return TOP_PX + plot_h * mas / MAS_TOP  # inverted: 0 at the top
+
+    steps = round(span_h / predicted_step_h)
+    times_h = [i * span_h / steps for i in range(steps + 1)]
+    predicted = predicted_mas_course(comparison.dose_ug, baseline, times_h)
+    band_mas = max(baseline - rule_fall, 0.0)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {SCREENING_WIDTH_PX} {SCREENING_HEIGHT_PX}" role="img" '
+        f'aria-label="screening trial: observed and predicted MAS">',
+        f'<rect x="{LEFT_PX}" y="{TOP_PX}" width="{plot_w}" height="{plot_h}" fill="#fff" '
+        f'stroke="#c8d1dc"/>',
+        f'<rect x="{LEFT_PX}" y="{TOP_PX}" width="{plot_w}" height="{y(band_mas) - TOP_PX:.1f}" '
+        f'fill="#2a9d8f" fill-opacity="0.14"><title>response: MAS fall of at least '
+        f"{rule_fall:g} from baseline {baseline:g} (S51)</title></rect>",
+        f'<line x1="{LEFT_PX}" x2="{LEFT_PX + plot_w}" y1="{y(baseline):.1f}" '
+        f'y2="{y(baseline):.1f}" stroke="#888" stroke-dasharray="2 3"/>',
+    ]
+    for mas in range(6):
+        parts.append(
+            f'<text x="{LEFT_PX - 6}" y="{y(mas) + 4:.1f}" font-size="10" '
+            f'text-anchor="end">{mas}</text>'
+        )
+    for hour in range(int(span_h) + 1):
+        parts.append(
+            f'<text x="{x(hour):.1f}" y="{TOP_PX + plot_h + 14}" font-size="10" '
+            f'text-anchor="middle">{hour}</text>'
+        )
+    path = " ".join(f"{x(t):.1f},{y(m):.1f}" for t, m in zip(times_h, predicted, strict=True))
+    parts.append(
+        f'<polyline class="predicted" points="{path}" fill="none" stroke="#5a189a" '
+        f'stroke-width="2"/>'
+    )
+    for t_h, seen_mas in [(0.0, baseline), *((r.hour_h, r.observed_mas) for r in comparison.rows)]:
+        parts.append(
+            f'<circle class="observed" cx="{x(t_h):.1f}" cy="{y(seen_mas):.1f}" r="4" fill="#111">'
+            f"<title>{t_h:g} h: observed MAS {seen_mas:g}</title></circle>"
+        )
+    legend = escape(
+        f"{comparison.dose_ug:g} µg: observed MAS (dots) and the model's prediction for a "
+        "typical patient (line)"
+    )
+    parts.append(
+        f'<text x="{LEFT_PX}" y="{TOP_PX - 10}" font-size="10.5">{legend}</text>'
+        f'<text x="12" y="{TOP_PX + plot_h / 2:.1f}" font-size="10" text-anchor="middle" '
+        f'transform="rotate(-90 12 {TOP_PX + plot_h / 2:.1f})">MAS (0 at the top)</text>'
+        f'<text x="{LEFT_PX + plot_w / 2:.1f}" y="{SCREENING_HEIGHT_PX - 6}" font-size="10" '
+        f'text-anchor="middle">hours after the bolus</text></svg>'
     )
     return Markup("".join(parts))

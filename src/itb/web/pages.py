@@ -26,9 +26,16 @@ from itb.programmer.patient import WITHDRAWAL_SIGNS
 from itb.programmer.programming import CHANGE_LIMITS, Phase, ProgramReview
 from itb.programmer.refill import DEFAULT_SAFETY_MARGIN_DAYS, pocket_fill_tolerance_ml
 from itb.programmer.report import build_report, render_report_html
+from itb.programmer.screening import (
+    ALLOWED_DOSES_UG,
+    CLINIC_LAST_HOUR,
+    MIN_INTERVAL_H,
+    MIN_SCORES_AFTER_BOLUS,
+    ResponseRule,
+)
 from itb.pump.hardware import pump_model
 from itb.therapy import program_from_dict
-from itb.web.charts import dose_schedule_svg, effect_forecast_svg
+from itb.web.charts import dose_schedule_svg, effect_forecast_svg, screening_svg
 from itb.web.deps import (
     LOGIN_CSRF_COOKIE,
     SECURITY_HEADERS,
@@ -52,7 +59,7 @@ NOTICES = {
     "(possible pocket fill, catheter or pump problem).",
     "programmed": "New program sent to the pump and recorded.",
     "interrogated": "Pump interrogated.",
-    "screening": "Screening dose recorded.",
+    "screening": "Screening dose recorded: result and decision below.",
 }
 
 
@@ -380,6 +387,8 @@ def _refill_page(
     patient = services.get_patient(db, patient_id)
     pump = services.active_pump(db, patient)
     summary = services.patient_summary(db, patient, now(request))
+    # a flagged withdrawn volume: its reasons, and the box to tick before the refill goes out
+    reasons = error.reasons if isinstance(error, services.AcknowledgementRequired) else ()
     return render(
         request,
         "refill.html",
@@ -389,6 +398,7 @@ def _refill_page(
         step=step,
         values=values,
         error=error,
+        discrepancy_reasons=reasons,
         reservoir_capacity_ml=pump_model(pump.model).reservoir_ml,
         pocket_fill_tolerance_ml=pocket_fill_tolerance_ml(pump_model(pump.model)),
         concentrations=BACLOFEN.concentrations_ug_per_ml,
@@ -415,6 +425,8 @@ def refill_submit(
     withdrawn_ml: FormText = "",
     filled_ml: FormText = "",
     concentration_ug_per_ml: FormText = "",
+    acknowledge_discrepancy: FormText = "",
+    discrepancy_note: FormText = "",
     caller: Caller = need("refill", page=True, form=True),
 ) -> Response:
     patient = services.get_patient(db, patient_id)
@@ -422,6 +434,7 @@ def refill_submit(
         "withdrawn_ml": withdrawn_ml,
         "filled_ml": filled_ml,
         "concentration_ug_per_ml": concentration_ug_per_ml,
+        "discrepancy_note": discrepancy_note,
     }
     try:
         values = services.RefillInput(
@@ -430,7 +443,14 @@ def refill_submit(
             _number(concentration_ug_per_ml, "concentration_ug_per_ml", "µg/mL"),
         )
         record = services.refill(
-            db, request.app.state.settings.links, patient, caller.user, values, now(request)
+            db,
+            request.app.state.settings.links,
+            patient,
+            caller.user,
+            values,
+            now(request),
+            acknowledge_discrepancy=acknowledge_discrepancy == "yes",
+            discrepancy_note=discrepancy_note[: services.REASON_MAX_CHARS],
         )
     except InputError as exc:
         db.rollback()
@@ -440,15 +460,57 @@ def refill_submit(
 
 
 # Screening trial -------------------------------------------------------------------------------
+SCORE_HOURS = tuple(range(CLINIC_LAST_HOUR + 1))  # 0 = baseline, then hourly for 8 h
+
+
+def _screening_page(
+    request: Request,
+    db: Db,
+    caller: Caller,
+    patient: Patient,
+    values: dict[str, str],
+    error: InputError | None,
+    notice: str = "",
+) -> HTMLResponse:
+    """The entry form, the trial so far and the latest dose's comparison, result and decision
+    (all from itb.programmer.screening through the clinic's services)."""
+    summary = services.patient_summary(db, patient, now(request))
+    history = services.screening_history(db, patient)
+    latest = chart = None
+    if history:
+        visit, _ = history[-1]
+        latest = services.screening_assessment(visit, [d for _, d in history[:-1]])
+        chart = screening_svg(latest) if latest else None
+    return render(
+        request,
+        "screening.html",
+        caller,
+        422 if error else 200,
+        p=summary,
+        error=error,
+        values=values,
+        hours=SCORE_HOURS,
+        doses=ALLOWED_DOSES_UG,
+        history=[(v, d, json.loads(v.details_json)) for v, d in history],
+        latest=latest,
+        chart=chart,
+        default_rule=ResponseRule(),
+        min_scores=MIN_SCORES_AFTER_BOLUS,
+        interval_h=MIN_INTERVAL_H,
+        notice=NOTICES.get(notice, ""),
+    )
+
+
 @router.get("/patients/{patient_id}/screening")
 def screening_form(
     patient_id: PatientId,
     request: Request,
     db: Db,
+    notice: str = "",
     caller: Caller = need("record", page=True),
 ) -> HTMLResponse:
-    summary = services.patient_summary(db, services.get_patient(db, patient_id), now(request))
-    return render(request, "screening.html", caller, p=summary, error=None, values={})
+    patient = services.get_patient(db, patient_id)
+    return _screening_page(request, db, caller, patient, {}, None, notice)
 
 
 @router.post("/patients/{patient_id}/screening")
@@ -457,30 +519,52 @@ def screening_submit(
     request: Request,
     db: Db,
     dose_ug: FormText = "",
-    ashworth_before: FormText = "",
-    ashworth_after: FormText = "",
+    mas_0: FormText = "",
+    mas_1: FormText = "",
+    mas_2: FormText = "",
+    mas_3: FormText = "",
+    mas_4: FormText = "",
+    mas_5: FormText = "",
+    mas_6: FormText = "",
+    mas_7: FormText = "",
+    mas_8: FormText = "",
+    given_at: FormText = "",
     notes: FormText = "",
     caller: Caller = need("record", page=True, form=True),
 ) -> Response:
+    """Hourly fields ``mas_0`` (baseline) to ``mas_8``; blank hours are not scored."""
+    hourly = (mas_0, mas_1, mas_2, mas_3, mas_4, mas_5, mas_6, mas_7, mas_8)
+    values = {f"mas_{h}": v for h, v in zip(SCORE_HOURS, hourly, strict=True)}
+    values |= {"dose_ug": dose_ug, "given_at": given_at, "notes": notes}
     patient = services.get_patient(db, patient_id)
     try:
+        scores = {
+            hour: _number(values[f"mas_{hour}"], f"scores[{hour}]", "MAS points (0 to 5)")
+            for hour in SCORE_HOURS
+            if values.get(f"mas_{hour}", "").strip()
+        }
+        bolus_at = None
+        if given_at.strip():
+            try:
+                bolus_at = datetime.fromisoformat(given_at.strip())
+            except ValueError:
+                raise InputError("given_at", "given_at: enter a date and time") from None
+            if bolus_at.tzinfo is not None:
+                raise InputError("given_at", "given_at: the clinic's local time, no time zone")
         services.record_screening_dose(
             db,
             patient,
             caller.user,
             _number(dose_ug, "dose_ug", "µg"),
-            _number(ashworth_before, "ashworth_before", "points"),
-            _number(ashworth_after, "ashworth_after", "points"),
+            scores,
             now(request),
-            notes,
+            bolus_at,
+            notes[:2000],
         )
     except InputError as exc:
         db.rollback()
-        summary = services.patient_summary(db, patient, now(request))
-        values = {"dose_ug": dose_ug, "ashworth_before": ashworth_before,
-                  "ashworth_after": ashworth_after, "notes": notes}  # fmt: skip
-        return render(request, "screening.html", caller, 422, p=summary, error=exc, values=values)
-    return _redirect(f"/patients/{patient_id}?notice=screening")
+        return _screening_page(request, db, caller, patient, values, exc)
+    return _redirect(f"/patients/{patient_id}/screening?notice=screening")
 
 
 # Reports ---------------------------------------------------------------------------------------

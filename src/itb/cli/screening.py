@@ -1,0 +1,216 @@
+"""``itb screening``: assess a screening-trial bolus from the hourly MAS scores.
+
+An adapter: the comparison, the classification and the decision come from
+:mod:`itb.programmer.screening`; this module parses, prints and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from itb.pharmacology.model import ParameterError
+from itb.programmer.screening import (
+    LAST_SCORE_H,
+    Assessment,
+    EarlierDose,
+    Observation,
+    ResponseRule,
+    ScreeningInputError,
+    ScreeningTrial,
+    TrialDose,
+    assess,
+    predicted_mas_course,
+)
+
+app = typer.Typer(
+    name="screening",
+    help="Screening trial: hourly MAS after a trial bolus, model comparison, decision. "
+    "Not a medical device.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+_out = Console(highlight=False)
+
+
+@app.callback()
+def _group() -> None:
+    """Screening trial (a group, so that ``itb screening assess`` keeps its name)."""
+
+
+_err = Console(stderr=True, highlight=False)
+
+
+class _Bad(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def _parse_scores(text: str) -> tuple[Observation, ...]:
+    """``"1=3,2=2.5,..."``: hours after the bolus = MAS (0 to 5, 1+ coded 2)."""
+    scores = []
+    for i, part in enumerate(p for p in text.split(",") if p.strip()):
+        hour_text, sep, mas_text = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            hour_h, mas = float(hour_text), float(mas_text)
+        except ValueError:
+            raise _Bad(
+                "scores", f"--scores item {i + 1} {part.strip()!r}: expected HOUR=MAS, e.g. 4=2"
+            ) from None
+        if not (math.isfinite(hour_h) and 0.0 < hour_h <= LAST_SCORE_H):
+            raise _Bad(
+                "scores",
+                f"--scores hour {hour_h:g}: allowed more than 0 up to {LAST_SCORE_H:g} h after "
+                "the bolus (give hour 0 as --baseline-mas)",
+            )
+        if not (math.isfinite(mas) and 0.0 <= mas <= 5.0):
+            raise _Bad(
+                "scores", f"--scores {hour_h:g}={mas:g}: MAS allowed 0 to 5 (1+ coded 2; S74 S75)"
+            )
+        scores.append(Observation(hour_h, mas))
+    return tuple(scores)
+
+
+def _parse_previous(text: str) -> tuple[EarlierDose, ...]:
+    """``"50:no,75:no"``: earlier doses, oldest first, with their outcome (yes or no)."""
+    doses = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        dose_text, _, outcome = part.partition(":")
+        try:
+            dose_ug = float(dose_text)
+        except ValueError:
+            raise _Bad(
+                "previous", f"--previous {part!r}: expected DOSE:yes|no, e.g. 50:no"
+            ) from None
+        if outcome.strip().lower() not in ("yes", "no"):
+            raise _Bad("previous", f"--previous {part!r}: the outcome is yes or no")
+        doses.append(EarlierDose(dose_ug, outcome.strip().lower() == "yes"))
+    return tuple(doses)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise _Bad("given_at", f"--given-at {text!r}: expected YYYY-MM-DDTHH:MM") from None
+
+
+def _fail(as_json: bool, error: ValueError) -> None:
+    field = getattr(error, "field", None)
+    if as_json:
+        print(json.dumps({"error": str(error), "field": field}, ensure_ascii=False))
+    else:
+        _err.print(f"[red]error:[/red] {error}")
+    raise typer.Exit(code=2)
+
+
+@app.command("assess")
+def assess_command(
+    dose_ug: float = typer.Option(..., "--dose-ug", help="Trial bolus, µg: 25, 50, 75 or 100."),
+    baseline_mas: float = typer.Option(
+        ..., "--baseline-mas", help="MAS before the bolus (0 to 5, 1+ coded 2)."
+    ),
+    scores: str = typer.Option(
+        ..., "--scores", help='MAS after the bolus, HOUR=MAS, e.g. "1=3,2=2,...,8=3".'
+    ),
+    previous: str = typer.Option(
+        "", "--previous", help='Earlier trial doses, oldest first, e.g. "50:no,75:no".'
+    ),
+    given_at: str | None = typer.Option(
+        None, "--given-at", help="When the bolus was given (YYYY-MM-DDTHH:MM), for the next date."
+    ),
+    min_fall_mas: float = typer.Option(
+        ResponseRule().min_fall_mas,
+        "--min-fall-mas",
+        help="Response rule: the MAS fall that counts as a response (default 1.0, S51).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Write a PNG: observed scores against the model's prediction."
+    ),
+) -> None:
+    """Observed against predicted MAS, the classification and the decision for this dose."""
+    try:
+        rule = ResponseRule(min_fall_mas)
+        dose = TrialDose(dose_ug, baseline_mas, _parse_scores(scores), _parse_time(given_at))
+        trial = ScreeningTrial(dose, _parse_previous(previous))
+        result = assess(trial, rule)
+    except (_Bad, ScreeningInputError) as error:
+        _fail(as_json, error)
+        return
+    except ParameterError as error:  # the rule's own range check
+        _fail(as_json, _Bad("min_fall_mas", str(error).replace("min_fall_mas", "--min-fall-mas")))
+        return
+    data: dict[str, Any] = result.to_dict()
+    if plot is not None:
+        _plot(plot, result)
+        data["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    _print(result)
+    if plot is not None:
+        _out.print(f"plot written to {plot}")
+
+
+def _print(result: Assessment) -> None:
+    c, k, d = result.comparison, result.classification, result.decision
+    table = Table(title=f"{c.dose_ug:g} µg trial bolus, baseline MAS {c.baseline_mas:g}")
+    table.add_column("hour", justify="right")
+    table.add_column("observed MAS", justify="right")
+    table.add_column("predicted MAS", justify="right")
+    for row in c.rows:
+        table.add_row(f"{row.hour_h:g}", f"{row.observed_mas:g}", f"{row.predicted_mas:.2f}")
+    _out.print(table)
+    _out.print(f"comparison: {c.reason}")
+    verdict = "POSITIVE" if k.positive else "NO RESPONSE"
+    _out.print(f"classification: {verdict}: {k.reason}")
+    _out.print(f"decision: {d.action.value}: {d.reason}")
+    if d.first_daily_dose_ug is not None:
+        _out.print(f"first pump dose: {d.first_daily_dose_ug:g} µg/day")
+
+
+def _plot(path: Path, result: Assessment) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c, k = result.comparison, result.classification
+    end_h = max(8.0, c.rows[-1].hour_h)
+    times_h = [i * end_h / 200 for i in range(201)]
+    predicted = predicted_mas_course(c.dose_ug, c.baseline_mas, times_h)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    band_top = max(c.baseline_mas - k.min_fall_mas, 0.0)
+    ax.axhspan(0.0, band_top, color="tab:green", alpha=0.15,
+               label=f"response: MAS fall ≥ {k.min_fall_mas:g} (S51)")  # fmt: skip
+    ax.axhline(c.baseline_mas, color="grey", ls=":", lw=1, label=f"baseline {c.baseline_mas:g}")
+    ax.plot(times_h, predicted, color="tab:purple", lw=1.6, label="predicted (typical patient)")
+    ax.plot([r.hour_h for r in c.rows], [r.observed_mas for r in c.rows], "o", color="black",
+            label="observed")  # fmt: skip
+    ax.set_ylim(5.0, 0.0)  # lower tone upwards, as in the pk plots
+    ax.set_xlim(0.0, end_h)
+    ax.set_xlabel("Hours after the bolus")
+    ax.set_ylabel("Modified Ashworth (0-5, 1+ = 2)")
+    ax.set_title(
+        f"Screening bolus {c.dose_ug:g} µg: {'positive' if k.positive else 'no response'}\n"
+        "(OpenITB simulation, not a medical device)",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
