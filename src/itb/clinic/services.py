@@ -3,7 +3,8 @@
 Each function that changes something commits once. A pump command follows the LoopKit rule
 for "uncertain delivery": the visit is committed as ``pump_command_sent`` *before* the command
 goes out, then completed with the pump's answer in one transaction; if the process dies in
-between, :func:`reconcile_pending` settles the visit from the pump's event log at the next start.
+between, :func:`settle_pending` settles the visit from the pump's event log: at the next start,
+the next interrogation or before the next command to that pump.
 """
 
 from __future__ import annotations
@@ -350,6 +351,7 @@ def refresh_due_dates(pump: Pump) -> None:
 
 def interrogate(db: Session, links: PumpLinks, patient: Patient, user: User) -> Interrogation:
     pump = active_pump(db, patient)
+    settle_pending(db, links, pump, links.link(pump.serial).now())
     reading = links.link(pump.serial).interrogate(pump.last_event_seq)
     before = pump_snapshot(pump)
     interrogation = ingest_reading(db, pump, reading)
@@ -479,6 +481,7 @@ def change_program(
     request = data if isinstance(data, ProgramRequest) else parse_program_request(data)
     review = review_program_change(db, patient, pump, request)
     program = accept_program(review, request)
+    settle_pending(db, links, pump, now)
     _refuse_if_pending(db, pump)
     link = links.link(pump.serial)
     previous = current_program(db, pump)
@@ -658,6 +661,7 @@ def refill(
     visit and the audit log."""
     pump = active_pump(db, patient)
     validate_refill(pump, values)
+    settle_pending(db, links, pump, now)
     _refuse_if_pending(db, pump)
     link = links.link(pump.serial)
     # a fresh reading first: the expected volume and the serial check come from the pump itself
@@ -810,14 +814,27 @@ def _event_after(
 
 def reconcile_pending(db: Session, links: PumpLinks, now: datetime) -> list[Visit]:
     """At start: settle each visit left ``pump_command_sent`` from its pump's event log."""
-    settled = []
-    pending = db.execute(
-        select(Visit).where(Visit.status == VisitStatus.PUMP_COMMAND_SENT.value)
+    pump_ids = db.execute(
+        select(Visit.pump_id).where(Visit.status == VisitStatus.PUMP_COMMAND_SENT.value).distinct()
     ).scalars()
+    settled: list[Visit] = []
+    for pump_id in list(pump_ids):
+        pump = db.get(Pump, pump_id)
+        if pump is not None:
+            settled.extend(settle_pending(db, links, pump, now))
+    return settled
+
+
+def settle_pending(db: Session, links: PumpLinks, pump: Pump, now: datetime) -> list[Visit]:
+    """Settle this pump's visits left ``pump_command_sent`` (an answer that never came) from
+    its event log: at start, at the next interrogation, and before the next command."""
+    pending = db.execute(
+        select(Visit)
+        .where(Visit.pump_id == pump.id, Visit.status == VisitStatus.PUMP_COMMAND_SENT.value)
+        .order_by(Visit.id)
+    ).scalars()
+    settled = []
     for visit in list(pending):
-        pump = db.get(Pump, visit.pump_id)
-        if pump is None:
-            continue
         link = links.link(pump.serial)
         details = json.loads(visit.details_json)
         ingest_reading(db, pump, link.interrogate(pump.last_event_seq), visit)
