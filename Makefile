@@ -45,7 +45,7 @@ bench: $(STAMP)
 soak: $(STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -n 2 -m "slow or not slow" tests/pump/test_properties.py
 	$(BIN)/pytest -n 2 -m slow
-	for target in codec session endpoint; do \
+	for target in codec session endpoint commit; do \
 		$(BIN)/python -m tests.telemetry.fuzz_atheris $$target -atheris_runs=1000000 || exit 1; \
 	done
 

@@ -5,6 +5,10 @@ asyncio cost alone) and the same exchange with the two endpoints joined in memor
 protocol costs without a network). The pump is the real one: ``itb.pumpd``'s FirmwareHandler
 over the firmware, with its state directory in a temporary directory, so every command is
 persisted (fsync) before it is answered, as ``itb pump serve`` does.
+
+The command is a low-reservoir threshold, a high-risk command: each one is a prepare (the
+firmware's dry run on a copy, a fresh challenge) and a commit (applied, fsynced, answered), two
+round trips. "Commands per second" counts those prepare+commit pairs.
 """
 
 from __future__ import annotations
@@ -137,8 +141,8 @@ def main() -> None:
     print(f"  ratio TCP round trip / TCP echo: {rtt / statistics.median(echo):.1f}x")
     print(f"  ratio TCP round trip / in memory: {rtt / statistics.median(in_memory):.1f}x")
     print(
-        f"commands on one connection, each persisted (fsync) before its answer: "
-        f"{commands_per_s:.0f} /s ({applied} applied)"
+        f"commands on one connection (prepare + commit pairs; each commit persisted (fsync) "
+        f"before its answer): {commands_per_s:.0f} /s ({applied} applied)"
     )
 
 

@@ -94,3 +94,20 @@ def test_a_patient_is_refused_a_program_change(tmp_path: Path) -> None:
 
     with served_pump(tmp_path, Role.PATIENT) as pump:
         assert run_session(pump.address, work) is Outcome.REFUSED
+
+
+def test_a_program_goes_as_prepare_and_commit_and_reports_the_pumps_summary(
+    tmp_path: Path,
+) -> None:
+    async def work(session: PumpSession) -> tuple[dict[str, object], list[LogRecord]]:
+        report = await session.program(continuous(650.0))
+        assert report.outcome is Outcome.DONE
+        return report.to_dict(), (await session.event_log())[0]
+
+    with served_pump(tmp_path) as pump:
+        out, entries = run_session(pump.address, work)
+    summary = out["pump_summary"]
+    assert isinstance(summary, dict) and summary["request"] == "set_program"
+    assert summary["changes"]["daily_dose_ug"] == {"old": 600.0, "new": 650.0}
+    assert _commands(entries) == ["set_program"]  # applied once, by the commit
+    assert [e for e in entries if e.kind == "link_refused"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from itb.pumpd.state import StateDir
 from itb.telemetry.endpoint import (
     PairedKey,
     ProgrammerConnection,
+    PumpConnection,
     PumpEndpoint,
     ResponseReceived,
     Role,
@@ -21,7 +23,12 @@ from itb.telemetry.messages import (
     Accepted,
     AlarmKind,
     ClearAlarm,
+    Command,
+    Commit,
     EventLogPage,
+    Interrogate,
+    Prepare,
+    Prepared,
     ReadEventLog,
     Refill,
     Rejected,
@@ -56,7 +63,7 @@ def _setup(tmp_path: Path) -> tuple[StateDir, Clock, PumpEndpoint, ProgrammerCon
     booted = state.boot()
     clock = Clock()
     handler = FirmwareHandler(booted.firmware, state, clock, paired, None)
-    endpoint = PumpEndpoint(state.pump_private_key(), paired, handler)
+    endpoint = PumpEndpoint(state.pump_private_key(), paired, handler, random_bytes=os.urandom)
     conn = ProgrammerConnection(programmer, public_key_of(state.pump_private_key()))
     return state, clock, endpoint, conn
 
@@ -70,6 +77,23 @@ def _ask(endpoint: PumpEndpoint, conn: ProgrammerConnection, request: Request) -
     return event.response
 
 
+def _exchange(pump: PumpConnection, conn: ProgrammerConnection, request: Request) -> Response:
+    _, frame = conn.send(request)
+    (event,) = conn.receive_data(pump.receive_data(frame, 0.0))
+    assert isinstance(event, ResponseReceived)
+    return event.response
+
+
+def _do(endpoint: PumpEndpoint, conn: ProgrammerConnection, command: Command) -> Response:
+    """A two-step command in one session: prepare, then commit with the pump's challenge."""
+    pump = endpoint.connection()
+    conn.receive_data(pump.receive_data(conn.start_handshake(), 0.0))
+    prepared = _exchange(pump, conn, Prepare(command))
+    if not isinstance(prepared, Prepared):
+        return prepared
+    return _exchange(pump, conn, Commit(prepared.request_id, prepared.challenge))
+
+
 RID = "0123456789abcdef0123456789abcdef"
 
 
@@ -78,7 +102,7 @@ def test_an_applied_command_is_on_disk_with_its_request_id_before_the_answer(
 ) -> None:
     state, clock, endpoint, conn = _setup(tmp_path)
     clock.now = START + timedelta(days=2)
-    answer = _ask(endpoint, conn, Refill(RID, 19.0, 1000.0))
+    answer = _do(endpoint, conn, Refill(RID, 19.0, 1000.0))
     assert answer == Accepted(RID)
     # what a restart right now would find: the refill, its request id, the kept answer
     booted = state.boot()
@@ -106,11 +130,11 @@ def test_a_rejected_command_changes_nothing_and_is_logged_as_rejected(tmp_path: 
 
 def test_the_clock_cannot_be_set_and_the_log_reads_in_pages(tmp_path: Path) -> None:
     _state, clock, endpoint, conn = _setup(tmp_path)
-    answer = _ask(endpoint, conn, SetClock(RID, datetime(2030, 1, 1)))
+    answer = _do(endpoint, conn, SetClock(RID, datetime(2030, 1, 1)))
     assert isinstance(answer, Rejected) and answer.field == "new_time"
     for i in range(3):
         clock.now += timedelta(hours=1)
-        _ask(endpoint, conn, StopPump(f"{i:032x}"))
+        _do(endpoint, conn, StopPump(f"{i:032x}"))
     page = _ask(endpoint, conn, ReadEventLog(0, 2))
     assert isinstance(page, EventLogPage) and page.more and [e.seq for e in page.entries] == [1, 2]
     status = _ask(endpoint, conn, ReadEventLog(page.next_seq, 64))
@@ -120,9 +144,34 @@ def test_the_clock_cannot_be_set_and_the_log_reads_in_pages(tmp_path: Path) -> N
 def test_interrogate_advances_the_pump_to_the_clock(tmp_path: Path) -> None:
     _state, clock, endpoint, conn = _setup(tmp_path)
     clock.now = START + timedelta(days=1)
-    from itb.telemetry.messages import Interrogate
-
     status = _ask(endpoint, conn, Interrogate())
     assert isinstance(status, StatusReport)
     assert status.now == clock.now
     assert status.delivered_ug == 600.0
+
+
+def test_prepare_is_a_dry_run_the_memory_image_is_unchanged(tmp_path: Path) -> None:
+    state, clock, endpoint, conn = _setup(tmp_path)
+    clock.now = START + timedelta(hours=5)
+    assert isinstance(_ask(endpoint, conn, Interrogate()), StatusReport)  # advance, charge
+    handler = endpoint.handler
+    assert isinstance(handler, FirmwareHandler)
+    image, banks = handler.firmware.to_image(), state.boot().firmware.to_image()
+    saves = handler.saves
+    pump = endpoint.connection()
+    conn.receive_data(pump.receive_data(conn.start_handshake(), 0.0))
+    prepared = _exchange(pump, conn, Prepare(Refill(RID, 19.0, 1000.0)))
+    assert isinstance(prepared, Prepared)
+    changes = prepared.summary["changes"]
+    assert isinstance(changes, dict)
+    assert changes["concentration_ug_per_ml"] == {"old": 500.0, "new": 1000.0}
+    assert changes["reservoir_ml"] == {"old": 20.0 - 600.0 * 5 / 24 / 500.0, "new": 19.0}
+    # Nothing real moved: the firmware in memory, the banks on disk, no save, no log entry.
+    assert handler.firmware.to_image() == image
+    assert state.boot().firmware.to_image() == banks and handler.saves == saves
+    # A firmware refusal at prepare is a Rejected, and still changes nothing.
+    assert isinstance(_exchange(pump, conn, Prepare(Refill("f" * 32, 25.0, 500.0))), Rejected)
+    assert handler.firmware.to_image() == image and handler.saves == saves
+    # The commit applies it.
+    assert _exchange(pump, conn, Commit(RID, prepared.challenge)) == Accepted(RID)
+    assert state.boot().firmware.concentration_ug_per_ml == 1000.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -86,6 +89,29 @@ class FakePump:
         self.record(request.type_name, {"request_id": request.request_id, "key_id": key_id})
         return Accepted(request.request_id)
 
+    def prepare(self, command: Command, role: Role, key_id: str) -> dict[str, JSON]:
+        """The dry run: the command on a copy; what would change."""
+        trial = FakePump(  # the therapy only: the log and refusals are not copied
+            copy.deepcopy(self.program), self.low_reservoir_alarm_ml, self.stopped,
+            list(self.boluses_ug), applied=self.applied,
+        )  # fmt: skip
+        response = trial.handle(command, role, key_id)
+        if isinstance(response, Rejected):
+            raise FirmwareRefusalError(response.field, response.reason)
+        before, after = self.summary_view(), trial.summary_view()
+        changes: dict[str, JSON] = {
+            name: {"old": before[name], "new": after[name]}
+            for name in before
+            if before[name] != after[name]
+        }
+        return {"request": command.type_name, "changes": changes}
+
+    def summary_view(self) -> dict[str, JSON]:
+        return {
+            "program": dict(self.program), "low_reservoir_alarm_ml": self.low_reservoir_alarm_ml,
+            "stopped": self.stopped, "boluses_ug": list(self.boluses_ug),
+        }  # fmt: skip
+
     def record(self, kind: str, data: dict[str, JSON]) -> None:
         seq = len(self.log) + 1
         self.log.append(LogRecord(seq, START + timedelta(minutes=seq), kind, data))
@@ -129,6 +155,14 @@ def make_keys() -> Keys:
     return Keys(*(generate_private_key() for _ in range(4)))
 
 
+def seeded_random_bytes(seed: int = 1) -> Callable[[int], bytes]:
+    """A repeatable stand-in for ``os.urandom`` (the endpoint takes its randomness passed in)."""
+    return random.Random(seed).randbytes
+
+
 def make_pump(keys: Keys, state: dict[str, JSON] | None = None) -> tuple[PumpEndpoint, FakePump]:
     fake = FakePump()
-    return PumpEndpoint(keys.pump_private, keys.paired(), fake, state=state), fake
+    endpoint = PumpEndpoint(
+        keys.pump_private, keys.paired(), fake, random_bytes=seeded_random_bytes(), state=state
+    )
+    return endpoint, fake

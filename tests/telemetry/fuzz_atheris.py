@@ -23,6 +23,7 @@ with atheris.instrument_imports():
         decode_request,
         decode_response,
     )
+    from itb.telemetry.messages import Commit, Prepare, SetProgram
     from itb.telemetry.session import SessionError
 
 from tests.telemetry.test_codec import drain
@@ -54,6 +55,8 @@ def session_target(data: bytes) -> None:
 
 _PUMP, _PROGRAMMER, _FAKE = open_session(KEYS)
 _THERAPY = _FAKE.therapy()
+_PREPARED_ID = "9" * 32
+_PREPARE = Prepare(SetProgram(_PREPARED_ID, {"rate_ug_per_day": 250.0}))
 
 
 _CLOCK_S = [0.0]
@@ -66,10 +69,23 @@ def endpoint_target(data: bytes) -> None:
         raise AssertionError("random bytes changed the pump's therapy")
 
 
+def commit_target(data: bytes) -> None:
+    """A prepared program change, then a commit with a forged challenge: never applied."""
+    _CLOCK_S[0] += 61.0  # past any rate-limit block; the prepare and commit share this time
+    _, frame = _PROGRAMMER.send(_PREPARE)
+    _PROGRAMMER.receive_data(_PUMP.receive_data(frame, _CLOCK_S[0]))
+    challenge = (data + bytes(16))[:16].hex()
+    _, frame = _PROGRAMMER.send(Commit(_PREPARED_ID, challenge))
+    _PROGRAMMER.receive_data(_PUMP.receive_data(frame, _CLOCK_S[0]))
+    if _FAKE.therapy() != _THERAPY:
+        raise AssertionError("a forged challenge committed a prepared command")
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "codec": codec_target,
     "session": session_target,
     "endpoint": endpoint_target,
+    "commit": commit_target,
 }
 
 

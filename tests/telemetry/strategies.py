@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from itb.drugs import BACLOFEN
 from itb.telemetry.messages import (
+    CHALLENGE_BYTES,
+    HIGH_RISK_COMMANDS,
     MAX_COUNTER,
     MAX_LOG_PAGE,
     MAX_VOLUME_ML,
@@ -17,10 +19,13 @@ from itb.telemetry.messages import (
     BatteryReport,
     BolusKind,
     ClearAlarm,
+    Commit,
     EventLogPage,
     Interrogate,
     LogRecord,
     PatientBolusRequest,
+    Prepare,
+    Prepared,
     ReadEventLog,
     Refill,
     Refused,
@@ -41,6 +46,7 @@ from itb.telemetry.messages import (
 from itb.therapy import continuous, format_clock
 
 request_ids = st.binary(min_size=16, max_size=16).map(bytes.hex)
+challenges = st.binary(min_size=CHALLENGE_BYTES, max_size=CHALLENGE_BYTES).map(bytes.hex)
 times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31))
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
 
@@ -110,6 +116,11 @@ REQUESTS: dict[str, st.SearchStrategy[Request]] = {
     ),
     "patient_bolus": st.builds(PatientBolusRequest, request_ids),
 }
+high_risk_commands = st.one_of(
+    *(REQUESTS[t.type_name] for t in sorted(HIGH_RISK_COMMANDS, key=lambda t: t.type_name))
+)
+REQUESTS["prepare"] = st.builds(Prepare, high_risk_commands)
+REQUESTS["commit"] = st.builds(Commit, request_ids, challenges)
 requests = st.one_of(*REQUESTS.values())
 
 amounts = floats(0.0, 1e6)
@@ -149,6 +160,7 @@ RESPONSES: dict[str, st.SearchStrategy[Response]] = {
     ),
     "accepted": st.builds(Accepted, request_ids),
     "rejected": st.builds(Rejected, request_ids, text, text),
+    "prepared": st.builds(Prepared, request_ids, challenges, floats(0.001, 3600.0), json_objects),
     "refused": st.just(Refused()),
 }
 responses = st.one_of(*RESPONSES.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from itb.telemetry.codec import FrameType, encode_frame
 from itb.telemetry.endpoint import (
+    CHALLENGE_LIFETIME_S,
     COUNTER_RESERVE,
     LinkRefused,
     LinkStateError,
@@ -25,18 +27,31 @@ from itb.telemetry.endpoint import (
     resolve_uncertain,
 )
 from itb.telemetry.messages import (
+    HIGH_RISK_COMMANDS,
     Accepted,
+    AlarmKind,
+    BolusKind,
+    ClearAlarm,
+    Command,
+    Commit,
     EventLogPage,
     Interrogate,
     LogRecord,
     PatientBolusRequest,
+    Prepare,
+    Prepared,
     ReadEventLog,
+    Refill,
     Refused,
     Rejected,
     Request,
     Response,
+    ResumePump,
+    SetClock,
     SetLowReservoirAlarm,
+    SetPatientBolusLimits,
     SetProgram,
+    StartBolus,
     StatusReport,
     StopPump,
 )
@@ -62,6 +77,16 @@ class Link:
     def deliver(self, frame: bytes) -> list[object]:
         return list(self.programmer.receive_data(self.pump.receive_data(frame, self.now_s)))
 
+    def prepare(self, command: Command) -> Prepared:
+        answer = self.ask(Prepare(command))
+        assert isinstance(answer, Prepared), answer
+        return answer
+
+    def do(self, command: Command) -> Response | None:
+        """A two-step command: prepare, then commit with the pump's challenge."""
+        prepared = self.prepare(command)
+        return self.ask(Commit(prepared.request_id, prepared.challenge))
+
     def ask(self, request: Request) -> Response | None:
         counter, frame = self.programmer.send(request)
         return self.answer(counter, self.deliver(frame))
@@ -86,7 +111,7 @@ def test_a_clinician_interrogates_and_programs() -> None:
     assert opened(link).next_counter == 1
     status = link.ask(Interrogate())
     assert isinstance(status, StatusReport) and status.program == {"rate_ug_per_day": 100.0}
-    assert link.ask(SetProgram(rid(1), NEW_PROGRAM)) == Accepted(rid(1))
+    assert link.do(SetProgram(rid(1), NEW_PROGRAM)) == Accepted(rid(1))
     assert fake.program == NEW_PROGRAM
     assert fake.log[-1].data["request_id"] == rid(1)
     assert fake.refusals == []
@@ -118,7 +143,8 @@ def test_an_unpaired_key_gets_a_generic_refusal_and_no_session() -> None:
 def test_a_retransmitted_command_is_applied_once() -> None:
     pump, fake = make_pump(KEYS)
     link = Link(pump, KEYS.clinician_private)
-    counter, frame = link.programmer.send(StopPump(rid(7)))
+    prepared = link.prepare(StopPump(rid(7)))
+    counter, frame = link.programmer.send(Commit(rid(7), prepared.challenge))
     link.pump.receive_data(frame, 0.0)  # applied; the answer is lost
     again = link.answer(counter, link.deliver(link.programmer.resend(counter)))
     assert again == Accepted(rid(7))
@@ -126,22 +152,21 @@ def test_a_retransmitted_command_is_applied_once() -> None:
 
 
 def test_a_rejected_command_is_answered_the_same_on_retransmission() -> None:
-    pump, fake = make_pump(KEYS)
-    fake.stopped = True
+    pump, _fake = make_pump(KEYS)
     link = Link(pump, KEYS.clinician_private)
-    counter, frame = link.programmer.send(StopPump(rid(8)))
+    counter, frame = link.programmer.send(ClearAlarm(rid(8), AlarmKind.ERI))
     first = link.answer(counter, link.deliver(frame))
-    assert first == Rejected(rid(8), "mode", "already stopped")
+    assert first == Rejected(rid(8), "type", "not supported by the fake pump")
     assert link.answer(counter, link.deliver(link.programmer.resend(counter))) == first
 
 
 def test_the_same_request_id_in_a_new_session_returns_the_first_answer() -> None:
     pump, fake = make_pump(KEYS)
-    Link(pump, KEYS.clinician_private).ask(SetLowReservoirAlarm(rid(3), 3.0))
+    Link(pump, KEYS.clinician_private).ask(PatientBolusRequest(rid(3)))
     second = Link(pump, KEYS.clinician_private)
-    assert second.ask(SetLowReservoirAlarm(rid(3), 3.0)) == Accepted(rid(3))
-    assert second.ask(SetLowReservoirAlarm(rid(3), 4.0)) == Refused()  # same id, other body
-    assert fake.applied == 1 and fake.low_reservoir_alarm_ml == 3.0
+    assert second.ask(PatientBolusRequest(rid(3))) == Accepted(rid(3))
+    assert second.ask(ClearAlarm(rid(3), AlarmKind.ERI)) == Refused()  # same id, other body
+    assert fake.applied == 1 and fake.boluses_ug == [10.0]
     assert fake.refusals[-1].reason is RefusalReason.REQUEST_ID_REUSED
 
 
@@ -162,14 +187,14 @@ def test_an_old_counter_is_refused_in_a_later_session() -> None:
 def test_link_state_survives_a_restart_and_counters_jump_ahead() -> None:
     pump, fake = make_pump(KEYS)
     link = Link(pump, KEYS.clinician_private)
-    link.ask(SetProgram(rid(5), NEW_PROGRAM))
+    link.ask(PatientBolusRequest(rid(5)))
     # The ceiling was saved before the command acted, then again with the kept answer.
     assert fake.saved_states[0]["counter_ceiling"] == 1 + COUNTER_RESERVE
     stored = fake.saved_states[-1]
     restarted, fake_after = make_pump(KEYS, state=stored)
     link = Link(restarted, KEYS.clinician_private)
     assert opened(link).next_counter == 2 + COUNTER_RESERVE
-    assert link.ask(SetProgram(rid(5), NEW_PROGRAM)) == Accepted(rid(5))  # kept answer
+    assert link.ask(PatientBolusRequest(rid(5))) == Accepted(rid(5))  # kept answer
     assert fake_after.applied == 0
 
 
@@ -183,7 +208,9 @@ def test_link_state_survives_a_restart_and_counters_jump_ahead() -> None:
 )
 def test_a_corrupt_link_state_is_refused_clearly(state: dict[str, object]) -> None:
     with pytest.raises(LinkStateError, match="link state"):
-        PumpEndpoint(KEYS.pump_private, KEYS.paired(), FakePump(), state=state)
+        PumpEndpoint(
+            KEYS.pump_private, KEYS.paired(), FakePump(), random_bytes=os.urandom, state=state
+        )
 
 
 def test_paired_keys_serialize_and_bad_ones_are_refused() -> None:
@@ -232,6 +259,118 @@ def test_resolve_uncertain_reads_the_pumps_log() -> None:
     assert resolve_uncertain(rid(3), log, lost_count=10) is Resolution.UNKNOWN
 
 
+# Two-step prepare/commit ------------------------------------------------------------------------
+def test_prepare_changes_nothing_and_commit_applies_the_prepared_command_once() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private)
+    before, log_before = fake.therapy(), list(fake.log)
+    prepared = link.prepare(SetProgram(rid(1), NEW_PROGRAM))
+    assert fake.therapy() == before and fake.log == log_before  # prepare alone: nothing
+    assert prepared.request_id == rid(1) and prepared.expires_in_s == CHALLENGE_LIFETIME_S
+    assert prepared.summary == {
+        "request": "set_program",
+        "changes": {"program": {"old": {"rate_ug_per_day": 100.0}, "new": NEW_PROGRAM}},
+    }
+    # Asked again (a retransmitted prepare): the same challenge, still nothing applied.
+    assert link.prepare(SetProgram(rid(1), NEW_PROGRAM)) == prepared
+    assert link.ask(Commit(rid(1), prepared.challenge)) == Accepted(rid(1))
+    assert fake.program == NEW_PROGRAM and fake.applied == 1
+    assert fake.log[-1].data["request_id"] == rid(1)
+    assert fake.refusals == []
+
+
+def test_a_prepare_the_firmware_would_refuse_is_rejected_and_gives_no_challenge() -> None:
+    pump, fake = make_pump(KEYS)
+    fake.stopped = True
+    link = Link(pump, KEYS.clinician_private)
+    before = fake.therapy()
+    assert link.ask(Prepare(StopPump(rid(2)))) == Rejected(rid(2), "mode", "already stopped")
+    assert link.ask(Commit(rid(2), "00" * 16)) == Refused()
+    assert fake.therapy() == before
+    assert [r.reason for r in fake.refusals] == [RefusalReason.BAD_COMMIT]
+
+
+def test_a_lost_commit_answer_is_answered_again_and_applied_once() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private)
+    prepared = link.prepare(StopPump(rid(3)))
+    counter, frame = link.programmer.send(Commit(rid(3), prepared.challenge))
+    link.pump.receive_data(frame, 0.0)  # applied; the answer is lost
+    again = link.answer(counter, link.deliver(link.programmer.resend(counter)))
+    assert again == Accepted(rid(3))
+    assert link.ask(Commit(rid(3), prepared.challenge)) == Accepted(rid(3))  # a fresh counter too
+    assert fake.applied == 1 and fake.stopped
+
+
+def flip(challenge: str) -> str:
+    raw = bytearray(bytes.fromhex(challenge))
+    raw[0] ^= 0x01
+    return raw.hex()
+
+
+@pytest.mark.parametrize("attack", ["flipped", "expired", "other_request", "other_session"])
+def test_a_bad_commit_is_refused_logged_and_changes_nothing(attack: str) -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private, now_s=100.0)
+    prepared = link.prepare(SetProgram(rid(4), NEW_PROGRAM))
+    link.prepare(StopPump(rid(5)))  # another prepared command, in the same session
+    before, saves = fake.therapy(), len(fake.saved_states)
+    commit = Commit(rid(4), prepared.challenge)
+    if attack == "flipped":
+        commit = Commit(rid(4), flip(prepared.challenge))
+    elif attack == "expired":
+        link.now_s += CHALLENGE_LIFETIME_S + 0.001
+    elif attack == "other_request":
+        commit = Commit(rid(5), prepared.challenge)
+    else:
+        link = Link(pump, KEYS.clinician_private, now_s=100.0)
+    assert link.ask(commit) == Refused()
+    assert fake.therapy() == before and len(fake.saved_states) == saves
+    (report,) = fake.refusals
+    assert report.reason is RefusalReason.BAD_COMMIT and report.request_type == "commit"
+    assert fake.log[-1].kind == "link_refused"
+    if attack in ("flipped", "expired", "other_request"):
+        # One try: the right challenge no longer works after a wrong one or after the expiry.
+        tried = rid(5) if attack == "other_request" else rid(4)
+        assert link.ask(Commit(tried, prepared.challenge)) == Refused()
+        if attack != "other_request":
+            assert link.ask(Commit(rid(4), prepared.challenge)) == Refused()
+        assert fake.therapy() == before
+
+
+@pytest.mark.parametrize("type_name", sorted(t.type_name for t in HIGH_RISK_COMMANDS))
+def test_a_bare_high_risk_command_is_refused_logged_and_changes_nothing(type_name: str) -> None:
+    command = next(
+        c
+        for c in (
+            SetProgram(rid(6), NEW_PROGRAM),
+            StartBolus(rid(6), BolusKind.CLINICIAN, 5.0),
+            Refill(rid(6), 20.0, 500.0),
+            StopPump(rid(6)),
+            ResumePump(rid(6)),
+            SetPatientBolusLimits(rid(6), 10.0, 10.0, 60.0, 4),
+            SetLowReservoirAlarm(rid(6), 3.0),
+            SetClock(rid(6), datetime(2030, 1, 1)),
+        )
+        if c.type_name == type_name
+    )
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private)
+    before = fake.therapy()
+    assert link.ask(command) == Refused()
+    assert fake.therapy() == before
+    (report,) = fake.refusals
+    assert report.reason is RefusalReason.NEEDS_PREPARE and report.request_type == type_name
+
+
+def test_a_patient_may_not_prepare() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.patient_private)
+    assert link.ask(Prepare(SetProgram(rid(7), NEW_PROGRAM))) == Refused()
+    assert fake.refusals[0].reason is RefusalReason.ROLE_FORBIDDEN
+    assert fake.refusals[0].request_type == "set_program"
+
+
 # Fuzzing: no input changes therapy or escapes as an exception ----------------------------------
 def open_session(keys: Keys) -> tuple[PumpConnection, ProgrammerConnection, FakePump]:
     pump, fake = make_pump(keys)
@@ -268,3 +407,20 @@ def test_fuzz_altered_command_frames_change_nothing(data: st.DataObject) -> None
     pump.receive_data(encode_frame(FrameType.SEALED, bytes(body)), 0.0)
     assert fake.therapy() == before
     assert fake.refusals[-1].reason is RefusalReason.NOT_AUTHENTIC
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=16, max_size=16), st.booleans())
+def test_fuzz_forged_commits_change_nothing(forged: bytes, other_id: bool) -> None:
+    pump, programmer, fake = open_session(KEYS)
+    _, frame = programmer.send(Prepare(SetProgram(rid(9), NEW_PROGRAM)))
+    (event,) = programmer.receive_data(pump.receive_data(frame, 0.0))
+    assert isinstance(event, ResponseReceived) and isinstance(event.response, Prepared)
+    challenge = event.response.challenge
+    if forged.hex() == challenge and not other_id:
+        return  # the one right guess, at 2**-128
+    before = fake.therapy()
+    counter, frame = programmer.send(Commit(rid(10) if other_id else rid(9), forged.hex()))
+    answer = Link.answer(counter, list(programmer.receive_data(pump.receive_data(frame, 0.0))))
+    assert answer == Refused() and fake.therapy() == before
+    assert fake.refusals[-1].reason is RefusalReason.BAD_COMMIT

@@ -41,3 +41,10 @@ def test_soak_pump_connection(chunks: list[bytes]) -> None:
 @given(st.data())
 def test_soak_altered_command_frames(data: st.DataObject) -> None:
     test_endpoint.test_fuzz_altered_command_frames_change_nothing.hypothesis.inner_test(data)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@SOAK
+@given(st.binary(min_size=16, max_size=16), st.booleans())
+def test_soak_forged_commits(forged: bytes, other_id: bool) -> None:
+    test_endpoint.test_fuzz_forged_commits_change_nothing.hypothesis.inner_test(forged, other_id)  # type: ignore[attr-defined]

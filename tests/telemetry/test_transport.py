@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from itb.telemetry.codec import Frame, FrameBuffer, FrameError, FrameType, encode_frame
-from itb.telemetry.endpoint import FailureLimiter, Outcome, PumpEndpoint, RefusalReason, Resolution
+from itb.telemetry.endpoint import (
+    CommandResult,
+    FailureLimiter,
+    Outcome,
+    PumpEndpoint,
+    RefusalReason,
+    Resolution,
+)
 from itb.telemetry.messages import (
+    Commit,
     Interrogate,
     PatientBolusRequest,
+    Prepared,
     SetProgram,
     StatusReport,
     StopPump,
@@ -87,7 +97,10 @@ class Proxy:
 def make_endpoint() -> tuple[PumpEndpoint, FakePump]:
     fake = FakePump()
     limiter = FailureLimiter(base_delay_s=0.01, max_delay_s=0.05)  # quick tests, same logic
-    return PumpEndpoint(KEYS.pump_private, KEYS.paired(), fake, limiter=limiter), fake
+    endpoint = PumpEndpoint(
+        KEYS.pump_private, KEYS.paired(), fake, random_bytes=os.urandom, limiter=limiter
+    )
+    return endpoint, fake
 
 
 Scenario = Callable[[int, Proxy, FakePump], Awaitable[None]]
@@ -122,6 +135,61 @@ def flip_one_bit(frame: Frame) -> list[bytes]:
     return [encode_frame(frame.type, bytes(body))]  # a fresh CRC: only the AEAD can tell
 
 
+def after_first_sealed(hook: FrameHook) -> FrameHook:
+    """Forward the first sealed frame (a prepare, or its answer); ``hook`` the later ones."""
+    seen: list[Frame] = []
+
+    def apply(frame: Frame) -> list[bytes]:
+        if frame.type is not FrameType.SEALED:
+            return forward(frame)
+        seen.append(frame)
+        return forward(frame) if len(seen) == 1 else hook(frame)
+
+    return apply
+
+
+def test_tcp_a_commit_replayed_in_a_later_session_is_refused_and_changes_nothing() -> None:
+    async def scenario(port: int, proxy: Proxy, fake: FakePump) -> None:
+        async with await connect(port, KEYS.clinician_private) as client:
+            prepared = await client.prepare(SetProgram(client.new_request_id(), NEW_PROGRAM))
+            assert isinstance(prepared, Prepared)
+            assert prepared.summary["changes"] == {
+                "program": {"old": {"rate_ug_per_day": 100.0}, "new": NEW_PROGRAM}
+            }
+            assert fake.applied == 0  # prepared only
+            result = await client.commit(prepared)
+            assert result.outcome is Outcome.DONE and result.summary == prepared.summary
+        fake.program = {"rate_ug_per_day": 100.0}  # the clinician changes it back by hand
+        after = fake.therapy()
+        # The same commit (request id and challenge), sealed in a new, valid session.
+        async with await connect(port, KEYS.clinician_private) as client:
+            replayed = await client._command(Commit(prepared.request_id, prepared.challenge))
+            assert replayed.outcome is Outcome.REFUSED
+            # A fresh prepare cannot reuse the committed request id either.
+            again = await client.prepare(SetProgram(prepared.request_id, NEW_PROGRAM))
+            assert isinstance(again, CommandResult) and again.outcome is Outcome.REFUSED
+        assert fake.therapy() == after and fake.applied == 1
+        reasons = [r.reason for r in fake.refusals]
+        assert reasons == [RefusalReason.BAD_COMMIT, RefusalReason.REQUEST_ID_REUSED]
+        assert "another session" in fake.refusals[0].detail or "outside" in fake.refusals[0].detail
+        assert fake.log[-1].kind == "link_refused"
+
+    run_over_tcp(scenario)
+
+
+def test_tcp_a_bare_high_risk_command_is_refused_and_changes_nothing() -> None:
+    async def scenario(port: int, proxy: Proxy, fake: FakePump) -> None:
+        before = fake.therapy()
+        async with await connect(port, KEYS.clinician_private) as client:
+            result = await client._command(SetProgram(client.new_request_id(), NEW_PROGRAM))
+            assert result.outcome is Outcome.REFUSED
+        assert fake.therapy() == before
+        assert [r.reason for r in fake.refusals] == [RefusalReason.NEEDS_PREPARE]
+        assert fake.log[-1].kind == "link_refused"
+
+    run_over_tcp(scenario)
+
+
 def test_tcp_a_replayed_frame_is_refused_and_changes_nothing() -> None:
     async def scenario(port: int, proxy: Proxy, fake: FakePump) -> None:
         async with await connect(port, KEYS.clinician_private) as client:
@@ -152,7 +220,7 @@ def test_tcp_a_flipped_bit_is_refused_and_the_command_stays_uncertain_then_resol
     async def scenario(port: int, proxy: Proxy, fake: FakePump) -> None:
         before = fake.therapy()
         async with await connect(port, KEYS.clinician_private) as client:
-            proxy.to_pump = flip_one_bit
+            proxy.to_pump = after_first_sealed(flip_one_bit)  # the prepare passes, the commit not
             request = SetProgram(client.new_request_id(), NEW_PROGRAM)
             result = await client.command(request)
         assert result.outcome is Outcome.UNCERTAIN
@@ -194,15 +262,18 @@ def test_tcp_a_patient_cannot_change_the_program() -> None:
 def test_tcp_a_command_whose_answer_was_lost_is_applied_once() -> None:
     async def scenario(port: int, proxy: Proxy, fake: FakePump) -> None:
         async with await connect(port, KEYS.clinician_private) as client:
+            sealed: list[Frame] = []
             dropped: list[Frame] = []
 
-            def drop_first_answer(frame: Frame) -> list[bytes]:
-                if frame.type is FrameType.SEALED and not dropped:
-                    dropped.append(frame)
-                    return []
+            def drop_the_commits_answer(frame: Frame) -> list[bytes]:
+                if frame.type is FrameType.SEALED:
+                    sealed.append(frame)
+                    if len(sealed) == 2:  # 1: prepared, 2: the commit's answer
+                        dropped.append(frame)
+                        return []
                 return forward(frame)
 
-            proxy.to_client = drop_first_answer
+            proxy.to_client = drop_the_commits_answer
             result = await client.command(SetProgram(client.new_request_id(), NEW_PROGRAM))
         assert dropped and result.outcome is Outcome.DONE
         assert fake.applied == 1 and fake.program == NEW_PROGRAM
@@ -213,7 +284,7 @@ def test_tcp_a_command_whose_answer_was_lost_is_applied_once() -> None:
 def test_tcp_a_link_that_dies_mid_command_is_uncertain_then_resolved_applied() -> None:
     async def scenario(port: int, proxy: Proxy, fake: FakePump) -> None:
         async with await connect(port, KEYS.clinician_private) as client:
-            proxy.to_client = lambda f: [] if f.type is FrameType.SEALED else forward(f)
+            proxy.to_client = after_first_sealed(lambda f: [])  # the answers after "prepared"
             request = StopPump(client.new_request_id())
             result = await client.command(request)
         assert result.outcome is Outcome.UNCERTAIN  # never "failed": it may have been applied

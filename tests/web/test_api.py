@@ -82,6 +82,10 @@ def test_dashboard_lists_most_urgent_first_with_the_day_counts(clinic: Clinic) -
     by_name = {r["name"]: r for r in rows}
     assert by_name["Alex Near-Empty"]["days_to_low_reservoir"] < 3
     assert by_name["Dana Stability"]["days_to_stability_limit"] < 30
+    # past ERI, the row says when delivery stops: 90 days after ERI (S3 S21)
+    blake = by_name["Blake Battery-ERI"]
+    assert blake["days_to_eri"] < 0
+    assert blake["days_to_eos"] == pytest.approx(blake["days_to_eri"] + 90.0, abs=0.1)
     assert rows[-1]["serial"] is None  # the screening patient has no pump yet
 
 

@@ -81,6 +81,13 @@ class DashboardRow:
     days_to_next_refill: float | None = None
 
     @property
+    def days_to_eos(self) -> float | None:
+        """End of service: delivery stops a fixed time after ERI (S3 S21: 90 days)."""
+        if self.days_to_eri is None or self.model is None:
+            return None
+        return self.days_to_eri + pump_model(self.model).eos_after_eri_days
+
+    @property
     def most_urgent_days(self) -> float | None:
         days = [
             d
@@ -102,6 +109,7 @@ class DashboardRow:
             "days_to_empty": _round(self.days_to_empty),
             "days_to_stability_limit": _round(self.days_to_stability_limit),
             "days_to_eri": _round(self.days_to_eri),
+            "days_to_eos": _round(self.days_to_eos),
             "next_due_at": _iso(self.next_due_at),
             "next_refill_at": _iso(self.next_refill_at),
             "days_to_next_refill": _round(self.days_to_next_refill),

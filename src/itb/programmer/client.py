@@ -152,6 +152,7 @@ class CommandReport:
     field: str | None = None
     reason: str | None = None
     details: dict[str, object] = dataclass_field(default_factory=dict)
+    pump_summary: dict[str, JSON] | None = None  # the pump's prepare summary (two-step commands)
 
     @classmethod
     def from_result(
@@ -161,7 +162,13 @@ class CommandReport:
         field_name = response.field if isinstance(response, Rejected) else None
         reason = response.reason if isinstance(response, Rejected) else (result.detail or None)
         return cls(
-            command, result.outcome, result.request_id, field_name, reason, dict(details or {})
+            command,
+            result.outcome,
+            result.request_id,
+            field_name,
+            reason,
+            dict(details or {}),
+            result.summary,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -175,6 +182,8 @@ class CommandReport:
         if self.reason is not None:
             out["reason"] = self.reason
         out.update(self.details)
+        if self.pump_summary is not None:
+            out["pump_summary"] = self.pump_summary
         return out
 
 
@@ -318,7 +327,8 @@ class PumpSession:
         on_sent: Callable[[str], None] | None = None,
     ) -> CommandReport:
         """Send one command. ``on_sent(request_id)`` is called just before it leaves, so a
-        journal can note it in case the answer never comes."""
+        journal can note it in case the answer never comes. A high-risk command goes as prepare
+        then commit (``ProgrammerClient.command``); the report carries the pump's summary."""
         command = make(self.client.new_request_id())
         if on_sent is not None:
             on_sent(command.request_id)

@@ -17,10 +17,17 @@ After the firmware applied a command, a ``command`` entry is logged with ``reque
 propagates (the endpoint answers ``Rejected``). Either way the endpoint then calls
 ``save_link_state``, which writes the memory image (firmware + link state) *before* the answer
 is sealed and sent: an answer the programmer sees is always on disk.
+
+``prepare`` (step one of a two-step command) is the dry run: the same command applied by the
+same code to a copy of the firmware rebuilt from its memory image (``Firmware.from_image`` with
+a deep copy of the world). The real firmware, its log and the disk are not touched; the firmware's
+refusal propagates as for ``handle``; the summary is the status fields that would change, old and
+new (``SUMMARY_FIELDS``, units in the names).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, cast
@@ -53,6 +60,18 @@ from itb.telemetry.messages import (
 )
 from itb.therapy import program_from_dict
 
+# What a prepare summary compares, before and after the dry run (StatusReport wire names).
+SUMMARY_FIELDS = (
+    "mode",
+    "program",
+    "daily_dose_ug",
+    "concentration_ug_per_ml",
+    "reservoir_ml",
+    "low_reservoir_alarm_ml",
+    "bolus",
+    "patient_bolus_limits",
+)
+
 
 class FirmwareHandler:
     """Satisfies :class:`itb.telemetry.endpoint.PumpHandler`."""
@@ -76,10 +95,7 @@ class FirmwareHandler:
     # ------------------------------------------------------------------ PumpHandler
     def handle(self, request: Request, role: Role, key_id: str) -> Response:
         fw = self.firmware
-        now = self.advance()
-        if not self._session_charged:  # one telemetry session's charge per authenticated link
-            self._session_charged = True
-            fw.telemetry_session(now)
+        now = self._now_charged()
         if isinstance(request, Interrogate):
             return StatusReport.from_status_dict(fw.status().to_dict())
         if isinstance(request, ReadEventLog):
@@ -103,6 +119,21 @@ class FirmwareHandler:
             raise
         fw.record(fw.now, "command", {**base, "outcome": "applied"})
         return Accepted(request.request_id)
+
+    def prepare(self, command: Command, role: Role, key_id: str) -> dict[str, JSON]:
+        """Dry run: ``command`` on a copy of the firmware; what would change, old and new."""
+        fw = self.firmware
+        now = self._now_charged()
+        trial = Firmware.from_image(fw.to_image(), copy.deepcopy(fw.world))
+        before = _summary_view(trial)
+        _apply_to(trial, command, now)  # raises CommandRejected exactly as handle would
+        after = _summary_view(trial)
+        changes: dict[str, JSON] = {
+            name: {"old": before[name], "new": after[name]}
+            for name in SUMMARY_FIELDS
+            if before[name] != after[name]
+        }
+        return {"request": command.type_name, "at": now.isoformat(), "changes": changes}
 
     def on_refused(self, report: RefusalReport) -> None:
         now = self.advance()
@@ -129,43 +160,15 @@ class FirmwareHandler:
         self.saves += 1
 
     # ------------------------------------------------------------------ internals
+    def _now_charged(self) -> datetime:
+        now = self.advance()
+        if not self._session_charged:  # one telemetry session's charge per authenticated link
+            self._session_charged = True
+            self.firmware.telemetry_session(now)
+        return now
+
     def _apply(self, request: Command, now: datetime) -> None:
-        fw = self.firmware
-        if isinstance(request, SetProgram):
-            fw.set_program(now, program_from_dict(dict(request.program)))
-        elif isinstance(request, SetLowReservoirAlarm):
-            fw.set_low_reservoir_alarm(now, request.volume_ml)
-        elif isinstance(request, StartBolus):
-            fw.start_bolus(
-                now,
-                BolusKind(request.kind.value),
-                dose_ug=request.dose_ug,
-                volume_ml=request.volume_ml,
-                duration_min=request.duration_min,
-            )
-        elif isinstance(request, StopPump):
-            fw.stop(now)
-        elif isinstance(request, ResumePump):
-            fw.resume(now)
-        elif isinstance(request, Refill):
-            fw.refill(now, request.volume_ml, request.concentration_ug_per_ml)
-        elif isinstance(request, ClearAlarm):
-            fw.clear_alarm(now, AlarmKind(request.kind.value))
-        elif isinstance(request, SetPatientBolusLimits):
-            fw.set_patient_bolus_limits(
-                now,
-                PatientBolusLimits(
-                    request.dose_ug, request.duration_min, request.lockout_min, request.max_per_day
-                ),
-            )
-        elif isinstance(request, PatientBolusRequest):
-            fw.patient_bolus(now)
-        elif isinstance(request, SetClock):
-            raise CommandRejected(
-                "new_time", "the simulated pump's clock follows its process clock; not settable"
-            )
-        else:  # pragma: no cover - a new command type needs a line here
-            raise CommandRejected("type", f"{request.type_name} is not supported by this pump")
+        _apply_to(self.firmware, request, now)
 
     def _log_page(self, request: ReadEventLog) -> EventLogPage:
         log = self.firmware.log
@@ -174,6 +177,50 @@ class FirmwareHandler:
         records = tuple(LogRecord(e.seq, e.at, e.kind, _json_data(e.data)) for e in page)
         next_seq = page[-1].seq if page else request.since_seq
         return EventLogPage(records, next_seq, len(entries) > len(page), log.lost_count)
+
+
+def _summary_view(fw: Firmware) -> dict[str, JSON]:
+    wire = StatusReport.from_status_dict(fw.status().to_dict()).to_wire()
+    return {name: wire.get(name) for name in SUMMARY_FIELDS}
+
+
+def _apply_to(fw: Firmware, request: Command, now: datetime) -> None:
+    """One command, one firmware call (the real firmware, or a dry run's copy)."""
+    if isinstance(request, SetProgram):
+        fw.set_program(now, program_from_dict(dict(request.program)))
+    elif isinstance(request, SetLowReservoirAlarm):
+        fw.set_low_reservoir_alarm(now, request.volume_ml)
+    elif isinstance(request, StartBolus):
+        fw.start_bolus(
+            now,
+            BolusKind(request.kind.value),
+            dose_ug=request.dose_ug,
+            volume_ml=request.volume_ml,
+            duration_min=request.duration_min,
+        )
+    elif isinstance(request, StopPump):
+        fw.stop(now)
+    elif isinstance(request, ResumePump):
+        fw.resume(now)
+    elif isinstance(request, Refill):
+        fw.refill(now, request.volume_ml, request.concentration_ug_per_ml)
+    elif isinstance(request, ClearAlarm):
+        fw.clear_alarm(now, AlarmKind(request.kind.value))
+    elif isinstance(request, SetPatientBolusLimits):
+        fw.set_patient_bolus_limits(
+            now,
+            PatientBolusLimits(
+                request.dose_ug, request.duration_min, request.lockout_min, request.max_per_day
+            ),
+        )
+    elif isinstance(request, PatientBolusRequest):
+        fw.patient_bolus(now)
+    elif isinstance(request, SetClock):
+        raise CommandRejected(
+            "new_time", "the simulated pump's clock follows its process clock; not settable"
+        )
+    else:  # pragma: no cover - a new command type needs a line here
+        raise CommandRejected("type", f"{request.type_name} is not supported by this pump")
 
 
 def _json_data(data: Mapping[str, object]) -> dict[str, JSON]:

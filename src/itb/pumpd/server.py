@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -63,7 +64,11 @@ def boot_pump(state: StateDir, speed: float, wall: Callable[[], float] = time.ti
         },
     )
     endpoint = PumpEndpoint(
-        state.pump_private_key(), booted.paired_keys, handler, state=booted.link_state
+        state.pump_private_key(),
+        booted.paired_keys,
+        handler,
+        random_bytes=os.urandom,  # the challenges of two-step commands
+        state=booted.link_state,
     )
     handler.save()
     return Pump(state, handler, endpoint, clock)

@@ -23,10 +23,21 @@ tells the handler (``on_refused``) and counts a failure for the rate limiter:
     request id             REQUEST_ID_REUSED (same id, other body)    sealed Refused
     counter                REPLAYED_COUNTER                           sealed Refused
     role                   ROLE_FORBIDDEN                             sealed Refused
+    high-risk, one step    NEEDS_PREPARE                              sealed Refused
+    commit's challenge     BAD_COMMIT                                 sealed Refused
     =====================  =========================================  ===================
 
 Then the handler applies the request. A command's answer is kept by request id: a retransmission
 (same id and body, same counter, or a fresh counter) gets the kept answer and is not applied again.
+
+High-risk commands (``HIGH_RISK_COMMANDS``) go in two steps. ``Prepare(command)``: the handler
+checks the command on a copy (``handler.prepare``, nothing changes) and the pump answers
+``Prepared`` with the summary and a fresh challenge (``random_bytes``, passed in) bound to this
+session, the peer's key, the request id and the request's digest, valid ``CHALLENGE_LIFETIME_S``
+on the clock passed in. ``Commit(request_id, challenge)`` applies exactly the prepared command,
+once; a wrong challenge burns the prepared command, and a commit's kept answer is given again
+only in its own session (a retransmission), so a recorded commit is useless later. Prepared
+commands live in RAM only: a restart forgets them.
 
 The persistent part of the pump's link state (counter ceiling, kept answers) is a JSON dict:
 :meth:`PumpEndpoint.state_to_dict`; the pump stores it in its memory image whenever the handler's
@@ -43,8 +54,9 @@ pump's event log by :func:`resolve_uncertain`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -65,14 +77,19 @@ from itb.telemetry.codec import (
     encode_response,
 )
 from itb.telemetry.messages import (
+    CHALLENGE_BYTES,
+    HIGH_RISK_COMMANDS,
     JSON,
     MAX_COUNTER,
     Accepted,
     Command,
+    Commit,
     EventLogPage,
     Interrogate,
     LogRecord,
     PatientBolusRequest,
+    Prepare,
+    Prepared,
     ReadEventLog,
     Refused,
     Rejected,
@@ -96,6 +113,8 @@ COUNTER_RESERVE = 64  # counters accepted between two saves of the ceiling (OSCO
 MAX_KEPT_ANSWERS = 32  # command answers kept for retransmissions
 MAX_PAIRED_KEYS = 16  # bounds the trial decryption of a handshake
 LINK_STATE_FORMAT = 1
+CHALLENGE_LIFETIME_S = 60.0  # a prepared command must be committed within this (clock passed in)
+MAX_PENDING_PREPARES = 8  # prepared, uncommitted commands held at once (oldest dropped)
 
 
 class Role(StrEnum):
@@ -175,6 +194,8 @@ class RefusalReason(StrEnum):
     REQUEST_ID_REUSED = "request_id_reused"
     REPLAYED_COUNTER = "replayed_counter"
     ROLE_FORBIDDEN = "role_forbidden"
+    NEEDS_PREPARE = "needs_prepare"
+    BAD_COMMIT = "bad_commit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +271,13 @@ class PumpHandler(Protocol):
         """
         ...
 
+    def prepare(self, command: Command, role: Role, key_id: str) -> dict[str, JSON]:
+        """Check ``command`` as :meth:`handle` would, WITHOUT applying it; return the summary of
+        what it would change (JSON; old and new values, units in the key names). Raise what
+        :meth:`handle` raises for a refusal (``ValueError`` with ``.field``/``.reason``).
+        Must change nothing the pump keeps (no therapy change, no log entry, no save)."""
+        ...
+
     def on_refused(self, report: RefusalReport) -> None:
         """Log a refused frame: ``firmware.record(now, "link_refused", report.to_log_data())``."""
         ...
@@ -266,6 +294,19 @@ class _KeptAnswer:
     digest: str
     response: Response
     stored: str  # the encoded answer, kept so a save does not re-encode every answer
+    session: bytes = b""  # a commit's session (handshake hash); RAM only, empty after a restart
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A prepared, not yet committed high-risk command (RAM only)."""
+
+    session: bytes
+    key_id: str
+    digest: str
+    command: Command
+    answer: Prepared
+    expires_at_s: float
 
 
 def _digest(request: Request) -> str:
@@ -281,13 +322,18 @@ class PumpEndpoint:
         paired_keys: Sequence[PairedKey],
         handler: PumpHandler,
         *,
+        random_bytes: Callable[[int], bytes],
         state: Mapping[str, object] | None = None,
         limiter: FailureLimiter | None = None,
     ) -> None:
+        """``random_bytes(n)`` draws the prepare/commit challenges (``os.urandom`` in the pump
+        process; the endpoint itself draws no randomness)."""
         if len(static_private) != KEY_BYTES:
             raise LinkStateError(f"static_private: expected {KEY_BYTES} bytes")
         self._static_private = static_private
         self.handler = handler
+        self._random_bytes = random_bytes
+        self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
         self.limiter = limiter or FailureLimiter()
         self.failures_total = 0
         self._dropped_while_blocked = 0
@@ -369,6 +415,22 @@ class PumpEndpoint:
 
     def _paired_keys(self) -> list[bytes]:
         return list(self._paired)
+
+    def _take_prepared(
+        self, commit: Commit, session: bytes, peer: PairedKey, now_s: float
+    ) -> _Prepared | str:
+        """The prepared command ``commit`` may apply (removed), or why not (for the log)."""
+        prepared = self._prepared.get(commit.request_id)
+        if prepared is None:
+            return "no prepared command with this request id"
+        if prepared.session != session or prepared.key_id != peer.key_id:
+            return "the command was prepared in another session"
+        del self._prepared[commit.request_id]  # from here on, one try only
+        if now_s > prepared.expires_at_s:
+            return f"challenge expired {now_s - prepared.expires_at_s:.1f} s ago"
+        if not hmac.compare_digest(commit.challenge, prepared.answer.challenge):
+            return "wrong challenge; the prepared command is dropped"
+        return prepared
 
     def _accept_counter(self, counter: int) -> None:
         if counter > self._counter_ceiling:
@@ -495,8 +557,8 @@ class PumpConnection:
                     detail,
                     peer.key_id,
                     peer.role,
-                    request.type_name if request else None,
-                    request.request_id if isinstance(request, Command) else None,
+                    _logged_type(request),
+                    request.request_id if isinstance(request, Command | Prepare) else None,
                 ),
                 now_s,
             )
@@ -507,14 +569,22 @@ class PumpConnection:
         except CodecError as error:
             return refuse(RefusalReason.MALFORMED_MESSAGE, str(error), 0, None)
         request, counter = envelope.request, envelope.counter
+        session = channel.handshake_hash
 
-        if isinstance(request, Command):
+        if isinstance(request, Command) and type(request) not in HIGH_RISK_COMMANDS:
             kept = endpoint._kept.get(request.request_id)
             if kept is not None:
                 if kept.key_id != peer.key_id or kept.digest != _digest(request):
                     return refuse(
                         RefusalReason.REQUEST_ID_REUSED,
                         "request id already used for another request",
+                        counter,
+                        request,
+                    )
+                if isinstance(request, Commit) and kept.session != session:
+                    return refuse(
+                        RefusalReason.BAD_COMMIT,
+                        "commit replayed outside the session that prepared it",
                         counter,
                         request,
                     )
@@ -546,18 +616,93 @@ class PumpConnection:
                 request,
             )
 
+        if type(request) in HIGH_RISK_COMMANDS:
+            return refuse(
+                RefusalReason.NEEDS_PREPARE,
+                f"{request.type_name} must be prepared and committed, not sent in one step",
+                counter,
+                request,
+            )
+        if isinstance(request, Prepare):
+            return self._on_prepare(request, counter, session, peer, now_s, refuse)
+        applied: Request = request
+        if isinstance(request, Commit):
+            taken = endpoint._take_prepared(request, session, peer, now_s)
+            if isinstance(taken, str):
+                return refuse(RefusalReason.BAD_COMMIT, taken, counter, request)
+            applied = taken.command
+
         endpoint._accept_counter(counter)
         endpoint.limiter.record_success()
-        response = _apply(endpoint.handler, request, peer)
+        response = _apply(endpoint.handler, applied, peer)
         if isinstance(request, Command):
             stored = encode_response(ResponseEnvelope(counter, response)).decode("ascii")
             endpoint._kept[request.request_id] = _KeptAnswer(
-                peer.key_id, counter, _digest(request), response, stored
+                peer.key_id,
+                counter,
+                _digest(request),
+                response,
+                stored,
+                session if isinstance(request, Commit) else b"",
             )
             while len(endpoint._kept) > MAX_KEPT_ANSWERS:
                 endpoint._kept.popitem(last=False)
             endpoint._save()
         return self._seal(channel, ResponseEnvelope(counter, response))
+
+    def _on_prepare(
+        self,
+        request: Prepare,
+        counter: int,
+        session: bytes,
+        peer: PairedKey,
+        now_s: float,
+        refuse: Callable[[RefusalReason, str, int, Request | None], bytes],
+    ) -> bytes:
+        """Check the command on the handler's dry run; answer the summary and a challenge."""
+        endpoint = self._endpoint
+        channel = self._channel
+        assert channel is not None
+        command = request.command
+        request_id = command.request_id
+        digest = _digest(command)
+        if request_id in endpoint._kept:
+            return refuse(
+                RefusalReason.REQUEST_ID_REUSED, "request id already used", counter, request
+            )
+        existing = endpoint._prepared.get(request_id)
+        if existing is not None and existing.session == session and now_s <= existing.expires_at_s:
+            if existing.key_id != peer.key_id or existing.digest != digest:
+                return refuse(
+                    RefusalReason.REQUEST_ID_REUSED,
+                    "request id already prepared for another request",
+                    counter,
+                    request,
+                )
+            endpoint._accept_counter(counter)
+            endpoint.limiter.record_success()
+            return self._seal(channel, ResponseEnvelope(counter, existing.answer))  # asked again
+
+        endpoint._accept_counter(counter)
+        endpoint.limiter.record_success()
+        try:
+            summary = endpoint.handler.prepare(command, peer.role, peer.key_id)
+        except ValueError as error:  # the firmware would refuse it: say why, keep nothing
+            return self._seal(channel, ResponseEnvelope(counter, _rejected(command, error)))
+        challenge = endpoint._random_bytes(CHALLENGE_BYTES)
+        if len(challenge) != CHALLENGE_BYTES:
+            raise ValueError(f"random_bytes gave {len(challenge)} bytes, not {CHALLENGE_BYTES}")
+        answer = Prepared(request_id, challenge.hex(), CHALLENGE_LIFETIME_S, summary)
+        if len(encode_response(ResponseEnvelope(counter, answer))) > MAX_PLAINTEXT_BYTES:
+            trimmed: dict[str, JSON] = {"request": command.type_name, "trimmed": True}
+            answer = Prepared(request_id, answer.challenge, CHALLENGE_LIFETIME_S, trimmed)
+        endpoint._prepared.pop(request_id, None)
+        endpoint._prepared[request_id] = _Prepared(
+            session, peer.key_id, digest, command, answer, now_s + CHALLENGE_LIFETIME_S
+        )
+        while len(endpoint._prepared) > MAX_PENDING_PREPARES:
+            endpoint._prepared.popitem(last=False)
+        return self._seal(channel, ResponseEnvelope(counter, answer))
 
     @staticmethod
     def _seal(channel: SecureChannel, envelope: ResponseEnvelope) -> bytes:
@@ -570,15 +715,26 @@ _EXPECTED_RESPONSES: dict[type[Request], tuple[type[Response], ...]] = {
 }
 
 
+def _logged_type(request: Request | None) -> str | None:
+    """The request type a refusal is logged under: a prepare under the command it carries."""
+    if isinstance(request, Prepare):
+        return request.command.type_name
+    return request.type_name if request else None
+
+
+def _rejected(command: Command, error: ValueError) -> Rejected:
+    field_name = str(getattr(error, "field", "request"))[:100] or "request"
+    reason = str(getattr(error, "reason", error))[:500] or "refused"
+    return Rejected(command.request_id, field_name, reason)
+
+
 def _apply(handler: PumpHandler, request: Request, peer: PairedKey) -> Response:
     try:
         response = handler.handle(request, peer.role, peer.key_id)
     except ValueError as error:  # the firmware's CommandRejected is one
         if not isinstance(request, Command):
             return Refused()
-        field_name = str(getattr(error, "field", "request"))[:100] or "request"
-        reason = str(getattr(error, "reason", error))[:500] or "refused"
-        return Rejected(request.request_id, field_name, reason)
+        return _rejected(request, error)
     expected = _EXPECTED_RESPONSES.get(type(request), (Accepted, Rejected))
     if not isinstance(response, expected):
         raise TypeError(
@@ -740,6 +896,7 @@ class CommandResult:
     outcome: Outcome
     response: Response | None = None
     detail: str = ""
+    summary: dict[str, JSON] | None = None  # the pump's prepare summary (two-step commands)
 
 
 class Resolution(StrEnum):

@@ -8,6 +8,9 @@ inverse: unknown keys, wrong types, out-of-range numbers and bad enum values eac
 
 Requests split in two: :class:`Query` (read-only, may be repeated freely) and :class:`Command`
 (changes the pump; carries a ``request_id`` so that a retransmission is applied exactly once).
+A high-risk command (``HIGH_RISK_COMMANDS``) travels in two steps: :class:`Prepare` carries it
+(the pump checks it, changes nothing and answers :class:`Prepared` with a summary and a fresh
+challenge), then :class:`Commit` echoes the request id and the challenge.
 Numbers with a unit say it in their name; times are naive datetimes on the pump clock.
 """
 
@@ -42,6 +45,9 @@ MAX_TEXT_CHARS = 500
 MAX_JSON_DEPTH = 8  # opaque JSON (program, log data) nests no deeper than this
 MAX_VOLUME_ML = max(model.reservoir_ml for model in MODELS.values())
 REQUEST_ID_RE = re.compile(r"[0-9a-f]{32}")
+CHALLENGE_BYTES = 16  # a prepare/commit challenge: 128 random bits, hex on the wire
+CHALLENGE_RE = re.compile(f"[0-9a-f]{{{2 * CHALLENGE_BYTES}}}")
+MAX_CHALLENGE_LIFETIME_S = 3600.0
 
 
 class MessageError(ValueError):
@@ -118,6 +124,12 @@ def _check_text(value: object, name: str, max_chars: int = MAX_TEXT_CHARS) -> st
 def _check_request_id(value: object) -> str:
     if not isinstance(value, str) or REQUEST_ID_RE.fullmatch(value) is None:
         raise MessageError("request_id", "expected 32 lowercase hex digits")
+    return value
+
+
+def _check_challenge(value: object) -> str:
+    if not isinstance(value, str) or CHALLENGE_RE.fullmatch(value) is None:
+        raise MessageError("challenge", f"expected {2 * CHALLENGE_BYTES} lowercase hex digits")
     return value
 
 
@@ -407,6 +419,74 @@ class PatientBolusRequest(Command):
         _check_request_id(self.request_id)
 
 
+# Two-step commands (docs/security.md): prepare, review, commit ------------------------------
+@dataclass(frozen=True, slots=True)
+class Prepare(Query):
+    """Ask the pump to check a high-risk ``command`` without applying it.
+
+    The pump answers :class:`Prepared` (what would change, and a fresh challenge) or
+    :class:`Rejected` (the firmware's refusal); nothing changes either way. On the wire the
+    command travels as ``{"type": ..., "body": ...}``, as in an envelope.
+    """
+
+    command: Command
+    type_name: ClassVar[str] = "prepare"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.command, Command) or type(self.command) not in HIGH_RISK_COMMANDS:
+            allowed = ", ".join(sorted(t.type_name for t in HIGH_RISK_COMMANDS))
+            raise MessageError("command", f"expected one of the two-step commands: {allowed}")
+
+    @property
+    def request_id(self) -> str:
+        return self.command.request_id
+
+    def to_wire(self) -> dict[str, JSON]:
+        return {"command": {"type": self.command.type_name, "body": self.command.to_wire()}}
+
+    @classmethod
+    def from_wire(cls, data: object, where: str = "") -> Prepare:
+        if not isinstance(data, dict) or set(data) != {"command"}:
+            raise MessageError(where or "prepare", "expected exactly the key command")
+        inner = data["command"]
+        if not isinstance(inner, dict) or set(inner) != {"type", "body"}:
+            raise MessageError("command", "expected exactly the keys type, body")
+        command_type = next((t for t in HIGH_RISK_COMMANDS if t.type_name == inner["type"]), None)
+        if command_type is None:
+            allowed = ", ".join(sorted(t.type_name for t in HIGH_RISK_COMMANDS))
+            raise MessageError("command.type", f"{inner['type']!r} is not one of: {allowed}")
+        return cls(command_type.from_wire(inner["body"], "command.body"))
+
+
+@dataclass(frozen=True, slots=True)
+class Commit(Command):
+    """Apply the command prepared under ``request_id``, echoing the pump's ``challenge``."""
+
+    request_id: str
+    challenge: str
+    type_name: ClassVar[str] = "commit"
+
+    def __post_init__(self) -> None:
+        _check_request_id(self.request_id)
+        _check_challenge(self.challenge)
+
+
+# High-risk commands go only through Prepare/Commit; a bare one is refused by the pump. The
+# rationale for the list is in docs/telemetry.md ("Two-step prepare/commit").
+HIGH_RISK_COMMANDS: frozenset[type[Command]] = frozenset(
+    {
+        SetProgram,
+        StartBolus,
+        Refill,
+        StopPump,
+        ResumePump,
+        SetPatientBolusLimits,
+        SetLowReservoirAlarm,
+        SetClock,
+    }
+)
+
+
 # Responses -------------------------------------------------------------------------------------
 class Response(_Wire):
     __slots__ = ()
@@ -586,6 +666,27 @@ class Rejected(Response):
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared(Response):
+    """The pump checked a prepared command: ``summary`` says what would change (old and new,
+    units in the key names); commit it with ``challenge`` within ``expires_in_s`` seconds."""
+
+    request_id: str
+    challenge: str
+    expires_in_s: float
+    summary: dict[str, JSON]
+    type_name: ClassVar[str] = "prepared"
+
+    def __post_init__(self) -> None:
+        _check_request_id(self.request_id)
+        _check_challenge(self.challenge)
+        lifetime = _check_float(
+            self.expires_in_s, "expires_in_s", 0.0, MAX_CHALLENGE_LIFETIME_S, "s", low_open=True
+        )
+        _set(self, "expires_in_s", lifetime)
+        _check_object(self.summary, "summary")
+
+
+@dataclass(frozen=True, slots=True)
 class Refused(Response):
     """Generic link refusal: no detail, so a forger learns nothing (the pump logs the reason)."""
 
@@ -607,10 +708,13 @@ REQUEST_TYPES: dict[str, type[Request]] = {
         SetClock,
         SetPatientBolusLimits,
         PatientBolusRequest,
+        Prepare,
+        Commit,
     )
 }
 RESPONSE_TYPES: dict[str, type[Response]] = {
-    cls.type_name: cls for cls in (StatusReport, EventLogPage, Accepted, Rejected, Refused)
+    cls.type_name: cls
+    for cls in (StatusReport, EventLogPage, Accepted, Rejected, Prepared, Refused)
 }
 
 

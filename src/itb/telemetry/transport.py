@@ -20,7 +20,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from itb.telemetry.endpoint import (
@@ -36,12 +36,16 @@ from itb.telemetry.endpoint import (
     resolve_uncertain,
 )
 from itb.telemetry.messages import (
+    HIGH_RISK_COMMANDS,
     MAX_LOG_PAGE,
     Accepted,
     Command,
+    Commit,
     EventLogPage,
     Interrogate,
     LogRecord,
+    Prepare,
+    Prepared,
     ReadEventLog,
     Refused,
     Rejected,
@@ -295,8 +299,42 @@ class ProgrammerClient:
     async def command(self, request: Command) -> CommandResult:
         """A state-changing request: done, rejected, refused, or uncertain (sent, no answer).
 
-        Raises LinkError only when the command never left (it is then certainly not applied).
+        A high-risk command goes as :meth:`prepare` then :meth:`commit` (the result carries the
+        pump's summary). Raises LinkError only when the command never left, or only its prepare
+        did (it is then certainly not applied).
         """
+        if type(request) in HIGH_RISK_COMMANDS:
+            prepared = await self.prepare(request)
+            if isinstance(prepared, CommandResult):
+                return prepared
+            return await self.commit(prepared)
+        return await self._command(request)
+
+    async def prepare(self, request: Command) -> Prepared | CommandResult:
+        """Step one of a high-risk command: the pump checks it and changes nothing.
+
+        Returns the pump's :class:`Prepared` (summary, challenge) to inspect and pass to
+        :meth:`commit`, or the result that ends the command here: rejected (the firmware would
+        refuse it) or refused (the link refused it). NoAnswerError if no answer came: the
+        command was then not applied (a prepare applies nothing).
+        """
+        try:
+            response = await self._exchange(Prepare(request))
+        except NoAnswerError as error:
+            raise NoAnswerError(f"{error}; the command was not applied", sent=False) from None
+        if isinstance(response, Prepared) and response.request_id == request.request_id:
+            return response
+        if isinstance(response, Rejected):
+            return CommandResult(request.request_id, Outcome.REJECTED, response, response.reason)
+        return CommandResult(request.request_id, Outcome.REFUSED, response, "refused by the pump")
+
+    async def commit(self, prepared: Prepared) -> CommandResult:
+        """Step two: apply the prepared command (exactly once; uncertain if no answer came).
+        Commit within ``prepared.expires_in_s`` of the prepare, in the same session."""
+        result = await self._command(Commit(prepared.request_id, prepared.challenge))
+        return replace(result, summary=prepared.summary)
+
+    async def _command(self, request: Command) -> CommandResult:
         try:
             response = await self._exchange(request)
         except NoAnswerError as error:

@@ -45,6 +45,7 @@ class PatientRow(BaseModel):
     days_to_empty: float | None
     days_to_stability_limit: float | None
     days_to_eri: float | None
+    days_to_eos: float | None
     next_due_at: str | None
     next_refill_at: str | None
     days_to_next_refill: float | None
