@@ -284,3 +284,17 @@ def test_a_long_run_costs_events_not_ticks() -> None:
     # a year of a 10-step schedule: the log holds the implant and the two reservoir alarms only
     assert [e.kind for e in fw.log.entries()] == ["implant", "alarm", "alarm"]
     assert math.isclose(fw.status().delivered_ml, 40.0)
+
+
+def test_a_pump_advanced_in_small_steps_behaves_as_one_advanced_in_one_jump() -> None:
+    # a served pump advances every fraction of a second; that must neither change the answers
+    # nor grow the memory kept for the rolling 24 h maximum
+    stepped, jumped = new_pump(), new_pump()
+    t = START
+    for _ in range(2 * 24 * 60):  # two days, a minute at a time
+        t += timedelta(minutes=1)
+        stepped.advance(t)
+    jumped.advance(t)
+    assert stepped.status().delivered_ug == pytest.approx(jumped.status().delivered_ug, abs=0.13)
+    assert len(stepped.recent) <= 2
+    assert stepped.rolling_24h_ug(50.0) == pytest.approx(jumped.rolling_24h_ug(50.0), abs=0.2)

@@ -464,26 +464,14 @@ class Firmware:
         self.t_s = to_s
 
     def _remember(self, span: Span) -> None:
-        self.recent.append(span)
+        # a pump process advances every fraction of a second: merging keeps this to a few spans
+        _append_merged(self.recent, span)
         while self.recent and self.recent[0].end_s < self.t_s - ROLLING_WINDOW_S:
             self.recent.popleft()
 
     def _record_received(self, span: Span) -> None:
-        spans = self.received_spans
-        assert spans is not None
-        if spans:
-            last = spans[-1]
-            if (
-                last.end_s == span.start_s
-                and last.profile is span.profile
-                and last.scale == span.scale
-                and last.extra_ug_per_s == span.extra_ug_per_s
-            ):
-                spans[-1] = Span(
-                    last.start_s, span.end_s, span.profile, span.scale, span.extra_ug_per_s
-                )
-                return
-        spans.append(span)
+        assert self.received_spans is not None
+        _append_merged(self.received_spans, span)
 
     def _handle_events(self) -> None:
         t = self.t_s
@@ -1095,6 +1083,23 @@ def _minimum_program(model: PumpModel, concentration_ug_per_ml: float) -> Progra
     from itb.therapy import continuous
 
     return continuous(model.min_flow_ml_per_day * concentration_ug_per_ml)
+
+
+def _append_merged(spans: deque[Span] | list[Span], span: Span) -> None:
+    """Append ``span``, or extend the last one when it continues it at the same rate."""
+    if spans:
+        last = spans[-1]
+        if (
+            last.end_s == span.start_s
+            and last.profile is span.profile
+            and last.scale == span.scale
+            and last.extra_ug_per_s == span.extra_ug_per_s
+        ):
+            spans[-1] = Span(
+                last.start_s, span.end_s, span.profile, span.scale, span.extra_ug_per_s
+            )
+            return
+    spans.append(span)
 
 
 def _guard(limit: guardrails.Guardrail, value: float | None, name: str) -> None:
