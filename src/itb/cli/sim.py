@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -29,7 +30,9 @@ def run(
         None, help="Write patients.parquet/.csv and summary.json here."
     ),
     plot: Path | None = typer.Option(None, help="Write plots (PNG) into this directory."),
-    workers: int = typer.Option(1, min=1, max=64, help="Local worker processes."),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="Local worker processes (default: every local core)."
+    ),
     cluster: str | None = typer.Option(None, help="Dask scheduler address (tcp://host:port)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -50,8 +53,9 @@ def run(
         disable=as_json,
     ) as bar:
         task = bar.add_task("patients", total=config.cohort.patients)
+        local = workers if workers is not None else (os.cpu_count() or 1)
         result = run_cohort(
-            config, workers=workers, cluster=cluster, progress=lambda k: bar.advance(task, k)
+            config, workers=local, cluster=cluster, progress=lambda k: bar.advance(task, k)
         )
     summary = result.summary()
     if out is not None:

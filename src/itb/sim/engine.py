@@ -98,7 +98,7 @@ def run_cohort(
         if cluster is not None:
             label = f"dask:{cluster}"
             _run_dask(config, cluster, chunk_size, done)
-        elif workers <= 1:
+        elif workers <= 1 or n <= chunk_size:  # one chunk: a pool would only add start-up
             label = "1"
             for indices in chunks(n, chunk_size):
                 done(simulate_chunk(config, indices))
