@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from itb.clinic import audit, auth, services
 from itb.clinic.models import (
-    Catheter,
     Patient,
     Pump,
     RefillRecord,
@@ -30,7 +29,8 @@ from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.therapy import FlexStep, Program, continuous, flex, program_from_dict
 
-CATHETER_CM_PER_ML = 1 / 0.0026  # S31: 0.0026 mL per cm
+# S31: a 110 cm catheter; the demo patients keep 95 cm implanted (0.247 mL)
+DEMO_CATHETER_TRIMMED_CM = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,26 +136,15 @@ def _seed_patient(
     )
     db.add(patient)
     db.flush()
-    pump = Pump(
-        patient_id=patient.id,
-        model=plan.model,
-        serial=fw.serial,
-        implanted_at=implanted_at,
+    pump, _ = services.add_pump_with_catheter(
+        db,
+        patient,
+        plan.model,
+        fw.serial,
+        implanted_at,
+        DEMO_CATHETER_TRIMMED_CM,
         paired_key_hex=secrets.token_hex(32),
-        active=True,
     )
-    db.add(pump)
-    db.flush()
-    db.add(
-        Catheter(
-            patient_id=patient.id,
-            pump_id=pump.id,
-            length_cm=95.0,
-            volume_ml=round(95.0 / CATHETER_CM_PER_ML, 4),
-            implanted_at=implanted_at,
-        )
-    )
-    db.flush()
     _record_history(db, patient, pump, fw, clinician)
     audit.record(db, None, "demo.seed", "patient", patient.id, None, {"serial": fw.serial})
 

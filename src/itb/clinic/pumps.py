@@ -113,6 +113,13 @@ class SimulatedPumps:
             self._pumps[fw.serial] = fw
             self._save(fw)
 
+    def discard(self, serial: str) -> None:
+        """Forget a pump just added (an implant record that was not stored)."""
+        with self._lock:
+            self._pumps.pop(serial, None)
+            if self.state_dir is not None:
+                (self.state_dir / f"{serial}.json").unlink(missing_ok=True)
+
     def firmware(self, serial: str) -> Firmware:
         try:
             return self._pumps[serial]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, true
@@ -23,28 +24,42 @@ from itb.clinic import audit
 from itb.clinic.errors import ConflictError, InputError, NotFoundError, SerialMismatchError
 from itb.clinic.models import (
     Alarm,
+    Catheter,
     Interrogation,
     Patient,
     ProgramVersion,
     Pump,
     PumpEvent,
     RefillRecord,
+    Role,
     User,
     Visit,
     VisitKind,
     VisitStatus,
 )
 from itb.clinic.pumps import (
+    NoPumps,
     PumpCommandRefusedError,
     PumpLinks,
     PumpReading,
     PumpUnreachableError,
+    SimulatedPumps,
 )
 from itb.clinic.urgency import days_until, due_dates, eri_estimate, reservoir_plan
 from itb.drugs import BACLOFEN
-from itb.guardrails import LimitError, Verdict
+from itb.guardrails import LOW_RESERVOIR_ALARM, LimitError, Verdict
+from itb.programmer.priming import (
+    CATHETER_LENGTH_CM,
+    PrimingPlan,
+    implanted_catheter_volume_ml,
+    plan_priming,
+)
 from itb.programmer.programming import Origin, Phase, ProgramReview, review_program
-from itb.programmer.refill import DiscrepancyCheck, check_withdrawn_volume
+from itb.programmer.refill import (
+    DEFAULT_LOW_RESERVOIR_ALARM_ML,
+    DiscrepancyCheck,
+    check_withdrawn_volume,
+)
 from itb.programmer.screening import (
     Assessment,
     EarlierDose,
@@ -54,7 +69,8 @@ from itb.programmer.screening import (
     assess,
     dose_from_hourly_scores,
 )
-from itb.pump.hardware import pump_model
+from itb.pump.firmware import CommandRejected, Firmware
+from itb.pump.hardware import MODELS, PumpModel, pump_model
 from itb.therapy import Program, ProgramError, program_from_dict
 
 # Event-log kinds that show a command was applied (names from itb.pump.eventlog).
@@ -1114,3 +1130,576 @@ def refill_summary(db: Session, record: RefillRecord, now: datetime) -> dict[str
         "discrepancy_check": check.to_dict(),
         "pump": pump_dict(pump, now),
     }
+
+
+# Onboarding: new patient, implant, pump replacement ------------------------------------------
+ORIGINS = ("spinal", "cerebral")  # origin of spasticity (S46: the titration limits differ)
+NAME_MAX_CHARS = 128
+MRN_MAX_CHARS = 32
+SERIAL_MAX_CHARS = 32
+AGE_MAX_YEARS = 120
+# a record older than this is a typing error, not an implant or replacement date
+RECORD_MAX_AGE_YEARS = 50
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def _text(field: str, value: Any, max_chars: int, pattern: re.Pattern[str] | None = None) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    allowed = f"1 to {max_chars} characters"
+    if pattern is not None:
+        allowed += ": letters, digits and . _ / - (starting with a letter or digit)"
+    if (
+        not text
+        or len(text) > max_chars
+        or not text.isprintable()
+        or (pattern is not None and not pattern.match(text))
+    ):
+        raise InputError(field, f"{field}: allowed {allowed}")
+    return text
+
+
+def _record_date(field: str, value: datetime | None, now: datetime, earliest: datetime) -> datetime:
+    when = now if value is None else value
+    if when > now or when < earliest:
+        raise InputError(
+            field,
+            f"{field}={when.isoformat()}: allowed {earliest:%Y-%m-%d %H:%M} to "
+            f"{now:%Y-%m-%d %H:%M} (not in the future)",
+        )
+    return when
+
+
+def _years_before(now: datetime, years: int) -> datetime:
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:  # 29 February
+        return now.replace(year=now.year - years, day=28)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientInput:
+    name: str
+    mrn: str
+    origin: str
+    birth_date: date | None = None
+    age_years: int | None = None  # when the date of birth is not known
+    clinician_id: int | None = None  # default: the physician who creates the record
+
+
+def patient_snapshot(patient: Patient) -> dict[str, Any]:
+    return {
+        "name": patient.name,
+        "mrn": patient.mrn,
+        "birth_date": _iso(patient.birth_date),
+        "origin": patient.origin,
+        "clinician_id": patient.clinician_id,
+    }
+
+
+def create_patient(db: Session, user: User, data: PatientInput, now: datetime) -> Patient:
+    """A new patient record (physicians): MRN unique, date of birth (or age), origin, clinician."""
+    name = _text("name", data.name, NAME_MAX_CHARS)
+    mrn = _text("mrn", data.mrn, MRN_MAX_CHARS, _IDENTIFIER)
+    if data.origin not in ORIGINS:
+        raise InputError("origin", f"origin={data.origin!r}: allowed {' or '.join(ORIGINS)}")
+    oldest = _years_before(now, AGE_MAX_YEARS)
+    birth: datetime | None = None
+    if data.birth_date is not None:
+        birth = datetime.combine(data.birth_date, datetime.min.time())
+        if birth > now or birth < oldest:
+            raise InputError(
+                "birth_date",
+                f"birth_date={data.birth_date.isoformat()}: allowed {oldest:%Y-%m-%d} to "
+                f"{now:%Y-%m-%d}",
+            )
+    elif data.age_years is not None:
+        if not 0 <= data.age_years <= AGE_MAX_YEARS:
+            raise InputError(
+                "age_years", f"age_years={data.age_years}: allowed 0 to {AGE_MAX_YEARS} years"
+            )
+        # the age only: the birthday is taken as today, the year is right
+        birth = datetime.combine(_years_before(now, data.age_years).date(), datetime.min.time())
+    clinician_id = user.id if data.clinician_id is None else data.clinician_id
+    clinician = db.get(User, clinician_id) if 0 < clinician_id < 2**31 else None
+    if clinician is None or clinician.role != Role.PHYSICIAN.value or not clinician.active:
+        raise InputError(
+            "clinician_id", f"clinician_id={clinician_id}: allowed the id of an active physician"
+        )
+    if db.execute(select(Patient.id).where(Patient.mrn == mrn)).first() is not None:
+        raise InputError(
+            "mrn", f"mrn={mrn!r}: already used by another patient; allowed: an MRN not used before"
+        )
+    patient = Patient(
+        mrn=mrn, name=name, birth_date=birth, origin=data.origin, clinician_id=clinician.id,
+        created_at=now,
+    )  # fmt: skip
+    db.add(patient)
+    db.flush()
+    audit.record(db, user, "patient.create", "patient", patient.id, None, patient_snapshot(patient))
+    db.commit()
+    return patient
+
+
+@dataclass(frozen=True, slots=True)
+class PumpInput:
+    """A new pump as implanted: model, serial, first fill and program.
+
+    For a replacement, ``concentration_ug_per_ml``, ``program`` and ``low_reservoir_alarm_ml``
+    may be None: they carry over from the pump it replaces."""
+
+    model: str
+    serial: str
+    filled_ml: float
+    concentration_ug_per_ml: float | None = None
+    program: dict[str, Any] | None = None
+    low_reservoir_alarm_ml: float | None = None
+    at: datetime | None = None  # the implant (or replacement) date; default now
+    confirm: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ImplantResult:
+    patient: Patient
+    pump: Pump
+    visit: Visit
+    review: ProgramReview
+    catheter_length_cm: float
+    catheter_volume_ml: float
+    priming: dict[str, Any]  # itb.programmer.priming.PrimingPlan.to_dict()
+
+
+def catheter_length_cm(catheter_trimmed_cm: float) -> float:
+    """The implanted length after ``catheter_trimmed_cm`` were cut off (S31: 110 cm catheter)."""
+    return CATHETER_LENGTH_CM - catheter_trimmed_cm
+
+
+def check_catheter_trimmed_cm(catheter_trimmed_cm: float) -> float:
+    """At least 1 cm stays implanted (programmer/priming.py): trimmed 0 to 109 cm."""
+    high = CATHETER_LENGTH_CM - 1.0
+    if not (math.isfinite(catheter_trimmed_cm) and 0.0 <= catheter_trimmed_cm <= high):
+        raise InputError(
+            "catheter_trimmed_cm",
+            f"catheter_trimmed_cm={catheter_trimmed_cm:g} cm cut off the {CATHETER_LENGTH_CM:g} "
+            f"cm catheter: allowed 0 to {high:g} cm (an implanted length of 1 to "
+            f"{CATHETER_LENGTH_CM:g} cm, S31)",
+        )
+    return catheter_trimmed_cm
+
+
+def add_pump_with_catheter(
+    db: Session,
+    patient: Patient,
+    model: str,
+    serial: str,
+    implanted_at: datetime,
+    catheter_trimmed_cm: float,
+    paired_key_hex: str | None = None,
+) -> tuple[Pump, Catheter]:
+    """The pump and catheter rows of an implant (the demo's seed and :func:`record_implant`):
+    the catheter's volume from its implanted length (S31)."""
+    pump = Pump(
+        patient_id=patient.id,
+        model=model,
+        serial=serial,
+        implanted_at=implanted_at,
+        paired_key_hex=paired_key_hex,
+        active=True,
+    )
+    db.add(pump)
+    db.flush()
+    catheter = Catheter(
+        patient_id=patient.id,
+        pump_id=pump.id,
+        length_cm=catheter_length_cm(catheter_trimmed_cm),
+        volume_ml=round(implanted_catheter_volume_ml(catheter_trimmed_cm), 4),
+        implanted_at=implanted_at,
+    )
+    db.add(catheter)
+    db.flush()
+    return pump, catheter
+
+
+def _validate_pump_input(
+    db: Session,
+    links: PumpLinks,
+    data: PumpInput,
+    earliest: datetime,
+    now: datetime,
+    date_field: str = "implanted_at",
+) -> tuple[PumpModel, str, datetime]:
+    if data.model not in MODELS:
+        raise InputError("model", f"model={data.model!r}: allowed {', '.join(MODELS)}")
+    model = MODELS[data.model]
+    serial = _text("serial", data.serial, SERIAL_MAX_CHARS, _IDENTIFIER)
+    if db.execute(select(Pump.id).where(Pump.serial == serial)).first() is not None:
+        raise InputError(
+            "serial",
+            f"serial={serial!r}: already on another pump record; allowed: a serial not used before",
+        )
+    if isinstance(links, SimulatedPumps) and serial in links.serials():
+        raise InputError(
+            "serial",
+            f"serial={serial!r}: already a simulated pump; allowed: a serial not used before",
+        )
+    oldest = _years_before(now, RECORD_MAX_AGE_YEARS)
+    at = _record_date(date_field, data.at, now, max(earliest, oldest))
+    # never overfill (S26 S27); an empty pump is not implanted
+    if not (math.isfinite(data.filled_ml) and 0.0 < data.filled_ml <= model.reservoir_ml):
+        raise InputError(
+            "filled_ml",
+            f"filled_ml={data.filled_ml:g} mL: allowed more than 0 up to the {model.name}'s "
+            f"{model.reservoir_ml:g} mL reservoir (never overfill)",
+        )
+    return model, serial, at
+
+
+def _validate_alarm(model: PumpModel, alarm_ml: float) -> float:
+    low, high = LOW_RESERVOIR_ALARM.absolute_min, LOW_RESERVOIR_ALARM.absolute_max  # S37 [R]
+    high = min(high, model.reservoir_ml)
+    if not (math.isfinite(alarm_ml) and low <= alarm_ml < high):
+        raise InputError(
+            "low_reservoir_alarm_ml",
+            f"low_reservoir_alarm_ml={alarm_ml:g} mL: allowed {low:g} mL up to below {high:g} mL",
+        )
+    return alarm_ml
+
+
+def _review_first_program(
+    model: PumpModel,
+    old: Program | None,
+    data: dict[str, Any],
+    concentration_ug_per_ml: float,
+    patient: Patient,
+    phase: Phase,
+    confirm: bool,
+    reason: str,
+) -> tuple[Program, ProgramReview]:
+    """The same checks as a program change (review_program): dose limits, a refusal above the
+    absolute maximum, the pump's flow range, a change that needs confirmation."""
+    request = parse_program_request({**data, "confirm": confirm, "reason": reason})
+    if not request.program:
+        raise InputError("program", "program: expected rate_ug_per_day, steps or week")
+    try:
+        program = program_from_dict(request.program)
+    except ProgramError as exc:
+        raise InputError(_field_of(str(exc)), str(exc)) from None
+    review = review_program(
+        model, old, program, concentration_ug_per_ml, patient_origin(patient), phase
+    )
+    return accept_program(review, request), review
+
+
+def _check_concentration(value: float | None) -> float:
+    if value is None or value not in BACLOFEN.concentrations_ug_per_ml:
+        allowed = ", ".join(f"{c:g}" for c in BACLOFEN.concentrations_ug_per_ml)
+        raise InputError(
+            "concentration_ug_per_ml",
+            f"concentration_ug_per_ml={value}: allowed {allowed} µg/mL (the drug library)",
+        )
+    return value
+
+
+def _set_entered_state(
+    pump: Pump,
+    at: datetime,
+    filled_ml: float,
+    concentration: float,
+    dose_ug: float,
+    alarm_ml: float,
+) -> None:
+    """The pump's state as filled and programmed in the operating room; replaced by the pump's
+    own figures when it is read."""
+    pump.state_at = at
+    pump.mode = "running"
+    pump.reservoir_ml = filled_ml
+    pump.concentration_ug_per_ml = concentration
+    pump.daily_dose_ug = dose_ug
+    pump.low_reservoir_alarm_ml = alarm_ml
+    pump.filled_at = at
+    refresh_due_dates(pump)
+
+
+def _connect_new_pump(
+    db: Session,
+    links: PumpLinks,
+    pump: Pump,
+    model: PumpModel,
+    program: Program,
+    catheter_volume_ml: float,
+    visit: Visit,
+) -> None:
+    """The demo's simulated pumps get a new firmware; any other link must reach the pump with
+    that serial (a telemetry pump listed in the pumps file), whose reading is then stored."""
+    if isinstance(links, NoPumps):
+        return  # no pump connection: the entered state stands until the first interrogation
+    added = False
+    if isinstance(links, SimulatedPumps):
+        try:
+            fw = Firmware.implant(
+                model,
+                pump.implanted_at,
+                serial=pump.serial,
+                concentration_ug_per_ml=pump.concentration_ug_per_ml or 0.0,
+                volume_ml=pump.reservoir_ml or 0.0,
+                program=program,
+                low_reservoir_alarm_ml=pump.low_reservoir_alarm_ml,
+                catheter_volume_ml=min(catheter_volume_ml, 1.0),
+                catheter_primed=True,  # the priming bolus was given in the operating room
+            )
+        except CommandRejected as exc:
+            raise InputError(exc.field, f"the pump refused: {exc}") from None
+        links.add(fw)
+        added = True
+    try:
+        ingest_reading(db, pump, links.link(pump.serial).interrogate(0), visit)
+    except Exception:
+        if added:
+            assert isinstance(links, SimulatedPumps)
+            links.discard(pump.serial)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedImplant:
+    model: PumpModel
+    serial: str
+    at: datetime
+    trimmed_cm: float
+    concentration_ug_per_ml: float
+    alarm_ml: float
+    program: Program
+    review: ProgramReview
+    priming: PrimingPlan
+
+
+def _prepare_implant(
+    db: Session,
+    links: PumpLinks,
+    patient: Patient,
+    data: PumpInput,
+    catheter_trimmed_cm: float,
+    now: datetime,
+) -> _PreparedImplant:
+    """Every check of an implant record, nothing written."""
+    if db.execute(select(Pump.id).where(Pump.patient_id == patient.id, Pump.active)).first():
+        raise ConflictError(
+            f"patient {patient.id} already has an active pump: record a replacement instead"
+        )
+    model, serial, at = _validate_pump_input(
+        db, links, data, patient.birth_date or datetime.min, now
+    )
+    trimmed_cm = check_catheter_trimmed_cm(catheter_trimmed_cm)
+    concentration = _check_concentration(data.concentration_ug_per_ml)
+    alarm_ml = _validate_alarm(
+        model,
+        DEFAULT_LOW_RESERVOIR_ALARM_ML if data.low_reservoir_alarm_ml is None
+        else data.low_reservoir_alarm_ml,
+    )  # fmt: skip
+    priming = plan_priming(model, trimmed_cm, concentration)
+    program, review = _review_first_program(
+        model, None, data.program or {}, concentration, patient, Phase.TITRATION,
+        data.confirm, data.reason,
+    )  # fmt: skip
+    return _PreparedImplant(
+        model, serial, at, trimmed_cm, concentration, alarm_ml, program, review, priming
+    )
+
+
+def catheter_preview(
+    model_name: str, catheter_trimmed_cm: float, concentration_ug_per_ml: float
+) -> dict[str, Any]:
+    """The implanted catheter's length and volume (S31) and the priming bolus (priming.py)."""
+    trimmed_cm = check_catheter_trimmed_cm(catheter_trimmed_cm)
+    if model_name not in MODELS:
+        raise InputError("model", f"model={model_name!r}: allowed {', '.join(MODELS)}")
+    concentration = _check_concentration(concentration_ug_per_ml)
+    return {
+        "catheter_length_cm": catheter_length_cm(trimmed_cm),
+        "catheter_volume_ml": round(implanted_catheter_volume_ml(trimmed_cm), 4),
+        "priming": plan_priming(MODELS[model_name], trimmed_cm, concentration).to_dict(),
+    }
+
+
+def preview_implant(
+    db: Session,
+    links: PumpLinks,
+    patient: Patient,
+    data: PumpInput,
+    catheter_trimmed_cm: float,
+    now: datetime,
+) -> ProgramReview:
+    """The implant page's review step: every check of :func:`record_implant`, nothing stored;
+    the program's review (as a program change)."""
+    return _prepare_implant(db, links, patient, data, catheter_trimmed_cm, now).review
+
+
+def record_implant(
+    db: Session,
+    links: PumpLinks,
+    patient: Patient,
+    user: User,
+    data: PumpInput,
+    catheter_trimmed_cm: float,
+    now: datetime,
+) -> ImplantResult:
+    """The implant (physicians): pump and catheter rows, program version 1, an ``implant``
+    visit, the due dates (plan_refill); the catheter and priming volumes (S31, priming.py)."""
+    prepared = _prepare_implant(db, links, patient, data, catheter_trimmed_cm, now)
+    model, serial, at, trimmed_cm = (
+        prepared.model,
+        prepared.serial,
+        prepared.at,
+        prepared.trimmed_cm,
+    )
+    concentration, alarm_ml = prepared.concentration_ug_per_ml, prepared.alarm_ml
+    program, review, priming = prepared.program, prepared.review, prepared.priming
+    pump, catheter = add_pump_with_catheter(db, patient, model.name, serial, at, trimmed_cm)
+    _set_entered_state(pump, at, data.filled_ml, concentration, program.daily_dose_ug(), alarm_ml)
+    details: dict[str, Any] = {
+        "model": model.name,
+        "serial": serial,
+        "catheter_trimmed_cm": trimmed_cm,
+        "catheter_length_cm": catheter.length_cm,
+        "catheter_volume_ml": catheter.volume_ml,
+        "priming": priming.to_dict(),
+        "filled_ml": data.filled_ml,
+        "concentration_ug_per_ml": concentration,
+        "low_reservoir_alarm_ml": alarm_ml,
+        "program": program.to_dict(),
+        "daily_dose_ug": round(program.daily_dose_ug(), 2),
+        "checks": [c.to_dict() for c in review.checks if c.verdict is not Verdict.OK],
+    }
+    if review.needs_confirmation:
+        details["confirmation_reason"] = data.reason
+    visit = _done_visit(db, patient, pump, user, VisitKind.IMPLANT, at, now, details)
+    _add_program_version(db, pump, program, user, visit, at)
+    _connect_new_pump(db, links, pump, model, program, catheter.volume_ml, visit)
+    audit.record(
+        db, user, "pump.implant", "pump", serial, None,
+        {**pump_snapshot(pump), **details, "patient_id": patient.id, "visit_id": visit.id},
+    )  # fmt: skip
+    db.commit()
+    return ImplantResult(
+        patient, pump, visit, review, catheter.length_cm, catheter.volume_ml, priming.to_dict()
+    )
+
+
+def _done_visit(
+    db: Session,
+    patient: Patient,
+    pump: Pump,
+    user: User,
+    kind: VisitKind,
+    at: datetime,
+    now: datetime,
+    details: dict[str, Any],
+) -> Visit:
+    visit = Visit(
+        patient_id=patient.id,
+        pump_id=pump.id,
+        user_id=user.id,
+        kind=kind.value,
+        status=VisitStatus.COMPLETED.value,
+        started_at=at,
+        completed_at=now,
+        details_json=audit.canonical_json(details),
+    )
+    db.add(visit)
+    db.flush()
+    return visit
+
+
+def record_replacement(
+    db: Session, links: PumpLinks, patient: Patient, user: User, data: PumpInput, now: datetime
+) -> ImplantResult:
+    """The patient's pump replaced by a new one (physicians; S3 S4 S21: at ERI, before EOS).
+
+    The old pump is retired (kept, no longer active); the catheter stays and is connected to
+    the new pump; the concentration, program and alarm threshold carry over unless given. Only
+    the new pump's internal tubing is primed: the catheter is already full of drug."""
+    old = active_pump(db, patient)
+    model, serial, at = _validate_pump_input(db, links, data, old.implanted_at, now, "replaced_at")
+    concentration = _check_concentration(
+        old.concentration_ug_per_ml
+        if data.concentration_ug_per_ml is None
+        else data.concentration_ug_per_ml
+    )
+    alarm_ml = _validate_alarm(
+        model,
+        old.low_reservoir_alarm_ml if data.low_reservoir_alarm_ml is None
+        else data.low_reservoir_alarm_ml,
+    )  # fmt: skip
+    current = current_program(db, old)
+    old_program = program_from_dict(json.loads(current.program_json)) if current else None
+    if data.program:
+        program_data = data.program
+    elif current is not None:
+        program_data = json.loads(current.program_json)
+    else:
+        raise InputError("program", "program: the old pump has no program; give one")
+    program, review = _review_first_program(
+        model, old_program, program_data, concentration, patient, default_phase(old),
+        data.confirm, data.reason,
+    )  # fmt: skip
+    catheter = db.execute(
+        select(Catheter)
+        .where(Catheter.patient_id == patient.id)
+        .order_by(Catheter.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    before = {**pump_snapshot(old), "active": True, "model": old.model}
+    old.active = False
+    old.explanted_at = at
+    pump = Pump(
+        patient_id=patient.id, model=model.name, serial=serial, implanted_at=at, active=True
+    )
+    db.add(pump)
+    db.flush()
+    if catheter is not None:
+        catheter.pump_id = pump.id
+    _set_entered_state(pump, at, data.filled_ml, concentration, program.daily_dose_ug(), alarm_ml)
+    catheter_volume_ml = catheter.volume_ml if catheter is not None else 0.0
+    priming = {
+        "priming_volume_ml": round(model.internal_tubing_ml, 4),
+        "reasons": [
+            f"pump internal tubing {model.internal_tubing_ml:.4f} mL ({model.name})",
+            f"the catheter stays ({catheter_volume_ml:.4f} mL, already full of drug): not "
+            f"primed; a catheter priming bolus would put "
+            f"{catheter_volume_ml * concentration:.0f} µg into the spinal fluid",
+        ],
+    }
+    details: dict[str, Any] = {
+        "old_serial": old.serial,
+        "old_model": old.model,
+        "model": model.name,
+        "serial": serial,
+        "catheter_kept": catheter is not None,
+        "catheter_volume_ml": catheter_volume_ml,
+        "priming": priming,
+        "filled_ml": data.filled_ml,
+        "concentration_ug_per_ml": concentration,
+        "low_reservoir_alarm_ml": alarm_ml,
+        "program": program.to_dict(),
+        "daily_dose_ug": round(program.daily_dose_ug(), 2),
+        "checks": [c.to_dict() for c in review.checks if c.verdict is not Verdict.OK],
+    }
+    if review.needs_confirmation:
+        details["confirmation_reason"] = data.reason
+    visit = _done_visit(db, patient, pump, user, VisitKind.REPLACEMENT, at, now, details)
+    _add_program_version(db, pump, program, user, visit, at)
+    _connect_new_pump(db, links, pump, model, program, catheter_volume_ml, visit)
+    audit.record(
+        db, user, "pump.replace", "patient", patient.id, before,
+        {**pump_snapshot(pump), **details, "visit_id": visit.id},
+    )  # fmt: skip
+    db.commit()
+    return ImplantResult(
+        patient,
+        pump,
+        visit,
+        review,
+        catheter.length_cm if catheter else 0.0,
+        catheter_volume_ml,
+        priming,
+    )

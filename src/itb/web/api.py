@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from itb.clinic import auth, calendar, services
 from itb.clinic.audit import verify_chain
+from itb.clinic.errors import InputError
 from itb.clinic.models import Role, User
 from itb.web.deps import Caller, Db, need, now, session_cookie_name, set_cookie
 
@@ -81,6 +82,80 @@ class ScreeningIn(BaseModel):
     notes: str = Field("", max_length=2000)
 
 
+class PatientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    mrn: str = Field(min_length=1, max_length=32, description="medical record number, unique")
+    birth_date: date | None = Field(None, description="date of birth (or age_years)")
+    age_years: int | None = Field(None, description="age in years when the date is unknown")
+    origin: str = Field(description="origin of spasticity: spinal or cerebral")
+    clinician_id: int | None = Field(
+        None, description="the responsible physician's user id (default: you)"
+    )
+
+
+class ImplantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(description="pump model: peristaltic-20, peristaltic-40, valve-gated-20, "
+                       "valve-gated-40")  # fmt: skip
+    serial: str = Field(min_length=1, max_length=32, description="the pump's serial, unique")
+    implanted_at: datetime | None = Field(None, description="default: now")
+    catheter_trimmed_cm: float = Field(
+        allow_inf_nan=False,
+        description="cm cut off the 110 cm catheter, 0 to 109 (S31): implanted volume = "
+        "(110 − catheter_trimmed_cm) × 0.0026 mL",
+    )
+    concentration_ug_per_ml: float = Field(allow_inf_nan=False, description="50, 500, 1000, 2000")
+    filled_ml: float = Field(allow_inf_nan=False, description="first fill, at most the reservoir")
+    program: dict[str, Any] = Field(
+        description="the scenario's [program] keys: rate_ug_per_day, steps or week",
+        examples=[{"rate_ug_per_day": 600.0}],
+    )
+    low_reservoir_alarm_ml: float = Field(2.0, allow_inf_nan=False)
+    confirm: bool = False
+    reason: str = Field("", max_length=500)
+
+
+class ReplacementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(description="the new pump's model")
+    serial: str = Field(min_length=1, max_length=32, description="the new pump's serial")
+    replaced_at: datetime | None = Field(None, description="default: now")
+    filled_ml: float = Field(allow_inf_nan=False, description="the new pump's fill, mL")
+    concentration_ug_per_ml: float | None = Field(
+        None, allow_inf_nan=False, description="default: the old pump's"
+    )
+    program: dict[str, Any] | None = Field(None, description="default: the old pump's program")
+    low_reservoir_alarm_ml: float | None = Field(None, allow_inf_nan=False)
+    confirm: bool = False
+    reason: str = Field("", max_length=500)
+
+
+def _local(when: datetime | None, field: str) -> datetime | None:
+    """The clinic's clock is naive local time."""
+    if when is not None and when.tzinfo is not None:
+        try:
+            return when.astimezone().replace(tzinfo=None)
+        except OverflowError:
+            raise InputError(
+                field, f"{field}: a date and time the clinic's clock can hold"
+            ) from None
+    return when
+
+
+def _implant_answer(result: services.ImplantResult, at: datetime) -> dict[str, Any]:
+    return {
+        "patient_id": result.patient.id,
+        "visit_id": result.visit.id,
+        "serial": result.pump.serial,
+        "catheter_length_cm": result.catheter_length_cm,
+        "catheter_volume_ml": result.catheter_volume_ml,
+        "priming": result.priming,
+        "review": result.review.to_dict(),
+        "pump": services.pump_dict(result.pump, at),
+    }
+
+
 PROGRAM_EXAMPLE: dict[str, Any] = {"rate_ug_per_day": 300.0}
 PROGRAM_CONFIRMED_EXAMPLE: dict[str, Any] = {
     "rate_ug_per_day": 600.0,
@@ -128,6 +203,78 @@ def patients(
     rows, total = services.dashboard(db, now(request), clinician_id, limit, offset)
     # straight to JSON: the rows are already plain, and 10,000 of them cost a lot to re-validate
     return JSONResponse([r.to_dict() for r in rows], headers={"X-Total-Count": str(total)})
+
+
+@router.post("/patients", status_code=201)
+def create_patient(
+    body: PatientIn, request: Request, db: Db, caller: Caller = need("manage_patients")
+) -> dict[str, Any]:
+    """A new patient (physicians). 422 naming the field: a used MRN, an unknown origin, a date
+    of birth in the future, an age outside 0 to 120 years, a clinician who is not a physician."""
+    data = services.PatientInput(
+        body.name, body.mrn, body.origin, body.birth_date, body.age_years, body.clinician_id
+    )
+    patient = services.create_patient(db, caller.user, data, now(request))
+    return {"id": patient.id, **services.patient_snapshot(patient)}
+
+
+@router.post("/patients/{patient_id}/implant", status_code=201)
+def implant(
+    patient_id: PatientId,
+    body: ImplantIn,
+    request: Request,
+    db: Db,
+    caller: Caller = need("manage_patients"),
+) -> dict[str, Any]:
+    """Record an implant (physicians): pump, catheter, first fill and program (program
+    version 1, checked as a program change). Answers the implanted catheter volume (S31) and
+    the priming bolus (itb.programmer.priming). 409 when the patient already has a pump."""
+    patient = services.get_patient(db, patient_id)
+    data = services.PumpInput(
+        model=body.model,
+        serial=body.serial,
+        filled_ml=body.filled_ml,
+        concentration_ug_per_ml=body.concentration_ug_per_ml,
+        program=body.program,
+        low_reservoir_alarm_ml=body.low_reservoir_alarm_ml,
+        at=_local(body.implanted_at, "implanted_at"),
+        confirm=body.confirm,
+        reason=body.reason,
+    )
+    links = request.app.state.settings.links
+    at = now(request)
+    result = services.record_implant(
+        db, links, patient, caller.user, data, body.catheter_trimmed_cm, at
+    )
+    return _implant_answer(result, at)
+
+
+@router.post("/patients/{patient_id}/replacement", status_code=201)
+def replacement(
+    patient_id: PatientId,
+    body: ReplacementIn,
+    request: Request,
+    db: Db,
+    caller: Caller = need("manage_patients"),
+) -> dict[str, Any]:
+    """Record a pump replacement (physicians; S3 S4 S21): the old pump is retired, the catheter
+    stays; concentration, program and alarm threshold carry over unless given."""
+    patient = services.get_patient(db, patient_id)
+    data = services.PumpInput(
+        model=body.model,
+        serial=body.serial,
+        filled_ml=body.filled_ml,
+        concentration_ug_per_ml=body.concentration_ug_per_ml,
+        program=body.program,
+        low_reservoir_alarm_ml=body.low_reservoir_alarm_ml,
+        at=_local(body.replaced_at, "replaced_at"),
+        confirm=body.confirm,
+        reason=body.reason,
+    )
+    links = request.app.state.settings.links
+    at = now(request)
+    result = services.record_replacement(db, links, patient, caller.user, data, at)
+    return _implant_answer(result, at)
 
 
 @router.get("/patients/{patient_id}")

@@ -9,7 +9,7 @@ import json
 import math
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -23,6 +23,7 @@ from itb.clinic.models import Patient, Pump, RefillRecord, Role, User
 from itb.drugs import BACLOFEN
 from itb.guardrails import DAILY_DOSE
 from itb.programmer.patient import WITHDRAWAL_SIGNS
+from itb.programmer.priming import CATHETER_LENGTH_CM, CATHETER_VOLUME_ML_PER_CM
 from itb.programmer.programming import CHANGE_LIMITS, Phase, ProgramReview
 from itb.programmer.refill import DEFAULT_SAFETY_MARGIN_DAYS, pocket_fill_tolerance_ml
 from itb.programmer.report import build_report, render_report_html
@@ -33,7 +34,7 @@ from itb.programmer.screening import (
     MIN_SCORES_AFTER_BOLUS,
     ResponseRule,
 )
-from itb.pump.hardware import pump_model
+from itb.pump.hardware import DEFAULT_MODEL, MODELS, pump_model
 from itb.therapy import program_from_dict
 from itb.web.charts import dose_schedule_svg, effect_forecast_svg, screening_svg
 from itb.web.deps import (
@@ -60,6 +61,9 @@ NOTICES = {
     "programmed": "New program sent to the pump and recorded.",
     "interrogated": "Pump interrogated.",
     "screening": "Screening dose recorded: result and decision below.",
+    "created": "Patient created. Record the implant when the pump is in.",
+    "implanted": "Implant recorded: pump, catheter, first fill and program version 1.",
+    "replaced": "Pump replacement recorded: the old pump is retired, the catheter kept.",
 }
 
 
@@ -175,6 +179,80 @@ def dashboard(
     )
 
 
+# New patient, implant, replacement (physicians) -----------------------------------------------
+def _physicians(db: Db) -> list[User]:
+    return list(
+        db.execute(
+            select(User)
+            .where(User.role == Role.PHYSICIAN.value, User.active)
+            .order_by(User.username)
+        ).scalars()
+    )
+
+
+def _patient_new_page(
+    request: Request, db: Db, caller: Caller, values: dict[str, str], error: InputError | None
+) -> HTMLResponse:
+    return render(
+        request,
+        "patient_new.html",
+        caller,
+        422 if error else 200,
+        values=values,
+        error=error,
+        origins=services.ORIGINS,
+        clinicians=_physicians(db),
+    )
+
+
+@router.get("/patients/new")
+def patient_new_form(
+    request: Request, db: Db, caller: Caller = need("manage_patients", page=True)
+) -> HTMLResponse:
+    return _patient_new_page(request, db, caller, {}, None)
+
+
+@router.post("/patients/new")
+def patient_new_submit(
+    request: Request,
+    db: Db,
+    name: FormText = "",
+    mrn: FormText = "",
+    birth_date: FormText = "",
+    age_years: FormText = "",
+    origin: FormText = "",
+    clinician_id: FormText = "",
+    caller: Caller = need("manage_patients", page=True, form=True),
+) -> Response:
+    values = {"name": name, "mrn": mrn, "birth_date": birth_date, "age_years": age_years,
+              "origin": origin, "clinician_id": clinician_id}  # fmt: skip
+    try:
+        birth = None
+        if birth_date.strip():
+            try:
+                birth = date.fromisoformat(birth_date.strip())
+            except ValueError:
+                raise InputError("birth_date", "birth_date: enter a date (YYYY-MM-DD)") from None
+        age = None
+        if age_years.strip():
+            if not age_years.strip().isdigit() or len(age_years.strip()) > 3:
+                raise InputError("age_years", "age_years: whole years, 0 to 120")
+            age = int(age_years.strip())
+        if birth is None and age is None:
+            raise InputError("birth_date", "birth_date: enter the date of birth or the age")
+        clinician = int(clinician_id) if clinician_id.strip().isdigit() else None
+        patient = services.create_patient(
+            db,
+            caller.user,
+            services.PatientInput(name, mrn, origin, birth, age, clinician),
+            now(request),
+        )
+    except InputError as exc:
+        db.rollback()
+        return _patient_new_page(request, db, caller, values, exc)
+    return _redirect(f"/patients/{patient.id}?notice=created")
+
+
 # Patient ---------------------------------------------------------------------------------------
 @router.get("/patients/{patient_id}")
 def patient_page(
@@ -253,6 +331,184 @@ def interrogate(
     patient = services.get_patient(db, patient_id)
     services.interrogate(db, request.app.state.settings.links, patient, caller.user)
     return _redirect(f"/patients/{patient_id}?notice=interrogated")
+
+
+PUMP_FORM_KEYS = ("model", "serial", "at", "catheter_trimmed_cm", "concentration_ug_per_ml",
+                  "filled_ml", "rate_ug_per_day", "steps", "low_reservoir_alarm_ml", "confirm",
+                  "reason")  # fmt: skip
+
+
+def _pump_input(values: dict[str, str], replacement: bool) -> services.PumpInput:
+    """The implant or replacement form as a PumpInput (blank = carried over, replacement)."""
+    date_field = "replaced_at" if replacement else "implanted_at"
+    at = None
+    if values["at"].strip():
+        try:
+            at = datetime.fromisoformat(values["at"].strip())
+        except ValueError:
+            raise InputError(date_field, f"{date_field}: enter a date and time") from None
+        if at.tzinfo is not None:
+            raise InputError(date_field, f"{date_field}: the clinic's local time, no time zone")
+
+    def optional(key: str, unit: str) -> float | None:
+        return _number(values[key], key, unit) if values[key].strip() else None
+
+    program = None
+    if values["rate_ug_per_day"].strip() or values["steps"].strip():
+        program = _program_from_form(values["rate_ug_per_day"], values["steps"])
+    elif not replacement:
+        raise InputError("rate_ug_per_day", "rate_ug_per_day: enter the first program")
+    concentration = optional("concentration_ug_per_ml", "µg/mL")
+    if concentration is None and not replacement:
+        raise InputError("concentration_ug_per_ml", "concentration_ug_per_ml: choose one")
+    return services.PumpInput(
+        model=values["model"],
+        serial=values["serial"],
+        filled_ml=_number(values["filled_ml"], "filled_ml", "mL"),
+        concentration_ug_per_ml=concentration,
+        program=program,
+        low_reservoir_alarm_ml=optional("low_reservoir_alarm_ml", "mL"),
+        at=at,
+        confirm=values["confirm"] == "yes",
+        reason=values["reason"].strip()[: services.REASON_MAX_CHARS],
+    )
+
+
+def _pump_page(
+    request: Request,
+    db: Db,
+    caller: Caller,
+    patient_id: int,
+    kind: str,
+    values: dict[str, str],
+    error: InputError | None,
+    preview: dict[str, Any] | None = None,
+    review: ProgramReview | None = None,
+) -> HTMLResponse:
+    patient = services.get_patient(db, patient_id)
+    summary = services.patient_summary(db, patient, now(request))
+    if kind == "implant" and summary["pump"]:
+        raise ConflictError(f"patient {patient_id} already has a pump: record a replacement")
+    if kind == "replacement" and not summary["pump"]:
+        raise ConflictError(f"patient {patient_id} has no pump to replace: record an implant")
+    return render(
+        request,
+        f"{kind}.html",
+        caller,
+        422 if error else 200,
+        p=summary,
+        values=values,
+        error=error,
+        preview=preview,
+        review=review,
+        models=MODELS,
+        concentrations=BACLOFEN.concentrations_ug_per_ml,
+        catheter_length_cm=CATHETER_LENGTH_CM,
+        catheter_ml_per_cm=CATHETER_VOLUME_ML_PER_CM,
+        dose_limit=DAILY_DOSE,
+    )
+
+
+@router.get("/patients/{patient_id}/implant")
+def implant_form(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    caller: Caller = need("manage_patients", page=True),
+) -> HTMLResponse:
+    values = {"model": DEFAULT_MODEL, "low_reservoir_alarm_ml": "2"}
+    return _pump_page(request, db, caller, patient_id, "implant", values, None)
+
+
+@router.post("/patients/{patient_id}/implant")
+def implant_submit(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    model: FormText = "",
+    serial: FormText = "",
+    at: FormText = "",
+    catheter_trimmed_cm: FormText = "",
+    concentration_ug_per_ml: FormText = "",
+    filled_ml: FormText = "",
+    rate_ug_per_day: FormText = "",
+    steps: FormText = "",
+    low_reservoir_alarm_ml: FormText = "",
+    confirm: FormText = "",
+    reason: FormText = "",
+    action: FormText = "review",
+    caller: Caller = need("manage_patients", page=True, form=True),
+) -> Response:
+    """``action=review`` shows the implanted catheter volume (S31), the priming bolus and the
+    program's checks; ``action=save`` records the implant."""
+    values = dict(zip(PUMP_FORM_KEYS, (model, serial, at, catheter_trimmed_cm,
+                  concentration_ug_per_ml, filled_ml, rate_ug_per_day, steps,
+                  low_reservoir_alarm_ml, confirm, reason), strict=True))  # fmt: skip
+    patient = services.get_patient(db, patient_id)
+    links = request.app.state.settings.links
+    preview = review = None
+    try:
+        trimmed = _number(catheter_trimmed_cm, "catheter_trimmed_cm", "cm")
+        concentration = _number(concentration_ug_per_ml, "concentration_ug_per_ml", "µg/mL")
+        preview = services.catheter_preview(model, trimmed, concentration)
+        data = _pump_input(values, replacement=False)
+        if action != "save":
+            review = services.preview_implant(db, links, patient, data, trimmed, now(request))
+            return _pump_page(
+                request, db, caller, patient_id, "implant", values, None, preview, review
+            )
+        services.record_implant(db, links, patient, caller.user, data, trimmed, now(request))
+    except InputError as exc:
+        db.rollback()
+        return _pump_page(request, db, caller, patient_id, "implant", values, exc, preview)
+    return _redirect(f"/patients/{patient_id}?notice=implanted")
+
+
+@router.get("/patients/{patient_id}/replacement")
+def replacement_form(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    caller: Caller = need("manage_patients", page=True),
+) -> HTMLResponse:
+    return _pump_page(request, db, caller, patient_id, "replacement", {}, None)
+
+
+@router.post("/patients/{patient_id}/replacement")
+def replacement_submit(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    model: FormText = "",
+    serial: FormText = "",
+    at: FormText = "",
+    concentration_ug_per_ml: FormText = "",
+    filled_ml: FormText = "",
+    rate_ug_per_day: FormText = "",
+    steps: FormText = "",
+    low_reservoir_alarm_ml: FormText = "",
+    confirm: FormText = "",
+    reason: FormText = "",
+    caller: Caller = need("manage_patients", page=True, form=True),
+) -> Response:
+    """Blank concentration, program or alarm threshold: carried over from the old pump."""
+    values = dict(zip(PUMP_FORM_KEYS, (model, serial, at, "", concentration_ug_per_ml,
+                  filled_ml, rate_ug_per_day, steps, low_reservoir_alarm_ml, confirm, reason),
+                  strict=True))  # fmt: skip
+    patient = services.get_patient(db, patient_id)
+    try:
+        services.record_replacement(
+            db,
+            request.app.state.settings.links,
+            patient,
+            caller.user,
+            _pump_input(values, replacement=True),
+            now(request),
+        )
+    except InputError as exc:
+        db.rollback()
+        return _pump_page(request, db, caller, patient_id, "replacement", values, exc)
+    return _redirect(f"/patients/{patient_id}?notice=replaced")
 
 
 # Program ---------------------------------------------------------------------------------------
