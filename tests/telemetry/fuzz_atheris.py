@@ -67,6 +67,8 @@ def endpoint_target(data: bytes) -> None:
     _PUMP.receive_data(data, _CLOCK_S[0])
     if _FAKE.therapy() != _THERAPY:
         raise AssertionError("random bytes changed the pump's therapy")
+    _FAKE.refusals.clear()  # counted and reported; not kept for a million inputs
+    _FAKE.saved_states.clear()
 
 
 def commit_target(data: bytes) -> None:
@@ -79,6 +81,9 @@ def commit_target(data: bytes) -> None:
     _PROGRAMMER.receive_data(_PUMP.receive_data(frame, _CLOCK_S[0]))
     if _FAKE.therapy() != _THERAPY:
         raise AssertionError("a forged challenge committed a prepared command")
+    assert _FAKE.refusals, "a forged commit must be refused and reported"
+    _FAKE.refusals.clear()  # each refusal is checked here; keep a million of them out of memory
+    _FAKE.saved_states.clear()
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
