@@ -20,9 +20,7 @@ from itb.clinic.models import (
     RefillRecord,
     Role,
     User,
-    Visit,
     VisitKind,
-    VisitStatus,
 )
 from itb.clinic.pumps import PumpReading, SimulatedPumps
 from itb.pump.firmware import Firmware
@@ -157,7 +155,9 @@ def _record_history(
     for entry in entries:
         data = dict(entry.data)
         if entry.kind == "implant":
-            visit = _visit(db, patient, pump, VisitKind.IMPLANT, entry.at, clinician, data)
+            visit = services.add_visit(
+                db, patient, pump, clinician, VisitKind.IMPLANT, entry.at, data
+            )
             services._add_program_version(
                 db,
                 pump,
@@ -167,7 +167,9 @@ def _record_history(
                 entry.at,
             )
         elif entry.kind == "program":
-            visit = _visit(db, patient, pump, VisitKind.PROGRAMMING, entry.at, clinician, data)
+            visit = services.add_visit(
+                db, patient, pump, clinician, VisitKind.PROGRAMMING, entry.at, data
+            )
             services._add_program_version(
                 db,
                 pump,
@@ -178,7 +180,9 @@ def _record_history(
             )
         elif entry.kind == "refill":
             old: dict[str, float] = data["old"]  # type: ignore[assignment]
-            visit = _visit(db, patient, pump, VisitKind.REFILL, entry.at, clinician, data)
+            visit = services.add_visit(
+                db, patient, pump, clinician, VisitKind.REFILL, entry.at, data
+            )
             db.add(
                 RefillRecord(
                     visit_id=visit.id,
@@ -198,27 +202,3 @@ def _record_history(
 def _table(value: object) -> dict[str, object]:
     assert isinstance(value, dict)
     return value
-
-
-def _visit(
-    db: Session,
-    patient: Patient,
-    pump: Pump,
-    kind: VisitKind,
-    at: datetime,
-    user: User,
-    details: dict[str, object],
-) -> Visit:
-    visit = Visit(
-        patient_id=patient.id,
-        pump_id=pump.id,
-        user_id=user.id,
-        kind=kind.value,
-        status=VisitStatus.COMPLETED.value,
-        started_at=at,
-        completed_at=at,
-        details_json=audit.canonical_json(details),
-    )
-    db.add(visit)
-    db.flush()
-    return visit

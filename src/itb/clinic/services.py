@@ -781,17 +781,16 @@ def _start_command_visit(
     details: dict[str, Any],
 ) -> Visit:
     """Commit the visit as ``pump_command_sent`` before the command leaves."""
-    visit = Visit(
-        patient_id=patient.id,
-        pump_id=pump.id,
-        user_id=user.id,
-        kind=kind.value,
-        status=VisitStatus.PUMP_COMMAND_SENT.value,
-        started_at=now,
-        details_json=audit.canonical_json({**details, "seq_before": pump.last_event_seq}),
+    visit = add_visit(
+        db,
+        patient,
+        pump,
+        user,
+        kind,
+        now,
+        {**details, "seq_before": pump.last_event_seq},
+        status=VisitStatus.PUMP_COMMAND_SENT,
     )
-    db.add(visit)
-    db.flush()
     audit.record(db, user, f"visit.{kind.value}.sent", "visit", visit.id, None, details)
     db.commit()
     return visit
@@ -1572,7 +1571,7 @@ def record_implant(
     }
     if review.needs_confirmation:
         details["confirmation_reason"] = data.reason
-    visit = _done_visit(db, patient, pump, user, VisitKind.IMPLANT, at, now, details)
+    visit = add_visit(db, patient, pump, user, VisitKind.IMPLANT, at, details, completed_at=now)
     _add_program_version(db, pump, program, user, visit, at)
     _connect_new_pump(db, links, pump, model, program, catheter.volume_ml, visit)
     audit.record(
@@ -1585,24 +1584,27 @@ def record_implant(
     )
 
 
-def _done_visit(
+def add_visit(
     db: Session,
     patient: Patient,
     pump: Pump,
     user: User,
     kind: VisitKind,
-    at: datetime,
-    now: datetime,
+    started_at: datetime,
     details: dict[str, Any],
+    status: VisitStatus = VisitStatus.COMPLETED,
+    completed_at: datetime | None = None,
 ) -> Visit:
+    """A visit row (flushed, not committed); a completed one ends when it started unless told."""
+    done = status is VisitStatus.COMPLETED
     visit = Visit(
         patient_id=patient.id,
         pump_id=pump.id,
         user_id=user.id,
         kind=kind.value,
-        status=VisitStatus.COMPLETED.value,
-        started_at=at,
-        completed_at=now,
+        status=status.value,
+        started_at=started_at,
+        completed_at=(completed_at or started_at) if done else completed_at,
         details_json=audit.canonical_json(details),
     )
     db.add(visit)
@@ -1686,7 +1688,7 @@ def record_replacement(
     }
     if review.needs_confirmation:
         details["confirmation_reason"] = data.reason
-    visit = _done_visit(db, patient, pump, user, VisitKind.REPLACEMENT, at, now, details)
+    visit = add_visit(db, patient, pump, user, VisitKind.REPLACEMENT, at, details, completed_at=now)
     _add_program_version(db, pump, program, user, visit, at)
     _connect_new_pump(db, links, pump, model, program, catheter_volume_ml, visit)
     audit.record(

@@ -46,6 +46,7 @@ from itb.therapy import (
     ProgramError,
     RateProfile,
     RateSegment,
+    continuous,
     from_pump_s,
     program_from_dict,
     to_pump_s,
@@ -1080,8 +1081,6 @@ class Firmware:
 
 
 def _minimum_program(model: PumpModel, concentration_ug_per_ml: float) -> Program:
-    from itb.therapy import continuous
-
     return continuous(model.min_flow_ml_per_day * concentration_ug_per_ml)
 
 

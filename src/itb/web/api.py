@@ -230,23 +230,27 @@ def implant(
     version 1, checked as a program change). Answers the implanted catheter volume (S31) and
     the priming bolus (itb.programmer.priming). 409 when the patient already has a pump."""
     patient = services.get_patient(db, patient_id)
-    data = services.PumpInput(
-        model=body.model,
-        serial=body.serial,
-        filled_ml=body.filled_ml,
-        concentration_ug_per_ml=body.concentration_ug_per_ml,
-        program=body.program,
-        low_reservoir_alarm_ml=body.low_reservoir_alarm_ml,
-        at=_local(body.implanted_at, "implanted_at"),
-        confirm=body.confirm,
-        reason=body.reason,
-    )
+    data = _pump_input(body, _local(body.implanted_at, "implanted_at"))
     links = request.app.state.settings.links
     at = now(request)
     result = services.record_implant(
         db, links, patient, caller.user, data, body.catheter_trimmed_cm, at
     )
     return _implant_answer(result, at)
+
+
+def _pump_input(body: ImplantIn | ReplacementIn, at: datetime | None) -> services.PumpInput:
+    return services.PumpInput(
+        model=body.model,
+        serial=body.serial,
+        filled_ml=body.filled_ml,
+        concentration_ug_per_ml=body.concentration_ug_per_ml,
+        program=body.program,
+        low_reservoir_alarm_ml=body.low_reservoir_alarm_ml,
+        at=at,
+        confirm=body.confirm,
+        reason=body.reason,
+    )
 
 
 @router.post("/patients/{patient_id}/replacement", status_code=201)
@@ -260,17 +264,7 @@ def replacement(
     """Record a pump replacement (physicians; S3 S4 S21): the old pump is retired, the catheter
     stays; concentration, program and alarm threshold carry over unless given."""
     patient = services.get_patient(db, patient_id)
-    data = services.PumpInput(
-        model=body.model,
-        serial=body.serial,
-        filled_ml=body.filled_ml,
-        concentration_ug_per_ml=body.concentration_ug_per_ml,
-        program=body.program,
-        low_reservoir_alarm_ml=body.low_reservoir_alarm_ml,
-        at=_local(body.replaced_at, "replaced_at"),
-        confirm=body.confirm,
-        reason=body.reason,
-    )
+    data = _pump_input(body, _local(body.replaced_at, "replaced_at"))
     links = request.app.state.settings.links
     at = now(request)
     result = services.record_replacement(db, links, patient, caller.user, data, at)
