@@ -20,14 +20,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from itb.link.keys import generate_private_key, public_key_of
+from itb.link.transport import ProgrammerClient, PumpServer
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pumpd.server import boot_pump
 from itb.pumpd.state import StateDir
 from itb.telemetry.endpoint import ProgrammerConnection, PumpEndpoint, Role
-from itb.telemetry.keys import generate_private_key, public_key_of
 from itb.telemetry.messages import Interrogate, SetLowReservoirAlarm
-from itb.telemetry.transport import ProgrammerClient, PumpServer
 from itb.therapy import continuous
 
 HANDSHAKES = 50

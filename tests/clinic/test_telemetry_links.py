@@ -23,7 +23,7 @@ from itb.clinic.pumps import (
     PumpUnreachableError,
 )
 from itb.clinic.telemetry_links import PumpDirectoryError, TelemetryPumps
-from itb.telemetry.keys import KeyOwner, load_public_key, write_keypair
+from itb.link.keys import KeyOwner, load_public_key, write_keypair
 from itb.therapy import continuous
 from tests.clinic.support import Clinic
 from tests.pumpd.support import PumpProcess, connection, itb, itb_json, make_pump, running

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from itb.programmer.client import PumpAddress
+from itb.link.client import PumpAddress
+from itb.link.keys import KeyOwner, load_public_key, write_keypair
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pumpd.server import boot_pump, serve
 from itb.pumpd.state import StateDir
 from itb.telemetry.endpoint import Role
-from itb.telemetry.keys import KeyOwner, load_public_key, write_keypair
 from itb.therapy import continuous
 
 START = datetime(2027, 1, 4, 8, 0)

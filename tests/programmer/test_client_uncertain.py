@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from itb.cli import app
-from itb.programmer.client import PumpSession, UncertainJournal, run_session
+from itb.link.client import PumpSession, UncertainJournal, run_session
 from itb.telemetry.messages import StopPump
 from tests.programmer.client_support import served_pump
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from itb.programmer.client import (
+from itb.link.client import (
     AcknowledgementRequiredError,
     ConfirmationRequiredError,
     PumpSession,

@@ -6,6 +6,7 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from itb.link.keys import generate_private_key, public_key_of
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pumpd.handler import FirmwareHandler
@@ -18,7 +19,6 @@ from itb.telemetry.endpoint import (
     ResponseReceived,
     Role,
 )
-from itb.telemetry.keys import generate_private_key, public_key_of
 from itb.telemetry.messages import (
     Accepted,
     AlarmKind,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from itb.programmer.client import PumpAddress, PumpSession
+from itb.link.client import PumpAddress, PumpSession
+from itb.link.transport import LinkError
 from itb.telemetry.endpoint import Outcome, Resolution
 from itb.telemetry.messages import SetLowReservoirAlarm, SetProgram
-from itb.telemetry.transport import LinkError
 from tests.pumpd.support import PumpProcess, make_pump
 
 THRESHOLDS_ML = (1.0, 1.5, 2.0, 2.5, 3.0)

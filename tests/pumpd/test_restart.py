@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from itb.programmer.client import PumpAddress, PumpSession, run_session
+from itb.link.client import PumpAddress, PumpSession, run_session
 from itb.pump.hardware import pump_model
 from itb.telemetry.messages import StatusReport
 from itb.units import SECONDS_PER_DAY

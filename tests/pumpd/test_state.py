@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from itb.link.keys import generate_private_key, public_key_of
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pumpd.state import BANK_FILES, PumpBusyError, StateDir, atomic_write
 from itb.telemetry.endpoint import Role
-from itb.telemetry.keys import generate_private_key, public_key_of
 from itb.therapy import continuous
 
 START = datetime(2027, 1, 4, 8, 0)

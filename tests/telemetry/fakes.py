@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from itb.link.keys import generate_private_key, public_key_of
 from itb.telemetry.endpoint import PairedKey, PumpEndpoint, RefusalReport, Role
-from itb.telemetry.keys import generate_private_key, public_key_of
 from itb.telemetry.messages import (
     JSON,
     Accepted,

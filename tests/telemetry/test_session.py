@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from itb.telemetry.keys import generate_private_key, public_key_of
+from itb.link.keys import generate_private_key, public_key_of
 from itb.telemetry.session import (
     InitiatorHandshake,
     SecureChannel,

@@ -90,7 +90,7 @@ def bolus(
         "series": series,
     }
     if plot is not None:
-        from itb.pharmacology.plots import Marker, plot_course
+        from itb.cli.pk_plots import Marker, plot_course
 
         keep = course.t_h <= hours
         markers = [Marker(0.0, f"bolus {dose_ug:g} µg", "tab:blue")]
@@ -144,8 +144,8 @@ def program(
     ),
 ) -> None:
     """Hour-by-hour CSF level and effect of a pump scenario, with withdrawal risk after stops."""
-    from itb.pump.simulate import simulate
     from itb.scenario import load_scenario
+    from itb.scenario.runner import simulate
     from itb.therapy import from_pump_s, to_pump_s
 
     if days is not None and not (math.isfinite(days) and 0.0 < days <= 3660.0):
@@ -207,8 +207,8 @@ def program(
         ],
     }
     if plot is not None:
+        from itb.cli.pk_plots import Marker, plot_course
         from itb.pharmacology.model import ce_for_effect
-        from itb.pharmacology.plots import Marker, plot_course
 
         markers = []
         for stop in stops:

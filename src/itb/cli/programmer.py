@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from itb.programmer.client import (
+from itb.link.client import (
     AcknowledgementRequiredError,
     CommandReport,
     ConfirmationRequiredError,
@@ -34,11 +34,11 @@ from itb.programmer.client import (
     PumpSession,
     UncertainJournal,
 )
+from itb.link.keys import KeyFileError, KeyOwner, write_keypair
+from itb.link.transport import HandshakeRefusedError, LinkError
 from itb.programmer.programming import Origin, Phase
 from itb.telemetry.endpoint import Outcome, key_id_of
-from itb.telemetry.keys import KeyFileError, KeyOwner, write_keypair
 from itb.telemetry.messages import AlarmKind
-from itb.telemetry.transport import HandshakeRefusedError, LinkError
 from itb.therapy import Program, ProgramError, program_from_dict
 
 app = typer.Typer(
@@ -213,7 +213,7 @@ def keygen(
         private_path, public_path = write_keypair(out, KeyOwner.PROGRAMMER)
     except (KeyFileError, OSError) as error:
         _error(as_json, "error", error, command="keygen")
-    from itb.telemetry.keys import load_public_key
+    from itb.link.keys import load_public_key
 
     key_id = key_id_of(load_public_key(public_path, KeyOwner.PROGRAMMER))
     result = {
@@ -349,7 +349,7 @@ def program(
 
     async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:
         if dry_run:
-            from itb.programmer.client import review_new_program
+            from itb.link.client import review_new_program
 
             review = review_new_program(await session.interrogate(), new, origin_value, phase_value)
             return {

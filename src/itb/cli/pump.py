@@ -17,12 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from itb.link.keys import KeyFileError, KeyOwner, load_public_key
 from itb.pump.firmware import CommandRejected
 from itb.pump.hardware import MODELS
-from itb.pump.simulate import simulate
-from itb.scenario import ScenarioError, load_scenario, parse_scenario
+from itb.scenario.format import ScenarioError, load_scenario, parse_scenario
+from itb.scenario.runner import simulate
 from itb.telemetry.endpoint import Role, key_id_of
-from itb.telemetry.keys import KeyFileError, KeyOwner, load_public_key
 from itb.units import UnitError, parse_duration_s
 
 app = typer.Typer(help="The implanted pump: hardware models, simulation.", no_args_is_help=True)

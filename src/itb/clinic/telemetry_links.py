@@ -2,7 +2,7 @@
 
 :class:`TelemetryPumps` is a :class:`~itb.clinic.pumps.PumpLinks` built from a pump directory
 (a TOML file) and the clinic's programmer key. Every call of a :class:`TelemetryPumpLink` opens
-one session (Noise KK handshake) through :mod:`itb.programmer.client`, does its work and closes.
+one session (Noise KK handshake) through :mod:`itb.link.client`, does its work and closes.
 Calls to one pump are serialised (one radio, one session at a time).
 
 The directory::
@@ -47,11 +47,11 @@ from itb.clinic.pumps import (
     PumpReading,
     PumpUnreachableError,
 )
-from itb.programmer.client import CommandReport, PumpAddress, PumpSession, with_session
+from itb.link.client import CommandReport, PumpAddress, PumpSession, with_session
+from itb.link.keys import KeyFileError, KeyOwner, load_private_key, load_public_key
+from itb.link.transport import HandshakeRefusedError, LinkError
 from itb.telemetry.endpoint import Outcome
-from itb.telemetry.keys import KeyFileError, KeyOwner, load_private_key, load_public_key
 from itb.telemetry.messages import JSON, Command, MessageError, Refill, SetProgram, StatusReport
-from itb.telemetry.transport import HandshakeRefusedError, LinkError
 from itb.therapy import Program
 
 _T = TypeVar("_T")

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+from itb.link.transport import Link, PumpServer, TcpLink
 from itb.pumpd.clock import PumpClock, start_clock
 from itb.pumpd.handler import FirmwareHandler
 from itb.pumpd.state import StateDir
 from itb.telemetry.endpoint import PumpEndpoint
-from itb.telemetry.transport import Link, PumpServer, TcpLink
 from itb.therapy import from_pump_s
 
 DEFAULT_TICK_S = 0.25

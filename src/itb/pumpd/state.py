@@ -31,13 +31,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from itb.link.keys import KeyOwner, load_private_key, public_key_of, write_keypair
+from itb.link.keys import write_public_key as _write_public_key
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import PumpModel, pump_model
 from itb.pump.memory import DualBankMemory
 from itb.pump.world import World
 from itb.telemetry.endpoint import MAX_PAIRED_KEYS, PairedKey, Role
-from itb.telemetry.keys import KeyOwner, load_private_key, public_key_of, write_keypair
-from itb.telemetry.keys import write_public_key as _write_public_key
 from itb.therapy import from_pump_s
 
 IDENTITY_FILE = "identity.json"

@@ -8,6 +8,13 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from itb.link.transport import (
+    HandshakeRefusedError,
+    Impairment,
+    ProgrammerClient,
+    PumpServer,
+    memory_pipe,
+)
 from itb.telemetry.codec import Frame, FrameBuffer, FrameError, FrameType, encode_frame
 from itb.telemetry.endpoint import (
     CommandResult,
@@ -25,13 +32,6 @@ from itb.telemetry.messages import (
     SetProgram,
     StatusReport,
     StopPump,
-)
-from itb.telemetry.transport import (
-    HandshakeRefusedError,
-    Impairment,
-    ProgrammerClient,
-    PumpServer,
-    memory_pipe,
 )
 from tests.telemetry.fakes import FakePump, make_keys
 

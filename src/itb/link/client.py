@@ -26,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar, cast
 
+from itb.link.keys import KeyOwner, load_private_key, load_public_key
+from itb.link.transport import LinkError, ProgrammerClient
 from itb.programmer.bridge import BridgePlan, plan_concentration_change
 from itb.programmer.priming import PrimingPlan, implanted_catheter_volume_ml, plan_priming
 from itb.programmer.programming import (
@@ -46,7 +48,6 @@ from itb.programmer.refill import (
 from itb.programmer.report import build_report, render_report_html
 from itb.pump.hardware import PumpModel, pump_model
 from itb.telemetry.endpoint import CommandResult, Outcome, Resolution
-from itb.telemetry.keys import KeyOwner, load_private_key, load_public_key
 from itb.telemetry.messages import (
     JSON,
     AlarmKind,
@@ -63,7 +64,6 @@ from itb.telemetry.messages import (
     StatusReport,
     StopPump,
 )
-from itb.telemetry.transport import LinkError, ProgrammerClient
 from itb.therapy import Program, program_from_dict
 
 __all__ = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from itb.telemetry.keys import (
+from itb.link.keys import (
     KeyFileError,
     KeyOwner,
     load_private_key,
