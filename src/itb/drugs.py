@@ -6,10 +6,19 @@ Sources are the S-numbers of ``docs/domain.md``. [R] marks a default not confirm
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from itb.errors import InputError
 
 
-class UnknownDrugError(ValueError):
+class UnknownDrugError(InputError):
     """A drug or concentration that is not in the library."""
+
+    def __init__(self, message: str, field: str = "concentration_ug_per_ml") -> None:
+        super().__init__(field, message, message)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (UnknownDrugError, (str(self), self.field))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,5 +67,5 @@ def drug(name: str) -> Drug:
         return DRUGS[name]
     except KeyError:
         raise UnknownDrugError(
-            f"drug {name!r} is not in the library; known: {sorted(DRUGS)}"
+            f"drug {name!r} is not in the library; known: {sorted(DRUGS)}", "drug"
         ) from None

@@ -8,7 +8,7 @@ Callers read ``exc.field`` instead of parsing it out of the message text.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any
 
 
 class InputError(ValueError):
@@ -23,6 +23,6 @@ class InputError(ValueError):
         self.reason = reason
         super().__init__(message if message is not None else f"{field}: {reason}")
 
-    def __reduce__(self) -> tuple[type[Self], tuple[str, ...]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Picklable across processes (the cohort simulator's workers) with its field intact.
         return (type(self), (self.field, self.reason, str(self)))

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from itb.drugs import BACLOFEN
+from itb.errors import InputError
 
 
-class LimitError(ValueError):
+class LimitError(InputError):
     """A value outside its absolute range. Names the field, the value and the allowed range."""
 
     def __init__(self, field: str, value: float, low: float, high: float, unit: str) -> None:
-        self.field = field
         self.value = value
         self.low = low
         self.high = high
         self.unit = unit
-        super().__init__(
-            f"{field}={value:g} {unit} is outside the allowed range {low:g} to {high:g} {unit}"
-        )
+        reason = f"{value:g} {unit} is outside the allowed range {low:g} to {high:g} {unit}"
+        super().__init__(field, reason, f"{field}={reason}")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (LimitError, (self.field, self.value, self.low, self.high, self.unit))
 
 
 class Verdict(enum.Enum):
@@ -116,8 +119,12 @@ PATIENT_BOLUS_LOCKOUT = Guardrail("patient_lockout_min", "min", 15.0, 1440.0, 60
 BOLUS_DURATION = Guardrail("duration_min", "min", 1.0, 24 * 60.0, 1.0, 24 * 60.0, "[R]")
 
 # Low-reservoir alarm threshold: default 2.0 mL ([R] in domain.md); the Prometra controller
-# computes refill dates to 3.0 mL (S37).
-LOW_RESERVOIR_ALARM = Guardrail("low_reservoir_alarm_ml", "mL", 0.5, 10.0, 2.0, 4.0, "S37 [R]")
+# computes refill dates to 3.0 mL (S37). The one home of the default: firmware, scenario,
+# clinic, refill planner and simulator all read DEFAULT_LOW_RESERVOIR_ALARM_ML.
+DEFAULT_LOW_RESERVOIR_ALARM_ML = 2.0
+LOW_RESERVOIR_ALARM = Guardrail(
+    "low_reservoir_alarm_ml", "mL", 0.5, 10.0, DEFAULT_LOW_RESERVOIR_ALARM_ML, 4.0, "S37 [R]"
+)
 
 
 def rate_guardrail(min_flow_ml_per_day: float, max_flow_ml_per_day: float) -> Guardrail:

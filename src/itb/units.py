@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
+
+from itb.errors import InputError
 
 SECONDS_PER_MINUTE = 60.0
 SECONDS_PER_HOUR = 3600.0
@@ -19,6 +22,9 @@ HOURS_PER_DAY = 24.0
 UL_PER_ML = 1000.0
 UG_PER_MG = 1000.0
 MICROAMP_HOURS_PER_MILLIAMP_HOUR = 1000.0
+UA_H_PER_MAH = MICROAMP_HOURS_PER_MILLIAMP_HOUR
+# A battery charge of 1 mAh is 3.6 C = 3.6e6 µC (charges are counted in µC in the firmware).
+UC_PER_MAH = 3.6e6
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w|y)\s*$")
 _DURATION_UNIT_S = {
@@ -32,8 +38,14 @@ _DURATION_UNIT_S = {
 }
 
 
-class UnitError(ValueError):
+class UnitError(InputError):
     """A value with a missing or wrong unit."""
+
+    def __init__(self, message: str, field: str = "value") -> None:
+        super().__init__(field, message, message)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (UnitError, (str(self), self.field))
 
 
 def parse_duration_s(text: str) -> float:

@@ -10,9 +10,34 @@ years for the valve-gated one [R]; see ``docs/pump.md`` for the arithmetic.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
+from typing import Any
 
-from itb.units import SECONDS_PER_DAY, UL_PER_ML
+from itb import guardrails
+from itb.errors import InputError
+from itb.units import SECONDS_PER_DAY, SECONDS_PER_YEAR, UA_H_PER_MAH, UL_PER_ML
+
+# S31: the intrathecal catheter is 110 cm long and holds 0.0026 mL per cm; the implanted volume
+# is (110 − trimmed cm) × 0.0026 mL. One home: priming, the firmware's dead space, the clinic.
+CATHETER_LENGTH_CM = 110.0
+CATHETER_VOLUME_ML_PER_CM = 0.0026
+# The whole catheter cannot be trimmed away: at least a centimetre stays implanted.
+CATHETER_MAX_TRIM_CM = CATHETER_LENGTH_CM - 1.0
+
+
+def implanted_catheter_volume_ml(trimmed_cm: float) -> float:
+    """Volume of the implanted catheter after ``trimmed_cm`` were cut off (S31)."""
+    if not (math.isfinite(trimmed_cm) and 0.0 <= trimmed_cm <= CATHETER_MAX_TRIM_CM):
+        raise InputError(
+            "catheter_trimmed_cm",
+            f"{trimmed_cm:g} cm is outside the allowed range 0 to {CATHETER_MAX_TRIM_CM:g} cm",
+        )
+    return (CATHETER_LENGTH_CM - trimmed_cm) * CATHETER_VOLUME_ML_PER_CM
+
+
+# The catheter of a full-length (untrimmed) implant: the default dead space of a scenario pump.
+FULL_CATHETER_VOLUME_ML = CATHETER_LENGTH_CM * CATHETER_VOLUME_ML_PER_CM
 
 
 class PumpKind(enum.Enum):
@@ -20,8 +45,20 @@ class PumpKind(enum.Enum):
     VALVE_GATED = "valve_gated"
 
 
-class UnknownModelError(ValueError):
-    pass
+class UnknownModelError(InputError):
+    """A pump model name that is not in :data:`MODELS`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        known = ", ".join(MODELS)
+        super().__init__(
+            "model",
+            f"{name!r} is not a known pump model; known: {known}",
+            f"model={name!r} is not a known pump model; known: {known}",
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (UnknownModelError, (self.name,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +102,36 @@ class PumpModel:
 
     def years_to_eri(self, flow_ml_per_day: float) -> float:
         """Closed-form time from a fresh battery to ERI at a steady flow (no telemetry)."""
-        hours = self.usable_charge_to_eri_mah * 1000.0 / self.battery_current_ua(flow_ml_per_day)
-        return hours / (365.25 * 24.0)
+        hours = (
+            self.usable_charge_to_eri_mah * UA_H_PER_MAH / self.battery_current_ua(flow_ml_per_day)
+        )
+        return hours * 3600.0 / SECONDS_PER_YEAR
+
+    @property
+    def eos_after_eri_s(self) -> float:
+        return self.eos_after_eri_days * SECONDS_PER_DAY
+
+    # ---- device rules: every layer asks these, none re-derives them -------------------------
+    def check_fill(self, volume_ml: float, field: str = "volume_ml") -> float:
+        """A fill volume above 0 and never above the reservoir (never overfill, S28)."""
+        if not (math.isfinite(volume_ml) and 0.0 < volume_ml <= self.reservoir_ml):
+            raise InputError(
+                field,
+                f"{volume_ml:g} mL; allowed above 0 up to the {self.reservoir_ml:g} mL "
+                f"reservoir of the {self.name} (never overfill)",
+            )
+        return volume_ml
+
+    def check_low_reservoir_alarm(
+        self, volume_ml: float, field: str = "low_reservoir_alarm_ml"
+    ) -> float:
+        """The low-reservoir alarm threshold: within its guardrail and below the reservoir."""
+        guardrails.LOW_RESERVOIR_ALARM.check(volume_ml, field)
+        if volume_ml >= self.reservoir_ml:
+            raise InputError(
+                field, f"{volume_ml:g} mL; must be below the {self.reservoir_ml:g} mL reservoir"
+            )
+        return volume_ml
 
 
 def _peristaltic(reservoir_ml: float) -> PumpModel:
@@ -124,6 +189,4 @@ def pump_model(name: str) -> PumpModel:
     try:
         return MODELS[name]
     except KeyError:
-        raise UnknownModelError(
-            f"model={name!r} is not a known pump model; known: {', '.join(MODELS)}"
-        ) from None
+        raise UnknownModelError(name) from None
