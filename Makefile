@@ -33,8 +33,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The safety case reads this run's JUnit XML: every mitigated hazard's tests must have passed.
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 -m "not slow"
+	@mkdir -p build
+	$(BIN)/pytest -n 2 -m "not slow" --junitxml=build/junit.xml
+	$(BIN)/python -m tools.safety_case check build/junit.xml
 
 # Supply chain: the SBOM of the locked environment must list every locked package; bandit on
 # src/ fails on a medium or high finding; pip-audit fails on a known vulnerability and says
