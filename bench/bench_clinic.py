@@ -25,7 +25,8 @@ from sqlalchemy import create_engine, insert, text
 from itb.clinic import auth
 from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
 from itb.clinic.models import Patient, Pump, Role
-from itb.clinic.urgency import due_dates
+from itb.clinic.urgency import ObservedState, due_dates
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
 from itb.web.app import create_app
 from itb.web.settings import ClinicSettings
 
@@ -59,13 +60,15 @@ def seed(url: str) -> None:
             implanted = NOW - timedelta(days=rng.uniform(10, 2500))
             filled = NOW - timedelta(days=rng.uniform(0, 120))
             reservoir_ml, dose_ug = rng.uniform(0, 20), rng.uniform(50, 900)
-            d = due_dates(NOW, reservoir_ml, 2.0, dose_ug, 500.0, filled, None, "peristaltic-20",
-                          implanted)  # fmt: skip
+            d = due_dates(ObservedState(NOW, "peristaltic-20", implanted, reservoir_ml,
+                                        DEFAULT_LOW_RESERVOIR_ALARM_ML, dose_ug, 500.0,
+                                        filled))  # fmt: skip
             rows.append(
                 {"patient_id": i + 1, "model": "peristaltic-20", "serial": f"B-{i:06d}",
                  "implanted_at": implanted, "active": True, "drug": "baclofen", "state_at": NOW,
                  "mode": "running", "reservoir_ml": reservoir_ml, "concentration_ug_per_ml": 500.0,
-                 "daily_dose_ug": dose_ug, "low_reservoir_alarm_ml": 2.0, "filled_at": filled,
+                 "daily_dose_ug": dose_ug, "filled_at": filled,
+                 "low_reservoir_alarm_ml": DEFAULT_LOW_RESERVOIR_ALARM_ML,
                  "last_event_seq": 0, "low_reservoir_at": d.low_reservoir_at,
                  "empty_at": d.empty_at, "stability_at": d.stability_at, "eri_at": d.eri_at,
                  "next_due_at": d.next_due_at, "next_refill_at": d.next_refill_at}

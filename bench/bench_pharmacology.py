@@ -14,6 +14,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from itb.pharmacology.exact import Piece, predict
+from itb.pharmacology.model import FloatArray, Patients
 from itb.pharmacology.population import draw_patients
 from itb.pharmacology.withdrawal import time_below_threshold_h
 
@@ -34,16 +35,17 @@ def year_pieces() -> list[Piece]:
     return pieces
 
 
-def reference(patients, i, pieces, times):  # type: ignore[no-untyped-def]
+def reference(patients: Patients, i: int, pieces: list[Piece], times: FloatArray) -> FloatArray:
+    """One patient's states at ``times`` by solve_ivp, restarted at each rate change."""
     p = patients
     cl1, cl2, q = p.cl_tip_ml_per_h[i], p.cl_rest_ml_per_h[i], p.q_ml_per_h[i]
     v1, v2, ke0 = p.v_tip_ml[i], p.v_rest_ml[i], p.ke0_per_h[i]
-    x = np.zeros(3)
-    out = [x.copy()]
+    x: FloatArray = np.zeros(3)
+    out: list[FloatArray] = [x.copy()]
     for piece in pieces:
         rate = piece.rate_ug_per_h
 
-        def rhs(_t, y, rate=rate):  # type: ignore[no-untyped-def]
+        def rhs(_t: float, y: FloatArray, rate: float = rate) -> list[float]:
             c1, c2 = y[0] / v1, y[1] / v2
             return [rate - cl1 * c1 - q * (c1 - c2), q * (c1 - c2) - cl2 * c2, ke0 * (c1 - y[2])]
 
@@ -65,7 +67,8 @@ def reference(patients, i, pieces, times):  # type: ignore[no-untyped-def]
                 rhs, (piece.start_h, piece.end_h), x, method="DOP853", rtol=1e-8, atol=1e-10
             ).y[:, -1]
         )
-    return np.array(out)
+    result: FloatArray = np.array(out)
+    return result
 
 
 def main() -> None:

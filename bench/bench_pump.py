@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.therapy import FlexStep, flex, to_pump_s
+from itb.units import UL_PER_ML
 
 START = datetime(2027, 1, 4, 8)
 TEN_STEPS = flex([FlexStep(i * 144, 20.0 + 3 * (i % 4)) for i in range(10)])
@@ -36,7 +37,7 @@ def fixed_tick(seconds: int) -> float:
     t = to_pump_s(START)
     acc_ul = 0.0
     delivered_ul = 0.0
-    ul_per_ug = 1000.0 / 2000.0
+    ul_per_ug = UL_PER_ML / 2000.0  # at 2000 µg/mL
     for _ in range(seconds):
         acc_ul += profile.rate_at(t) * ul_per_ug
         if acc_ul >= 0.25:

@@ -26,8 +26,10 @@ from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pumpd.server import boot_pump
 from itb.pumpd.state import StateDir
-from itb.telemetry.endpoint import ProgrammerConnection, PumpEndpoint, Role
 from itb.telemetry.messages import Interrogate, SetLowReservoirAlarm
+from itb.telemetry.pairing import Role
+from itb.telemetry.programmer_endpoint import ProgrammerConnection
+from itb.telemetry.pump_endpoint import PumpEndpoint
 from itb.therapy import continuous
 
 HANDSHAKES = 50

@@ -127,6 +127,50 @@ LOW_RESERVOIR_ALARM = Guardrail(
 )
 
 
+# Dose changes ----------------------------------------------------------------------------------
+class Origin(enum.Enum):
+    """Where the spasticity comes from: the titration and change limits differ (S46)."""
+
+    SPINAL = "spinal"
+    CEREBRAL = "cerebral"
+
+
+class Phase(enum.Enum):
+    TITRATION = "titration"  # changes every 24 h after implant
+    MAINTENANCE = "maintenance"  # changes at refills
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeLimit:
+    """How far one daily-dose change may go, in percent of the current daily dose.
+
+    ``min_increase_percent`` is the smallest step the label names (the titration advisor
+    suggests it); beyond ``max_increase_percent`` or ``max_decrease_percent`` the program review
+    asks for a confirmation with a reason.
+    """
+
+    min_increase_percent: float
+    max_increase_percent: float
+    max_decrease_percent: float
+    source: str
+
+
+# S46 S52: titration per 24 h spinal +10 to 30%, cerebral +5 to 15%; at maintenance refills
+# spinal +10 to 40% or −10 to 20%, cerebral +5 to 20% or −10 to 20% (S46). The label gives no
+# decrease limit for titration: the maintenance one is used [R]. The one table: the titration
+# advisor (pharmacology.titration) and the program review (programmer.programming) both read it.
+CHANGE_LIMITS: dict[tuple[Origin, Phase], ChangeLimit] = {
+    (Origin.SPINAL, Phase.TITRATION): ChangeLimit(10.0, 30.0, 20.0, "S46; decrease [R]"),
+    (Origin.CEREBRAL, Phase.TITRATION): ChangeLimit(5.0, 15.0, 20.0, "S46; decrease [R]"),
+    (Origin.SPINAL, Phase.MAINTENANCE): ChangeLimit(10.0, 40.0, 20.0, "S46"),
+    (Origin.CEREBRAL, Phase.MAINTENANCE): ChangeLimit(5.0, 20.0, 20.0, "S46"),
+}
+
+
+def change_limit(origin: Origin, phase: Phase) -> ChangeLimit:
+    return CHANGE_LIMITS[(origin, phase)]
+
+
 def rate_guardrail(min_flow_ml_per_day: float, max_flow_ml_per_day: float) -> Guardrail:
     """The basal flow rate a given pump model can deliver (its hardware range)."""
     return Guardrail(

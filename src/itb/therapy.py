@@ -20,8 +20,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from itb.guardrails import DAILY_DOSE, LimitError
-from itb.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, SECONDS_PER_WEEK
+from itb.errors import InputError
+from itb.units import (
+    HOURS_PER_DAY,
+    SECONDS_PER_DAY,
+    SECONDS_PER_HOUR,
+    SECONDS_PER_MINUTE,
+    SECONDS_PER_WEEK,
+)
 
 PUMP_EPOCH = datetime(2000, 1, 3)  # a Monday, 00:00 on the pump's clock
 MAX_STEPS_PER_DAY = 24  # at least the 13 a SynchroMed II allows (S12 S13)
@@ -29,17 +35,15 @@ MINUTES_PER_DAY = 24 * 60
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class ProgramError(ValueError):
-    """A program that cannot be delivered. The message names the field and the allowed range."""
+class ProgramError(InputError):
+    """A program that cannot be delivered: ``field`` names the part, ``reason`` the rule."""
 
 
 def to_pump_s(when: datetime) -> float:
     """Seconds since :data:`PUMP_EPOCH` on the pump's fixed-offset clock."""
     if when.tzinfo is not None:
-        raise ProgramError(
-            f"time {when.isoformat()}: the pump clock is a fixed-offset local clock; "
-            "give a time without a UTC offset"
-        )
+        reason = "the pump clock is a fixed-offset local clock; give a time without a UTC offset"
+        raise ProgramError("time", reason, f"time {when.isoformat()}: {reason}")
     return (when - PUMP_EPOCH).total_seconds()
 
 
@@ -49,15 +53,14 @@ def from_pump_s(t_s: float) -> datetime:
 
 def parse_clock_min(text: str, field_name: str = "start") -> int:
     """'07:30' -> 450 minutes after midnight."""
+    reason = "expected HH:MM between 00:00 and 23:59"
     try:
         hours_text, minutes_text = text.split(":")
         hours, minutes = int(hours_text), int(minutes_text)
     except ValueError:
-        raise ProgramError(
-            f"{field_name}={text!r}: expected HH:MM between 00:00 and 23:59"
-        ) from None
+        raise ProgramError(field_name, reason, f"{field_name}={text!r}: {reason}") from None
     if not (0 <= hours < 24 and 0 <= minutes < 60):
-        raise ProgramError(f"{field_name}={text!r}: expected HH:MM between 00:00 and 23:59")
+        raise ProgramError(field_name, reason, f"{field_name}={text!r}: {reason}")
     return hours * 60 + minutes
 
 
@@ -130,7 +133,7 @@ class Program:
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object]
         if self.is_continuous:
-            out = {"rate_ug_per_day": self.week[0][0].rate_ug_per_h * 24.0}
+            out = {"rate_ug_per_day": self.week[0][0].rate_ug_per_h * HOURS_PER_DAY}
         elif not self.varies_by_day:
             out = {"steps": [_step_dict(s) for s in self.week[0]]}
         else:
@@ -154,7 +157,7 @@ def _step_dict(step: FlexStep) -> dict[str, object]:
 
 
 def continuous(rate_ug_per_day: float, periodic_boluses: Sequence[PeriodicBolus] = ()) -> Program:
-    step = FlexStep(0, rate_ug_per_day / 24.0)
+    step = FlexStep(0, rate_ug_per_day / HOURS_PER_DAY)
     return Program(
         week=((step,),) * 7, periodic_boluses=tuple(periodic_boluses), is_continuous=True
     )
@@ -178,33 +181,35 @@ def program_from_dict(data: dict[str, object]) -> Program:
     known = {"rate_ug_per_day", "steps", "week", "periodic_boluses"}
     unknown = set(data) - known
     if unknown:
-        raise ProgramError(f"program: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        raise ProgramError("program", f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
     boluses = [
         _bolus_from_dict(b, i)
         for i, b in enumerate(_as_list(data.get("periodic_boluses", []), "periodic_boluses"))
     ]
     given = [k for k in ("rate_ug_per_day", "steps", "week") if k in data]
     if len(given) != 1:
-        raise ProgramError("program: give exactly one of rate_ug_per_day, steps or week")
+        raise ProgramError("program", "give exactly one of rate_ug_per_day, steps or week")
     if "rate_ug_per_day" in data:
         return continuous(_number(data["rate_ug_per_day"], "rate_ug_per_day"), boluses)
     if "steps" in data:
         return flex(_steps_from_list(data["steps"], "steps"), boluses)
     week_data = data["week"]
     if not isinstance(week_data, dict) or set(week_data) != set(WEEKDAYS):
-        raise ProgramError(f"program.week: expected a table with the keys {', '.join(WEEKDAYS)}")
+        raise ProgramError("program.week", f"expected a table with the keys {', '.join(WEEKDAYS)}")
     return flex([_steps_from_list(week_data[d], f"week.{d}") for d in WEEKDAYS], boluses)
 
 
 def _as_list(value: object, name: str) -> list[object]:
     if not isinstance(value, list):
-        raise ProgramError(f"{name}: expected a list")
+        raise ProgramError(name, "expected a list")
     return value
 
 
 def _number(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ProgramError(f"{name}={value!r}: expected a finite number")
+        raise ProgramError(
+            name, "expected a finite number", f"{name}={value!r}: expected a finite number"
+        )
     return float(value)
 
 
@@ -213,11 +218,11 @@ def _steps_from_list(value: object, name: str) -> list[FlexStep]:
     for i, item in enumerate(_as_list(value, name)):
         if not isinstance(item, dict) or set(item) != {"start", "rate_ug_per_h"}:
             raise ProgramError(
-                f'{name}[{i}]: expected {{ start = "HH:MM", rate_ug_per_h = number }}'
+                f"{name}[{i}]", 'expected { start = "HH:MM", rate_ug_per_h = number }'
             )
         start = item["start"]
         if not isinstance(start, str):
-            raise ProgramError(f'{name}[{i}].start: expected "HH:MM"')
+            raise ProgramError(f"{name}[{i}].start", 'expected "HH:MM"')
         steps.append(
             FlexStep(
                 parse_clock_min(start, f"{name}[{i}].start"),
@@ -231,11 +236,11 @@ def _bolus_from_dict(item: object, i: int) -> PeriodicBolus:
     name = f"periodic_boluses[{i}]"
     if not isinstance(item, dict) or set(item) != {"start", "dose_ug", "duration_min"}:
         raise ProgramError(
-            f'{name}: expected {{ start = "HH:MM", dose_ug = number, duration_min = number }}'
+            name, 'expected { start = "HH:MM", dose_ug = number, duration_min = number }'
         )
     start = item["start"]
     if not isinstance(start, str):
-        raise ProgramError(f'{name}.start: expected "HH:MM"')
+        raise ProgramError(f"{name}.start", 'expected "HH:MM"')
     return PeriodicBolus(
         parse_clock_min(start, f"{name}.start"),
         _number(item["dose_ug"], f"{name}.dose_ug"),
@@ -245,32 +250,44 @@ def _bolus_from_dict(item: object, i: int) -> PeriodicBolus:
 
 def _validate(program: Program) -> None:
     if len(program.week) != 7:
-        raise ProgramError(f"week: expected 7 daily schedules, got {len(program.week)}")
+        raise ProgramError("week", f"expected 7 daily schedules, got {len(program.week)}")
     for d, day in enumerate(program.week):
         where = f"week.{WEEKDAYS[d]}"
         if not 1 <= len(day) <= MAX_STEPS_PER_DAY:
-            raise ProgramError(f"{where}: {len(day)} steps; allowed 1 to {MAX_STEPS_PER_DAY} a day")
+            raise ProgramError(where, f"{len(day)} steps; allowed 1 to {MAX_STEPS_PER_DAY} a day")
         previous = -1
         for i, step in enumerate(day):
             if not (0 <= step.start_min < MINUTES_PER_DAY):
                 raise ProgramError(
-                    f"{where}[{i}].start: {step.start_min} min; allowed 00:00 to 23:59"
+                    f"{where}[{i}].start", f"{step.start_min} min; allowed 00:00 to 23:59"
                 )
             if step.start_min <= previous:
-                raise ProgramError(f"{where}[{i}].start: steps must start in increasing time order")
+                raise ProgramError(
+                    f"{where}[{i}].start", "steps must start in increasing time order"
+                )
             previous = step.start_min
             if not (math.isfinite(step.rate_ug_per_h) and step.rate_ug_per_h >= 0.0):
                 raise ProgramError(
-                    f"{where}[{i}].rate_ug_per_h={step.rate_ug_per_h}: must be 0 or more"
+                    f"{where}[{i}].rate_ug_per_h",
+                    "must be 0 or more",
+                    f"{where}[{i}].rate_ug_per_h={step.rate_ug_per_h}: must be 0 or more",
                 )
     for i, bolus in enumerate(program.periodic_boluses):
         where = f"periodic_boluses[{i}]"
         if not (0 <= bolus.start_min < MINUTES_PER_DAY):
-            raise ProgramError(f"{where}.start: allowed 00:00 to 23:59")
+            raise ProgramError(f"{where}.start", "allowed 00:00 to 23:59")
         if not (math.isfinite(bolus.dose_ug) and bolus.dose_ug > 0.0):
-            raise ProgramError(f"{where}.dose_ug={bolus.dose_ug}: must be more than 0")
+            raise ProgramError(
+                f"{where}.dose_ug",
+                "must be more than 0",
+                f"{where}.dose_ug={bolus.dose_ug}: must be more than 0",
+            )
         if not (math.isfinite(bolus.duration_min) and 1.0 <= bolus.duration_min <= 12 * 60.0):
-            raise ProgramError(f"{where}.duration_min={bolus.duration_min}: allowed 1 to 720 min")
+            raise ProgramError(
+                f"{where}.duration_min",
+                "allowed 1 to 720 min",
+                f"{where}.duration_min={bolus.duration_min}: allowed 1 to 720 min",
+            )
 
 
 def _compile(program: Program) -> RateProfile:
@@ -468,12 +485,3 @@ def rate_segments(program: Program, start: datetime, end: datetime) -> list[Rate
     """The program's rate segments (µg/h) between two pump-clock times."""
     t0, t1 = to_pump_s(start), to_pump_s(end)
     return [RateSegment(a, b, r * SECONDS_PER_HOUR) for a, b, r in program.profile.segments(t0, t1)]
-
-
-def check_daily_dose(program: Program) -> None:
-    """Refuse a program whose daily dose is above the drug library's absolute maximum."""
-    dose = program.daily_dose_ug()
-    if dose > DAILY_DOSE.absolute_max:
-        raise LimitError(
-            "daily_dose_ug", dose, DAILY_DOSE.absolute_min, DAILY_DOSE.absolute_max, DAILY_DOSE.unit
-        )

@@ -7,7 +7,6 @@ this module holds the conversion factors and the parsing of human durations.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from itb.errors import InputError
@@ -21,8 +20,7 @@ SECONDS_PER_YEAR = DAYS_PER_YEAR * SECONDS_PER_DAY
 HOURS_PER_DAY = 24.0
 UL_PER_ML = 1000.0
 UG_PER_MG = 1000.0
-MICROAMP_HOURS_PER_MILLIAMP_HOUR = 1000.0
-UA_H_PER_MAH = MICROAMP_HOURS_PER_MILLIAMP_HOUR
+UA_H_PER_MAH = 1000.0  # µA·h per mA·h
 # A battery charge of 1 mAh is 3.6 C = 3.6e6 µC (charges are counted in µC in the firmware).
 UC_PER_MAH = 3.6e6
 
@@ -56,15 +54,3 @@ def parse_duration_s(text: str) -> float:
             f"duration {text!r}: expected a number and a unit among s, min, h, d, w, y (e.g. 30d)"
         )
     return float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
-
-
-def parse_duration(text: str) -> timedelta:
-    return timedelta(seconds=parse_duration_s(text))
-
-
-def ug_per_day_to_ml_per_day(rate_ug_per_day: float, concentration_ug_per_ml: float) -> float:
-    return rate_ug_per_day / concentration_ug_per_ml
-
-
-def ml_per_day_to_ul_per_s(rate_ml_per_day: float) -> float:
-    return rate_ml_per_day * UL_PER_ML / SECONDS_PER_DAY

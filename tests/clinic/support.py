@@ -13,11 +13,14 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from itb.clinic import auth, demo
 from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
@@ -126,25 +129,27 @@ class Clinic:
     client: TestClient
 
     @property
-    def app(self):  # type: ignore[no-untyped-def]
-        return self.client.app
+    def app(self) -> FastAPI:
+        return cast(FastAPI, self.client.app)
 
-    def sessions(self):  # type: ignore[no-untyped-def]
-        return self.client.app.state.sessions()  # type: ignore[attr-defined]
+    def sessions(self) -> Session:
+        factory: sessionmaker[Session] = self.app.state.sessions
+        return factory()
 
-    def login(self, username: str, password: str = DEMO_PASSWORD) -> dict:  # type: ignore[type-arg]
+    def login(self, username: str, password: str = DEMO_PASSWORD) -> dict[str, Any]:
         self.client.cookies.clear()
         response = self.client.post("/api/login", json={"username": username, "password": password})
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def patient_id(self, mrn: str) -> int:
-        rows = self.client.get("/api/patients").json()
-        return next(r["id"] for r in rows if r["mrn"] == mrn)
+        rows: list[dict[str, Any]] = self.client.get("/api/patients").json()
+        return int(next(r["id"] for r in rows if r["mrn"] == mrn))
 
-    def row(self, patient_id: int) -> dict:  # type: ignore[type-arg]
-        rows = self.client.get("/api/patients").json()
-        return next(r for r in rows if r["id"] == patient_id)  # type: ignore[no-any-return]
+    def row(self, patient_id: int) -> dict[str, Any]:
+        rows: list[dict[str, Any]] = self.client.get("/api/patients").json()
+        return next(r for r in rows if r["id"] == patient_id)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from itb.clinic import services
 from itb.clinic.db import make_engine, make_session_factory
@@ -38,13 +39,13 @@ def _crash(template: Template, tmp_path: Path, mode: str) -> tuple[str, Path]:
     return url, state_dir
 
 
-def _refill_visit(db) -> Visit:  # type: ignore[no-untyped-def]
+def _refill_visit(db: Session) -> Visit:
     return db.execute(
         select(Visit).where(Visit.kind == "refill").order_by(Visit.id.desc()).limit(1)
     ).scalar_one()
 
 
-def _record(db, visit_id: int) -> RefillRecord | None:  # type: ignore[no-untyped-def]
+def _record(db: Session, visit_id: int) -> RefillRecord | None:
     return db.execute(
         select(RefillRecord).where(RefillRecord.visit_id == visit_id)
     ).scalar_one_or_none()

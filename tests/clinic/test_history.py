@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from itb.clinic import audit, services
 from itb.clinic.errors import SerialMismatchError
@@ -13,13 +14,13 @@ from itb.clinic.pumps import PumpReading
 from tests.clinic.support import Clinic
 
 
-def _events(db) -> int:  # type: ignore[no-untyped-def]
+def _events(db: Session) -> int:
     return int(db.execute(select(func.count()).select_from(PumpEvent)).scalar_one())
 
 
 def test_reading_the_same_log_twice_adds_nothing(clinic: Clinic) -> None:
     fw = clinic.pumps.firmware("SIM-001")
-    reading = PumpReading(fw.status().to_dict(), [e.to_dict() for e in fw.log.entries(since_seq=0)])
+    reading = PumpReading(fw.status(), [e.to_dict() for e in fw.log.entries(since_seq=0)])
     with clinic.sessions() as db:
         pump = db.execute(select(Pump).where(Pump.serial == "SIM-001")).scalar_one()
         before = _events(db)

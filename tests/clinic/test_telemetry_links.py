@@ -21,9 +21,11 @@ from itb.clinic.pumps import (
     PumpCommandUncertainError,
     PumpLink,
     PumpUnreachableError,
+    RealPumps,
 )
 from itb.clinic.telemetry_links import PumpDirectoryError, TelemetryPumps
 from itb.link.keys import KeyOwner, load_public_key, write_keypair
+from itb.link.transport import ProgrammerClient
 from itb.therapy import continuous
 from tests.clinic.support import Clinic
 from tests.pumpd.support import PumpProcess, connection, itb, itb_json, make_pump, running
@@ -91,7 +93,7 @@ def add_patient(c: Clinic, serial: str, key: Path) -> int:
         )
         db.add(pump)
         db.flush()
-        services._add_program_version(db, pump, continuous(600.0), doctor, None, PUMP_START)
+        services.add_program_version(db, pump, continuous(600.0), doctor, None, PUMP_START)
         db.commit()
         return patient.id
 
@@ -177,6 +179,33 @@ def test_nurse_refills_and_physician_reprograms_a_pump_process(
     assert clinic.client.get("/api/audit/verify").json()["intact"] is True
 
 
+def test_one_interrogation_is_one_telemetry_session(
+    clinic: Clinic,
+    tmp_path: Path,
+    pump: PumpProcess,
+    clinic_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each session costs the implant's battery a handshake: an interrogation reads the clock,
+    the status and the log in one (no second session to ask the pump's time)."""
+    opened: list[object] = []
+    handshake = ProgrammerClient.handshake
+
+    async def counted(client: ProgrammerClient) -> object:
+        session = await handshake(client)
+        opened.append(session)
+        return session
+
+    monkeypatch.setattr(ProgrammerClient, "handshake", counted)
+    connect_clinic(clinic, pumps_for(tmp_path, pump, clinic_key))
+    patient_id = add_patient(clinic, SERIAL, clinic_key)
+    clinic.login("nurse_demo")
+    for expected in (1, 2):
+        answer = clinic.client.post(f"/api/patients/{patient_id}/interrogate")
+        assert answer.status_code == 200, answer.text
+        assert len(opened) == expected  # one handshake each, over real TCP to the pump process
+
+
 def test_a_pump_with_another_serial_is_refused_before_anything_is_stored(
     clinic: Clinic, tmp_path: Path, pump: PumpProcess, clinic_key: Path
 ) -> None:
@@ -228,7 +257,7 @@ def test_a_stopped_pump_process_is_unreachable_and_nothing_is_stored(
     assert stored_counts(clinic) == before
 
 
-class _Wrapped:
+class _Wrapped(RealPumps):
     """A real telemetry link with something done around its refill."""
 
     def __init__(self, pumps: TelemetryPumps, refill: Any) -> None:
@@ -242,9 +271,6 @@ class _Wrapped:
         class Link:
             def __init__(self) -> None:
                 self.serial = serial
-
-            def now(self) -> datetime:
-                return real.now()
 
             def interrogate(self, since_seq: int = 0) -> Any:
                 return real.interrogate(since_seq)
@@ -310,9 +336,8 @@ def test_link_maps_rejection_role_refusal_and_unpaired_key(
 ) -> None:
     _, clinician_key, patient_key = pump_template
     link = pumps_for(tmp_path, pump, clinician_key).link(SERIAL)
-    assert link.now() >= PUMP_START
     reading = link.interrogate(0)
-    assert reading.status["serial"] == SERIAL
+    assert reading.status.serial == SERIAL
     assert [e["kind"] for e in reading.entries][:1] == ["implant"]
     later = link.interrogate(reading.entries[-1]["seq"])
     assert all(e["seq"] > reading.entries[-1]["seq"] for e in later.entries)

@@ -15,6 +15,7 @@ from itb.link.transport import (
     PumpServer,
     memory_pipe,
 )
+from itb.pump.status import PumpStatus
 from itb.telemetry.codec import Frame, FrameBuffer, FrameError, FrameType, encode_frame
 from itb.telemetry.endpoint import (
     CommandResult,
@@ -25,6 +26,7 @@ from itb.telemetry.endpoint import (
     Resolution,
 )
 from itb.telemetry.messages import (
+    JSON,
     Commit,
     Interrogate,
     PatientBolusRequest,
@@ -36,7 +38,7 @@ from itb.telemetry.messages import (
 from tests.telemetry.fakes import FakePump, make_keys
 
 KEYS = make_keys()
-NEW_PROGRAM = {"rate_ug_per_day": 250.0}
+NEW_PROGRAM: dict[str, JSON] = {"rate_ug_per_day": 250.0}
 FrameHook = Callable[[Frame], list[bytes]]
 
 
@@ -163,7 +165,7 @@ def test_tcp_a_commit_replayed_in_a_later_session_is_refused_and_changes_nothing
         after = fake.therapy()
         # The same commit (request id and challenge), sealed in a new, valid session.
         async with await connect(port, KEYS.clinician_private) as client:
-            replayed = await client._command(Commit(prepared.request_id, prepared.challenge))
+            replayed = await client.send_command(Commit(prepared.request_id, prepared.challenge))
             assert replayed.outcome is Outcome.REFUSED
             # A fresh prepare cannot reuse the committed request id either.
             again = await client.prepare(SetProgram(prepared.request_id, NEW_PROGRAM))
@@ -181,7 +183,7 @@ def test_tcp_a_bare_high_risk_command_is_refused_and_changes_nothing() -> None:
     async def scenario(port: int, proxy: Proxy, fake: FakePump) -> None:
         before = fake.therapy()
         async with await connect(port, KEYS.clinician_private) as client:
-            result = await client._command(SetProgram(client.new_request_id(), NEW_PROGRAM))
+            result = await client.send_command(SetProgram(client.new_request_id(), NEW_PROGRAM))
             assert result.outcome is Outcome.REFUSED
         assert fake.therapy() == before
         assert [r.reason for r in fake.refusals] == [RefusalReason.NEEDS_PREPARE]
@@ -198,7 +200,7 @@ def test_tcp_a_replayed_frame_is_refused_and_changes_nothing() -> None:
             recorded = list(proxy.seen_by_pump)
             # Within the session: the same sealed frame again.
             proxy.to_pump = lambda f: forward(f) * (2 if f.type is FrameType.SEALED else 1)
-            assert isinstance(await client.interrogate(), StatusReport)
+            assert isinstance(await client.interrogate(), PumpStatus)
         after_command = fake.therapy()
         # A whole recorded session, replayed on a new connection.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

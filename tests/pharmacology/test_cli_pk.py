@@ -14,7 +14,7 @@ runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "continuous-refill.toml"
 
 
-def test_bolus_json_is_one_object_with_the_documented_keys():
+def test_bolus_json_is_one_object_with_the_documented_keys() -> None:
     result = runner.invoke(app, ["bolus", "--dose-ug", "50", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -25,7 +25,7 @@ def test_bolus_json_is_one_object_with_the_documented_keys():
     assert set(data["series"][0]) == {"t_h", "csf_ug_per_ml", "effect"}
 
 
-def test_bolus_plot_is_written(tmp_path):
+def test_bolus_plot_is_written(tmp_path: Path) -> None:
     out = tmp_path / "bolus.png"
     result = runner.invoke(app, ["bolus", "--dose-ug", "75", "--plot", str(out)])
     assert result.exit_code == 0, result.output
@@ -33,14 +33,14 @@ def test_bolus_plot_is_written(tmp_path):
     assert "onset" in result.stdout
 
 
-def test_negative_dose_is_refused_with_the_field_name():
+def test_negative_dose_is_refused_with_the_field_name() -> None:
     result = runner.invoke(app, ["bolus", "--dose-ug", "-5"])
     assert result.exit_code == 2
     assert "dose_ug" in result.output
 
 
 @pytest.mark.skipif(not EXAMPLE.exists(), reason="example scenario missing")
-def test_program_reports_withdrawal_risk_after_an_empty_reservoir(tmp_path):
+def test_program_reports_withdrawal_risk_after_an_empty_reservoir(tmp_path: Path) -> None:
     out = tmp_path / "program.png"
     result = runner.invoke(app, ["program", str(EXAMPLE), "--json", "--plot", str(out)])
     assert result.exit_code == 0, result.output
@@ -52,7 +52,7 @@ def test_program_reports_withdrawal_risk_after_an_empty_reservoir(tmp_path):
     assert out.exists()
 
 
-def test_program_missing_file_is_a_clear_error(tmp_path):
+def test_program_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["program", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2
     assert "nope.toml" in result.output

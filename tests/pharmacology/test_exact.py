@@ -32,7 +32,9 @@ def contiguous(spec: list[tuple[float, float]]) -> list[Piece]:
 
 @settings(max_examples=40)
 @given(pieces_strategy, bolus_strategy, st.integers(0, 2**32 - 1))
-def test_random_programs_and_boluses_match_solve_ivp(pieces_spec, bolus_spec, seed):
+def test_random_programs_and_boluses_match_solve_ivp(
+    pieces_spec: list[tuple[float, float]], bolus_spec: list[tuple[float, float]], seed: int
+) -> None:
     patients = draw_patients(np.random.default_rng(seed), 2)
     pieces = contiguous(pieces_spec)
     boluses = [Bolus(t, d) for t, d in bolus_spec]
@@ -45,7 +47,7 @@ def test_random_programs_and_boluses_match_solve_ivp(pieces_spec, bolus_spec, se
         np.testing.assert_allclose(exact[i] / scale, ref / scale, rtol=0, atol=1e-7)
 
 
-def test_a_pump_flex_program_week_matches_solve_ivp():
+def test_a_pump_flex_program_week_matches_solve_ivp() -> None:
     program = flex([FlexStep(0, 20.0), FlexStep(7 * 60, 35.0), FlexStep(22 * 60 + 30, 10.0)])
     start, end = datetime(2027, 1, 4, 8), datetime(2027, 1, 7, 8)
     segments = rate_segments(program, start, end)
@@ -58,7 +60,7 @@ def test_a_pump_flex_program_week_matches_solve_ivp():
     np.testing.assert_allclose(exact, ref, rtol=1e-7, atol=1e-10)
 
 
-def test_delivered_drug_is_conserved_between_csf_and_clearance():
+def test_delivered_drug_is_conserved_between_csf_and_clearance() -> None:
     # After a 50 µg bolus, what is still in the CSF plus what was cleared equals 50 µg: the
     # cleared amount is the integral of clearance × concentration, done here by quadrature.
     patients = draw_patients(np.random.default_rng(3), 1)
@@ -71,7 +73,7 @@ def test_delivered_drug_is_conserved_between_csf_and_clearance():
     assert states[-1, 0] + states[-1, 1] + cleared == pytest.approx(50.0, rel=1e-5)
 
 
-def test_bad_input_names_the_field():
+def test_bad_input_names_the_field() -> None:
     with pytest.raises(DosingError, match="dose_ug"):
         Bolus(0.0, -5.0)
     with pytest.raises(DosingError, match="rate_ug_per_h"):

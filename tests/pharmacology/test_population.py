@@ -7,7 +7,7 @@ from itb.pharmacology.model import ParameterError, Patients, typical_patient
 from itb.pharmacology.population import Variability, draw_patients
 
 
-def test_same_seed_same_population_and_different_seed_differs():
+def test_same_seed_same_population_and_different_seed_differs() -> None:
     a = draw_patients(np.random.default_rng(5), 50)
     b = draw_patients(np.random.default_rng(5), 50)
     c = draw_patients(np.random.default_rng(6), 50)
@@ -15,7 +15,7 @@ def test_same_seed_same_population_and_different_seed_differs():
     assert not np.array_equal(a.cl_tip_ml_per_h, c.cl_tip_ml_per_h)
 
 
-def test_medians_sit_on_the_typical_patient_and_spread_matches_omega():
+def test_medians_sit_on_the_typical_patient_and_spread_matches_omega() -> None:
     patients = draw_patients(np.random.default_rng(11), 20000)
     typical = typical_patient()
     assert np.median(patients.ke0_per_h) == pytest.approx(typical.ke0_per_h[0], rel=0.03)
@@ -25,17 +25,17 @@ def test_medians_sit_on_the_typical_patient_and_spread_matches_omega():
     assert np.std(np.log(patients.cl_tip_ml_per_h)) == pytest.approx(0.6, rel=0.03)
 
 
-def test_gradient_along_the_spine_is_kept_for_every_patient():
+def test_gradient_along_the_spine_is_kept_for_every_patient() -> None:
     p = draw_patients(np.random.default_rng(1), 100)
     np.testing.assert_allclose(p.q_ml_per_h / (p.q_ml_per_h + p.cl_rest_ml_per_h), 0.43)
 
 
-def test_no_variability_gives_the_typical_patient():
+def test_no_variability_gives_the_typical_patient() -> None:
     p = draw_patients(np.random.default_rng(1), 3, Variability(0, 0, 0, 0, 0, 0))
     np.testing.assert_allclose(p.v_tip_ml, typical_patient().v_tip_ml[0])
 
 
-def test_bad_input_names_the_field():
+def test_bad_input_names_the_field() -> None:
     with pytest.raises(ParameterError, match="n=0"):
         draw_patients(np.random.default_rng(1), 0)
     with pytest.raises(ParameterError, match=r"variability\.clearance"):

@@ -18,19 +18,19 @@ def hourly(scores: list[float]) -> list[Observation]:
     return [Observation(t, s) for t, s in zip(HOURLY_FOR_8H, scores, strict=True)]
 
 
-def test_a_fall_of_one_point_is_a_response_and_less_is_not():
+def test_a_fall_of_one_point_is_a_response_and_less_is_not() -> None:
     yes = classify_response(50.0, 3.0, hourly([3, 2.5, 2, 2, 2, 2, 2.5, 3]))
     no = classify_response(50.0, 3.0, hourly([3, 2.5, 2.2, 2.1, 2.2, 2.5, 3, 3]))
     assert yes.positive and yes.max_fall_mas == 1.0 and yes.effect_duration_h == 3.0
     assert not no.positive and "no response" in no.reason
 
 
-def test_the_rule_is_a_setting():
+def test_the_rule_is_a_setting() -> None:
     obs = hourly([3, 2.5, 2.2, 2.1, 2.2, 2.5, 3, 3])
     assert classify_response(50.0, 3.0, obs, rule=ResponseRule(min_fall_mas=0.8)).positive
 
 
-def test_model_prediction_is_compared_with_the_observations():
+def test_model_prediction_is_compared_with_the_observations() -> None:
     patient = typical_patient()
     course = bolus_course(patient, 50.0)
     mas = predicted_mas(course.effect_mas, patient)[0]
@@ -42,7 +42,7 @@ def test_model_prediction_is_compared_with_the_observations():
     assert off.rms_error_mas > 0.5 and not off.positive
 
 
-def test_label_sequence_50_75_100_then_not_a_candidate():
+def test_label_sequence_50_75_100_then_not_a_candidate() -> None:
     no = [3.0] * 8
     assert next_screening_step([]).next_dose_ug == 50.0
     r50 = classify_response(50.0, 3.0, hourly(no))
@@ -57,7 +57,7 @@ def test_label_sequence_50_75_100_then_not_a_candidate():
     assert next_screening_step([r50, r75_yes]).action is ScreeningAction.CANDIDATE
 
 
-def test_bad_scores_name_the_field():
+def test_bad_scores_name_the_field() -> None:
     with pytest.raises(ParameterError, match="mas"):
         Observation(1.0, 6.0)
     with pytest.raises(ParameterError, match="t_h"):

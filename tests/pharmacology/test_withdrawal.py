@@ -18,7 +18,7 @@ from tests.pharmacology.reference import rhs_factory
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_risk_time_after_a_stop_matches_solve_ivp_event(seed):
+def test_risk_time_after_a_stop_matches_solve_ivp_event(seed: int) -> None:
     patients = draw_patients(np.random.default_rng(seed), 4)
     rate = 25.0  # 600 µg/day
     state = Propagator(patients).steady_state(rate)
@@ -41,7 +41,7 @@ def test_risk_time_after_a_stop_matches_solve_ivp_event(seed):
         assert risk[i] == pytest.approx(sol.t_events[0][0], abs=1e-4)
 
 
-def test_risk_time_is_within_a_day_for_the_typical_patient_and_grows_with_the_fraction():
+def test_risk_time_is_within_a_day_for_the_typical_patient_and_grows_with_the_fraction() -> None:
     patient = typical_patient()
     state = Propagator(patient).steady_state(25.0)
     soon = withdrawal_risk_time_h(patient, state, 25.0, fraction=0.2)[0]
@@ -49,7 +49,7 @@ def test_risk_time_is_within_a_day_for_the_typical_patient_and_grows_with_the_fr
     assert 0.0 < soon < later < 48.0
 
 
-def test_time_below_matches_a_dense_reference():
+def test_time_below_matches_a_dense_reference() -> None:
     patient = draw_patients(np.random.default_rng(4), 1)
     pieces = [
         Piece(0.0, 30.0, 25.0),
@@ -85,12 +85,12 @@ def test_time_below_matches_a_dense_reference():
     assert exact > 20.0  # the 50 h stop is mostly below the threshold
 
 
-def test_no_time_below_on_steady_maintenance():
+def test_no_time_below_on_steady_maintenance() -> None:
     patients = draw_patients(np.random.default_rng(8), 3)
     pieces = [Piece(24.0 * d, 24.0 * (d + 1), 25.0) for d in range(30)]
     np.testing.assert_allclose(time_below_threshold_h(patients, pieces, 25.0), 0.0)
 
 
-def test_bad_fraction_is_refused():
+def test_bad_fraction_is_refused() -> None:
     with pytest.raises(ParameterError, match="fraction"):
         withdrawal_threshold(typical_patient(), 25.0, 1.5)

@@ -16,7 +16,7 @@ from itb.link.client import PumpAddress
 from itb.link.keys import KeyOwner, load_public_key, write_keypair
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
-from itb.pumpd.server import boot_pump, serve
+from itb.pumpd.server import Pump, boot_pump, serve
 from itb.pumpd.state import StateDir
 from itb.telemetry.endpoint import Role
 from itb.therapy import continuous
@@ -31,6 +31,7 @@ class ServedPump:
     key_file: Path
     pump_key_file: Path
     port: int
+    pump: Pump  # the in-process pump: its endpoint counts the handshakes it answered
 
 
 @contextmanager
@@ -64,7 +65,7 @@ def served_pump(tmp_path: Path, role: Role = Role.CLINICIAN) -> Iterator[ServedP
             time.sleep(0.01)
         port = int(out.getvalue().strip().rsplit(":", 1)[1])
         address = PumpAddress.from_files(f"127.0.0.1:{port}", key_file, pump_pub)
-        yield ServedPump(state, address, key_file, pump_pub, port)
+        yield ServedPump(state, address, key_file, pump_pub, port, pump)
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=10)

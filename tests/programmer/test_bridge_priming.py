@@ -7,8 +7,8 @@ import pytest
 from itb.drugs import UnknownDrugError
 from itb.guardrails import LimitError
 from itb.programmer.bridge import plan_concentration_change
-from itb.programmer.priming import implanted_catheter_volume_ml, plan_priming
-from itb.pump.hardware import pump_model
+from itb.programmer.priming import plan_priming
+from itb.pump.hardware import implanted_catheter_volume_ml, pump_model
 
 P20 = pump_model("peristaltic-20")  # internal tubing 0.2 mL [R]
 V20 = pump_model("valve-gated-20")  # internal tubing 0.1 mL [R]

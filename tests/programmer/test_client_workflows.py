@@ -12,10 +12,11 @@ from itb.link.client import (
     PumpSession,
     run_session,
 )
+from itb.pump.status import BolusKind, PumpStatus
 from itb.telemetry.endpoint import Outcome, Role
-from itb.telemetry.messages import LogRecord, StatusReport
+from itb.telemetry.messages import LogRecord
 from itb.therapy import continuous
-from tests.programmer.client_support import served_pump
+from tests.programmer.client_support import START, served_pump
 
 
 def _commands(entries: list[LogRecord]) -> list[str]:
@@ -23,7 +24,7 @@ def _commands(entries: list[LogRecord]) -> list[str]:
 
 
 def test_a_flagged_discrepancy_sends_nothing_until_acknowledged(tmp_path: Path) -> None:
-    async def work(session: PumpSession) -> tuple[list[LogRecord], StatusReport, Outcome]:
+    async def work(session: PumpSession) -> tuple[list[LogRecord], PumpStatus, Outcome]:
         with pytest.raises(AcknowledgementRequiredError) as caught:
             await session.refill(withdrawn_ml=10.0, volume_ml=20.0, concentration_ug_per_ml=500.0)
         assert caught.value.check.flagged
@@ -37,7 +38,10 @@ def test_a_flagged_discrepancy_sends_nothing_until_acknowledged(tmp_path: Path) 
     with served_pump(tmp_path) as pump:
         entries_before, status, outcome = run_session(pump.address, work)
     assert _commands(entries_before) == []
-    assert outcome is Outcome.DONE and status.reservoir_ml == 20.0
+    assert outcome is Outcome.DONE
+    # The served pump runs on the wall clock: under load a stroke may fall between the refill
+    # and the interrogation, so the fill is what is left plus what went out since.
+    assert status.reservoir_ml + status.delivered_since_refill_ml == pytest.approx(20.0, abs=1e-9)
 
 
 def test_a_dose_warning_needs_a_reason_and_is_sent_with_one(tmp_path: Path) -> None:
@@ -54,7 +58,7 @@ def test_a_dose_warning_needs_a_reason_and_is_sent_with_one(tmp_path: Path) -> N
 
 
 def test_a_bridge_after_a_concentration_change_pushes_the_dead_space(tmp_path: Path) -> None:
-    async def work(session: PumpSession) -> tuple[dict[str, object], StatusReport]:
+    async def work(session: PumpSession) -> tuple[dict[str, object], PumpStatus]:
         await session.refill(
             withdrawn_ml=19.99, volume_ml=20.0, concentration_ug_per_ml=1000.0,
             acknowledge_discrepancy=True,
@@ -65,7 +69,7 @@ def test_a_bridge_after_a_concentration_change_pushes_the_dead_space(tmp_path: P
 
     with served_pump(tmp_path) as pump:
         details, status = run_session(pump.address, work)
-    assert status.bolus is not None and status.bolus["kind"] == "bridge"
+    assert status.bolus is not None and status.bolus.kind is BolusKind.BRIDGE
     assert details["volume_ml"] == pytest.approx(0.2 + 0.286)  # tubing + untrimmed catheter
 
 
@@ -111,3 +115,17 @@ def test_a_program_goes_as_prepare_and_commit_and_reports_the_pumps_summary(
     assert summary["changes"]["daily_dose_ug"] == {"old": 600.0, "new": 650.0}
     assert _commands(entries) == ["set_program"]  # applied once, by the commit
     assert [e for e in entries if e.kind == "link_refused"] == []
+
+
+def test_one_interrogation_is_one_session_and_reads_the_pumps_clock(tmp_path: Path) -> None:
+    """The clinic needs the pump's clock and status: one handshake, one charge to the battery."""
+
+    async def work(session: PumpSession) -> PumpStatus:
+        return await session.interrogate()
+
+    with served_pump(tmp_path) as pump:
+        assert pump.pump.endpoint.handshakes == 0
+        status = run_session(pump.address, work)
+        assert pump.pump.endpoint.handshakes == 1
+    assert status.serial == "T-1"
+    assert status.now >= START  # the pump's clock, from the same interrogation

@@ -9,9 +9,15 @@ import pytest
 from itb.guardrails import LimitError
 from itb.programmer.patient import (
     PatientBolusSettings,
+    availability_from_status,
     patient_bolus_availability,
     refill_countdown,
 )
+from itb.pump.checks import CommandRejected
+from itb.pump.firmware import Firmware
+from itb.pump.hardware import pump_model
+from itb.pump.status import PatientBolusLimits
+from itb.therapy import FlexStep, continuous, flex
 
 NOW = datetime(2027, 1, 4, 12, 0)
 SETTINGS = PatientBolusSettings(dose_ug=25.0, max_per_day=3, lockout_min=60.0)
@@ -95,3 +101,59 @@ def test_bad_bolus_input_is_refused() -> None:
         patient_bolus_availability(NOW, SETTINGS, [NOW + timedelta(minutes=1)], 400.0)
     with pytest.raises(LimitError, match="basal_daily_dose_ug"):
         patient_bolus_availability(NOW, SETTINGS, [], -1.0)
+
+
+def test_the_remote_gives_the_pumps_answer_where_the_basal_estimate_differed() -> None:
+    # 400 µg/day Monday to Saturday, 1960 µg/day on Sunday: the program's daily dose (its
+    # highest day) is 1960 µg. Two boluses either side of midnight, Tuesday 23:30 and Wednesday
+    # 00:45; at Wednesday 02:00 the estimate from the daily dose says 1960 + 3 × 25 = 2035 µg,
+    # above 2000: no bolus. The pump counts the real window, 400 + 3 × 25 = 475 µg: it allows it.
+    program = flex([[FlexStep(0, 400.0 / 24.0)]] * 6 + [[FlexStep(0, 1960.0 / 24.0)]])
+    monday = datetime(2027, 1, 4, 8, 0)
+    fw = Firmware.implant(
+        pump_model("peristaltic-20"),
+        monday,
+        serial="REMOTE-1",
+        concentration_ug_per_ml=2000.0,
+        volume_ml=20.0,
+        program=program,
+    )
+    fw.set_patient_bolus_limits(monday, PatientBolusLimits(25.0, 1.0, 60.0, 3))
+    tuesday_2330, wednesday_0045 = datetime(2027, 1, 5, 23, 30), datetime(2027, 1, 6, 0, 45)
+    for when in (tuesday_2330, wednesday_0045):
+        fw.patient_bolus(when)
+    now = datetime(2027, 1, 6, 2, 0)
+    fw.advance(now)
+    estimate = patient_bolus_availability(
+        now, SETTINGS, [tuesday_2330, wednesday_0045], program.daily_dose_ug()
+    )
+    assert not estimate.available and "2035" in estimate.reason  # the old approximation
+    remote = availability_from_status(now, fw.status())
+    assert remote.available
+    fw.patient_bolus(now)  # the firmware agrees: it gives the bolus
+    # Three in the rolling 24 h now, across midnight: the next is allowed when the Tuesday 23:30
+    # one leaves the window, Wednesday 23:30; the remote and the firmware say the same.
+    later = datetime(2027, 1, 6, 4, 0)
+    fw.advance(later)
+    remote = availability_from_status(later, fw.status())
+    assert not remote.available
+    assert remote.next_available_at == tuesday_2330 + timedelta(hours=24)
+    with pytest.raises(CommandRejected, match="3 boluses already in the last 24 h"):
+        fw.patient_bolus(later)
+    offline = patient_bolus_availability(
+        later, SETTINGS, [tuesday_2330, wednesday_0045, now], basal_daily_dose_ug=400.0
+    )
+    assert offline.next_available_at == remote.next_available_at and offline.boluses_left == 0
+
+
+def test_the_remote_says_not_enabled_when_the_pump_has_no_patient_limits() -> None:
+    fw = Firmware.implant(
+        pump_model("peristaltic-20"),
+        NOW,
+        serial="REMOTE-2",
+        concentration_ug_per_ml=500.0,
+        volume_ml=20.0,
+        program=continuous(400.0),
+    )
+    remote = availability_from_status(NOW, fw.status())
+    assert not remote.available and "not enabled" in remote.reason

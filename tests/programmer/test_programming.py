@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from itb.drugs import UnknownDrugError
-from itb.guardrails import Verdict
+from itb.guardrails import CHANGE_LIMITS, Verdict
+from itb.pharmacology.titration import Origin as TitrationOrigin
+from itb.pharmacology.titration import next_titration_step
 from itb.programmer.programming import (
     ConfirmationRequiredError,
     Origin,
@@ -169,3 +173,30 @@ def test_review_serialises_to_json_types() -> None:
     assert d["new_daily_dose_ug"] == 480.0
     assert d["change_percent"] == 20.0
     assert d["verdict"] == "ok"
+
+
+@pytest.mark.parametrize(("origin", "phase"), list(CHANGE_LIMITS))
+def test_the_titration_advisor_and_the_program_review_read_one_table(
+    origin: Origin, phase: Phase
+) -> None:
+    # One table (itb.guardrails.CHANGE_LIMITS) for both: the review passes a change at the
+    # limit and warns just beyond it; in titration the advisor's step range is the same row.
+    limit = CHANGE_LIMITS[(origin, phase)]
+    old_ug = 400.0
+    top_ug = old_ug * (1.0 + limit.max_increase_percent / 100.0)
+    bottom_ug = old_ug * (1.0 - limit.max_decrease_percent / 100.0)
+    for dose_ug, beyond in ((top_ug, False), (top_ug + 1.0, True), (bottom_ug - 1.0, True)):
+        r = review(continuous(old_ug), continuous(dose_ug), origin, phase)
+        assert ("dose_change" in names(r, Verdict.WARN)) is beyond, (dose_ug, r.checks)
+    if phase is not Phase.TITRATION:
+        return
+    started = datetime(2027, 3, 1, 9, 0)
+    advice = next_titration_step(started + timedelta(hours=25), started, None, old_ug, origin)
+    assert advice.max_daily_dose_ug == pytest.approx(top_ug)
+    assert advice.min_daily_dose_ug == pytest.approx(
+        old_ug * (1.0 + limit.min_increase_percent / 100.0)
+    )
+    for dose_ug in (advice.min_daily_dose_ug, advice.max_daily_dose_ug):
+        r = review(continuous(old_ug), continuous(dose_ug), origin, phase)
+        assert "dose_change" in names(r, Verdict.OK)
+    assert TitrationOrigin is Origin  # one enum for both

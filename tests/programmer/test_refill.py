@@ -8,8 +8,9 @@ from datetime import date
 import pytest
 
 from itb.drugs import UnknownDrugError
+from itb.errors import InputError
 from itb.guardrails import LimitError
-from itb.programmer.refill import check_fill_volume, check_withdrawn_volume, plan_refill
+from itb.programmer.refill import RefillInput, check_withdrawn_volume, plan_refill
 from itb.pump.hardware import pump_model
 
 P20 = pump_model("peristaltic-20")
@@ -23,7 +24,7 @@ V20 = pump_model("valve-gated-20")
 def test_20ml_pump_at_100_ug_per_day_comes_back_five_days_before_the_alarm() -> None:
     # 100 µg/day at 500 µg/mL = 0.2 mL/day; (20 − 2) mL / 0.2 = 90 days to the alarm,
     # 20 / 0.2 = 100 days to empty; next refill 90 − 5 = 85 days.
-    s = plan_refill(P20, 20.0, 500.0, 100.0, filled_on=date(2027, 1, 4))
+    s = plan_refill(RefillInput(P20, 20.0, 500.0, 100.0, filled_on=date(2027, 1, 4)))
     assert s.volume_per_day_ml == pytest.approx(0.2)
     assert s.days_to_low_reservoir == pytest.approx(90.0)
     assert s.days_to_empty == pytest.approx(100.0)
@@ -40,7 +41,7 @@ def test_20ml_pump_at_100_ug_per_day_comes_back_five_days_before_the_alarm() -> 
 def test_40ml_pump_at_low_dose_is_limited_by_drug_stability() -> None:
     # 0.2 mL/day: (40 − 2) / 0.2 = 190 days to the alarm, 185 with the margin: stability
     # (180 days) comes first.
-    s = plan_refill(P40, 40.0, 500.0, 100.0)
+    s = plan_refill(RefillInput(P40, 40.0, 500.0, 100.0))
     assert s.days_to_low_reservoir == pytest.approx(190.0)
     assert s.next_refill_days == pytest.approx(180.0)
     assert "stability" in s.next_refill_reason
@@ -50,36 +51,36 @@ def test_40ml_pump_at_low_dose_is_limited_by_drug_stability() -> None:
 def test_dates_round_down_so_they_are_never_later_than_the_event() -> None:
     # 700 µg/day at 2000 µg/mL = 0.35 mL/day; 18 / 0.35 = 51.43 days to alarm; next 46.43,
     # shown as 2027-01-04 + 46 days = 2027-02-19.
-    s = plan_refill(P20, 20.0, 2000.0, 700.0, filled_on=date(2027, 1, 4))
+    s = plan_refill(RefillInput(P20, 20.0, 2000.0, 700.0, filled_on=date(2027, 1, 4)))
     assert s.next_refill_days == pytest.approx(18 / 0.35 - 5)
     assert s.next_refill_on == date(2027, 2, 19)
 
 
 def test_a_three_day_margin_moves_the_refill_two_days_later() -> None:
-    s = plan_refill(P20, 20.0, 500.0, 100.0, safety_margin_days=3.0)
+    s = plan_refill(RefillInput(P20, 20.0, 500.0, 100.0, safety_margin_days=3.0))
     assert s.next_refill_days == pytest.approx(87.0)
 
 
 def test_warns_when_the_refill_falls_after_a_possible_empty_at_the_fast_end_of_accuracy() -> None:
     # 40 mL at 0.2 mL/day: at +14.5 % the reservoir is dry after 200 / 1.145 = 174.7 days,
     # before the day-180 refill. The 20 mL pump (refill day 85, dry at 87.3) is fine.
-    s40 = plan_refill(P40, 40.0, 500.0, 100.0)
+    s40 = plan_refill(RefillInput(P40, 40.0, 500.0, 100.0))
     assert s40.days_to_empty_at_fastest_flow == pytest.approx(174.67, abs=0.01)
     assert any("accuracy band" in w for w in s40.warnings)
-    s20 = plan_refill(P20, 20.0, 500.0, 100.0)
+    s20 = plan_refill(RefillInput(P20, 20.0, 500.0, 100.0))
     assert s20.days_to_empty_at_fastest_flow == pytest.approx(87.34, abs=0.01)
     assert s20.warnings == ()
 
 
 def test_a_dose_too_small_for_the_pump_is_flagged() -> None:
     # 20 µg/day at 2000 µg/mL = 0.01 mL/day, below the peristaltic pump's 0.048 mL/day.
-    s = plan_refill(P20, 20.0, 2000.0, 20.0)
+    s = plan_refill(RefillInput(P20, 20.0, 2000.0, 20.0))
     assert any("lowest flow" in w for w in s.warnings)
     assert s.next_refill_days == pytest.approx(180.0)  # 1800 days to alarm: stability
 
 
 def test_reservoir_below_the_alarm_says_refill_now() -> None:
-    s = plan_refill(P20, 1.5, 500.0, 100.0)
+    s = plan_refill(RefillInput(P20, 1.5, 500.0, 100.0))
     assert s.days_to_low_reservoir == 0.0
     assert s.next_refill_days == 0.0
     assert s.days_to_empty == pytest.approx(7.5)
@@ -105,7 +106,7 @@ def test_bad_plan_input_names_the_field_and_range(kwargs: dict[str, float], fiel
         "daily_dose_ug": 100.0,
     } | kwargs
     with pytest.raises(LimitError) as info:
-        plan_refill(P20, **args)  # type: ignore[arg-type]
+        plan_refill(RefillInput(P20, **args))  # type: ignore[arg-type]
     assert info.value.field == field
     assert field in str(info.value)
     assert "allowed range" in str(info.value)
@@ -113,18 +114,18 @@ def test_bad_plan_input_names_the_field_and_range(kwargs: dict[str, float], fiel
 
 def test_overfill_error_gives_the_reservoir_size() -> None:
     with pytest.raises(LimitError, match="0 to 20 mL"):
-        plan_refill(P20, 21.0, 500.0, 100.0)
+        plan_refill(RefillInput(P20, 21.0, 500.0, 100.0))
 
 
 def test_unknown_concentration_is_refused_with_the_marketed_list() -> None:
     with pytest.raises(UnknownDrugError, match="50, 500, 1000, 2000"):
-        plan_refill(P20, 20.0, 300.0, 100.0)
+        plan_refill(RefillInput(P20, 20.0, 300.0, 100.0))
 
 
 def test_a_volume_rate_above_the_pump_maximum_is_refused() -> None:
     # 2000 µg/day at 50 µg/mL = 40 mL/day, above 24 mL/day.
     with pytest.raises(LimitError) as info:
-        plan_refill(P20, 20.0, 50.0, 2000.0)
+        plan_refill(RefillInput(P20, 20.0, 50.0, 2000.0))
     assert info.value.field == "volume_per_day_ml"
 
 
@@ -132,12 +133,15 @@ def test_a_volume_rate_above_the_pump_maximum_is_refused() -> None:
 
 
 def test_fill_up_to_the_reservoir_is_accepted_and_overfill_refused() -> None:
-    assert check_fill_volume(P20, 20.0) == 20.0
-    assert check_fill_volume(P40, 40.0) == 40.0
-    with pytest.raises(LimitError, match="fill_ml"):
-        check_fill_volume(P20, 20.1)
-    with pytest.raises(LimitError, match="fill_ml"):
-        check_fill_volume(P40, -2.0)
+    # The pump model's own rule (itb.pump.hardware.PumpModel.check_fill), asked by the programmer.
+    assert P20.check_fill(20.0, "fill_ml") == 20.0
+    assert P40.check_fill(40.0, "fill_ml") == 40.0
+    with pytest.raises(InputError, match=r"fill_ml.*never overfill") as over:
+        P20.check_fill(20.1, "fill_ml")
+    assert over.value.field == "fill_ml"
+    with pytest.raises(InputError, match="fill_ml") as negative:
+        P40.check_fill(-2.0, "fill_ml")
+    assert negative.value.field == "fill_ml"
 
 
 # Withdrawn volume -------------------------------------------------------------------------
@@ -223,6 +227,6 @@ def test_documented_refill_intervals(
     model: str, dose_ug: float, conc: float, next_days: float
 ) -> None:
     m = pump_model(model)
-    assert plan_refill(m, m.reservoir_ml, conc, dose_ug).next_refill_days == pytest.approx(
-        next_days
-    )
+    assert plan_refill(
+        RefillInput(m, m.reservoir_ml, conc, dose_ug)
+    ).next_refill_days == pytest.approx(next_days)

@@ -1,52 +1,58 @@
-"""Interrogation report from a firmware status dict and event-log entries."""
+"""Interrogation report from the pump's typed status and event-log entries."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
 from itb.programmer.report import ReportError, build_report, render_report_html
+from itb.pump.alarms import AlarmKind, Priority
+from itb.pump.status import AlarmStatus, BatteryStatus, Mode, PumpStatus
+from itb.therapy import continuous
 
 GENERATED = datetime(2027, 1, 4, 9, 5)
+BATTERY = BatteryStatus(
+    remaining_mah=512.3,
+    eri_at=None,  # not entered yet: the firmware predicts it
+    eos_at=None,
+    predicted_eri_at=datetime(2030, 1, 3, 9, 0),
+    predicted_eos_at=datetime(2030, 4, 3, 9, 0),
+)
 
 
-def status(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "serial": "SIM-0001",
-        "model": "peristaltic-20",
-        "now": "2027-01-04T09:00:00",
-        "mode": "running",
-        "program": {"rate_ug_per_day": 500.0},
-        "daily_dose_ug": 500.0,
-        "concentration_ug_per_ml": 1000.0,
-        "reservoir_ml": 12.0,
-        "low_reservoir_alarm_ml": 2.0,
-        "battery": {
-            "remaining_mah": 512.3,
-            "eri_at": "2030-01-03T09:00:00",
-            "eos_at": "2030-04-03T09:00:00",
-        },
-        "alarms": [
-            {
-                "kind": "low_reservoir",
-                "priority": "non_critical",
-                "at": "2026-12-01T08:00:00",
-                "active": False,
-            },
-            {
-                "kind": "motor_stall",
-                "priority": "critical",
-                "at": "2027-01-03T22:00:00",
-                "active": True,
-            },
-        ],
-        "delivered_ug": 123456.0,
-        "delivered_ml": 123.456,
-        "received_ug": 123000.0,
-    }
-    return base | overrides
+def status(**overrides: Any) -> PumpStatus:
+    base = PumpStatus(
+        serial="SIM-0001",
+        model="peristaltic-20",
+        now=datetime(2027, 1, 4, 9, 0),
+        mode=Mode.RUNNING,
+        program=continuous(500.0),
+        daily_dose_ug=500.0,
+        concentration_ug_per_ml=1000.0,
+        reservoir_ml=12.0,
+        low_reservoir_alarm_ml=DEFAULT_LOW_RESERVOIR_ALARM_ML,  # 2 mL
+        battery=BATTERY,
+        alarms=(
+            AlarmStatus(
+                AlarmKind.LOW_RESERVOIR, Priority.NON_CRITICAL, datetime(2026, 12, 1, 8, 0), False
+            ),
+            AlarmStatus(
+                AlarmKind.MOTOR_STALL, Priority.CRITICAL, datetime(2027, 1, 3, 22, 0), True
+            ),
+        ),
+        delivered_ug=123456.0,
+        delivered_ml=123.456,
+        received_ug=123000.0,
+        bolus=None,
+        patient_bolus_limits=None,
+        last_refill_at=None,
+        delivered_since_refill_ml=0.0,
+    )
+    return replace(base, **overrides)
 
 
 EVENTS = [
@@ -94,20 +100,43 @@ def test_html_shows_units_dates_and_escapes_pump_strings() -> None:
 
 
 def test_a_stopped_pump_still_gets_a_report_that_says_why_dates_are_missing() -> None:
-    r = build_report(status(daily_dose_ug=0.0, mode="stopped"), [], GENERATED)
+    r = build_report(status(daily_dose_ug=0.0, mode=Mode.STOPPED), [], GENERATED)
     assert r["reservoir"]["days_to_empty"] is None
     assert "daily_dose_ug" in r["reservoir"]["note"]
     assert "No events." in render_report_html(r)
 
 
-def test_missing_fields_are_named() -> None:
-    bad = status()
-    del bad["reservoir_ml"]
-    with pytest.raises(ReportError, match="reservoir_ml"):
-        build_report(bad, [], GENERATED)
-    with pytest.raises(ReportError, match="eri_at"):
-        build_report(status(battery={"remaining_mah": 1.0, "eos_at": None}), [], GENERATED)
-    with pytest.raises(ReportError, match=r"events\[0\]"):
+def test_missing_event_fields_are_named() -> None:
+    # The status is typed (PumpStatus): it cannot lack a field. Events still come as mappings.
+    with pytest.raises(ReportError, match=r"events\[0\]") as missing:
         build_report(status(), [{"seq": 1}], GENERATED)
-    with pytest.raises(ReportError, match=r"status\.now"):
-        build_report(status(now="yesterday"), [], GENERATED)
+    assert missing.value.field == "events[0]"
+    with pytest.raises(ReportError, match=r"events\[0\]\.at") as bad_time:
+        build_report(status(), [{"seq": 1, "at": "yesterday", "kind": "x", "data": {}}], GENERATED)
+    assert bad_time.value.field == "events[0].at"
+
+
+def test_the_report_shows_the_firmware_prediction_of_eri_and_eos() -> None:
+    # The pump predicts ERI and EOS; the report shows its dates, never "not estimated".
+    r = build_report(status(), [], GENERATED)
+    assert r["battery"]["eri_at"] == "2030-01-03T09:00"
+    assert r["battery"]["eos_at"] == "2030-04-03T09:00"
+    assert not r["battery"]["eri_reached"]
+    html = render_report_html(r)
+    assert "not estimated" not in html
+    # Once entered, the entered date is the one shown (the firmware's prediction equals it).
+    entered = datetime(2027, 1, 1, 0, 0)
+    reached = replace(BATTERY, eri_at=entered, predicted_eri_at=entered)
+    r = build_report(status(battery=reached), [], GENERATED)
+    assert r["battery"]["eri_at"] == "2027-01-01T00:00" and r["battery"]["eri_reached"]
+    assert "(reached)" in render_report_html(r)
+
+
+def test_a_pump_that_lost_its_settings_still_gets_a_report() -> None:
+    r = build_report(
+        status(program=None, concentration_ug_per_ml=None, mode=Mode.SAFE_STATE), [], GENERATED
+    )
+    assert r["therapy"]["program"] is None
+    assert r["reservoir"]["days_to_empty"] is None
+    assert "concentration" in r["reservoir"]["note"]
+    assert "unknown" in render_report_html(r)

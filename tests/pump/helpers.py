@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from itb.pump.firmware import Firmware
+from itb.pump.firmware import Firmware, ImplantSettings
 from itb.pump.hardware import pump_model
 from itb.therapy import Program, continuous
 
@@ -26,18 +26,19 @@ def new_pump(
     concentration_ug_per_ml: float = 500.0,
     volume_ml: float = 20.0,
     low_reservoir_alarm_ml: float = 2.0,
-    **kwargs: object,
+    catheter_primed: bool = True,
+    record_received: bool = False,
 ) -> Firmware:
-    return Firmware.implant(
-        pump_model(model),
-        START,
+    settings = ImplantSettings(
         serial="T-1",
         concentration_ug_per_ml=concentration_ug_per_ml,
         volume_ml=volume_ml,
         program=program or continuous(600.0),
         low_reservoir_alarm_ml=low_reservoir_alarm_ml,
-        **kwargs,  # type: ignore[arg-type]
+        catheter_primed=catheter_primed,
+        record_received=record_received,
     )
+    return Firmware.implant(pump_model(model), START, settings)
 
 
 def alarm_times(fw: Firmware) -> dict[str, datetime]:

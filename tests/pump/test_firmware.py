@@ -8,8 +8,11 @@ from datetime import timedelta
 import pytest
 
 from itb.pump.alarms import AlarmKind
-from itb.pump.firmware import BolusKind, CommandRejected, FaultKind, Firmware, PatientBolusLimits
+from itb.pump.checks import CommandRejected
+from itb.pump.faults import FaultKind
+from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
+from itb.pump.status import BolusKind, PatientBolusLimits
 from itb.therapy import FlexStep, continuous, flex
 
 from .helpers import START, alarm_times, days, hours, new_pump
@@ -152,7 +155,10 @@ def test_stop_runs_at_minimum_rate_and_resume_restores_the_program() -> None:
 def test_refill_clears_reservoir_alarms_and_sets_the_new_concentration() -> None:
     fw = new_pump()
     fw.advance(START + days(17))
-    assert {a["kind"] for a in fw.status().alarms} == {"low_reservoir", "empty_reservoir"}
+    assert {a.kind for a in fw.status().alarms} == {
+        AlarmKind.LOW_RESERVOIR,
+        AlarmKind.EMPTY_RESERVOIR,
+    }
     fw.refill(fw.now, 20.0, 1000.0)
     status = fw.status()
     assert status.alarms == ()
@@ -210,7 +216,7 @@ def test_mri_stalls_the_peristaltic_pump_until_it_recovers() -> None:
     fw.advance(START + days(1))
     # 24 h minus 8 h stalled = 16 h of 25 µg/h
     assert fw.status().delivered_ug == pytest.approx(400.0, abs=0.2)
-    assert "motor_stall" in {a["kind"] for a in fw.status().alarms}  # latched
+    assert AlarmKind.MOTOR_STALL in {a.kind for a in fw.status().alarms}  # latched
     fw.clear_alarm(fw.now, AlarmKind.MOTOR_STALL)
     assert fw.status().alarms == ()
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from itb.pump.alarms import AlarmKind, Priority
-from itb.pump.firmware import BolusKind, Firmware, Mode
+from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pump.memory import DualBankMemory, MemoryCorrupted, decode_bank, encode_bank
+from itb.pump.status import BolusKind, Mode
 from itb.therapy import continuous
 
 from .helpers import START, days, hours, new_pump

@@ -9,14 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from itb.pump.alarms import AlarmKind
-from itb.pump.firmware import (
-    BolusKind,
-    CommandRejected,
-    FaultKind,
-    Firmware,
-    Mode,
-    PatientBolusLimits,
-)
+from itb.pump.checks import CommandRejected
+from itb.pump.faults import FaultKind
+from itb.pump.firmware import Firmware
+from itb.pump.status import BolusKind, Mode, PatientBolusLimits
 from itb.therapy import FlexStep, Program, continuous, flex, to_pump_s
 from itb.units import SECONDS_PER_DAY, UL_PER_ML
 

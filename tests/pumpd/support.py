@@ -4,18 +4,43 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from itb.pumpd.server import READY_PREFIX
 
 ITB = str(Path(sys.executable).with_name("itb"))
-READY_WAIT_S = 30.0
+# How long a pump process may take to print its ready line on an idle machine, and a CLI
+# command to finish. Both scale with the load (see ``load_factor``); ITB_TEST_WAIT_S overrides.
+READY_WAIT_S = 60.0
+COMMAND_WAIT_S = 60.0
+MAX_WAIT_S = 900.0
+
+
+def load_factor() -> float:
+    """How much slower than an idle machine this one is now: the run-queue length per core,
+    or the number of test workers per core, whichever is larger (at least 1)."""
+    cores = os.cpu_count() or 1
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1.0, os.getloadavg()[0] / cores, workers / cores)
+
+
+def wait_s(base_s: float) -> float:
+    override = os.environ.get("ITB_TEST_WAIT_S")
+    if override:
+        return float(override)
+    return min(base_s * load_factor(), MAX_WAIT_S)
+
+
 SCENARIO = """
 [pump]
 model = "peristaltic-20"
@@ -33,7 +58,12 @@ rate_ug_per_day = 600.0
 
 def itb(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [ITB, *args], capture_output=True, text=True, timeout=60, env=_env(), check=False
+        [ITB, *args],
+        capture_output=True,
+        text=True,
+        timeout=wait_s(COMMAND_WAIT_S),
+        env=_env(),
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"itb {' '.join(args)} -> {result.returncode}\n{result.stderr}")
@@ -71,8 +101,21 @@ def make_pump(tmp: Path, *roles: str) -> tuple[Path, list[Path]]:
     return pump, keys
 
 
+def _forward_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    """Every line the process prints, then None when it closes its stdout (it exited). Reading
+    all of it also keeps the pipe from filling up and blocking the pump."""
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
 class PumpProcess:
-    """``itb pump serve`` as a subprocess on an ephemeral port."""
+    """``itb pump serve`` as a subprocess on an ephemeral port.
+
+    Ready means the process printed its ready line (``READY_PREFIX`` and the bound address):
+    a blocking wait on that line, with a deadline that grows with the machine's load, not a
+    poll or a sleep. stderr goes to a file, read only to explain a failure.
+    """
 
     def __init__(self, state: Path, speed: float = 1.0) -> None:
         self.state = state
@@ -81,31 +124,40 @@ class PumpProcess:
         self.port = 0
 
     def start(self) -> int:
-        self.proc = subprocess.Popen(
-            [ITB, "pump", "serve", "--state", str(self.state), "--listen", "127.0.0.1:0",
-             "--speed", str(self.speed)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + READY_WAIT_S
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=0.1):
-                if self.proc.poll() is not None:
-                    break
-                continue
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("itb pump listening on"):
-                self.port = int(line.rsplit(":", 1)[1])
+        with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as stderr:
+            self.proc = subprocess.Popen(
+                [ITB, "pump", "serve", "--state", str(self.state), "--listen", "127.0.0.1:0",
+                 "--speed", str(self.speed)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env(),
+            )  # fmt: skip
+            problem = self._wait_until_ready()
+            if problem is None:
                 return self.port
-        stderr = (
-            self.proc.stderr.read() if self.proc.stderr and self.proc.poll() is not None else ""
-        )
-        self.kill()
-        raise AssertionError(f"the pump did not become ready: {stderr}")
+            self.kill()
+            stderr.seek(0)
+            raise AssertionError(f"the pump did not become ready ({problem}): {stderr.read()}")
+
+    def _wait_until_ready(self) -> str | None:
+        """Block on the process's stdout lines until the ready line; None when ready, else
+        what went wrong."""
+        assert self.proc is not None and self.proc.stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=_forward_lines, args=(self.proc.stdout, lines))
+        reader.daemon = True
+        reader.start()
+        wait = wait_s(READY_WAIT_S)
+        deadline = time.monotonic() + wait
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                return "the process exited before it was ready"
+            if line.startswith(READY_PREFIX):
+                self.port = int(line.rsplit(":", 1)[1])
+                return None
+        return f"no ready line within {wait:.0f} s"
 
     def kill(self) -> None:
         """SIGKILL (no clean shutdown) and reap."""

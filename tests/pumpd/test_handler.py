@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from itb.link.keys import generate_private_key, public_key_of
+from itb.pump.alarms import AlarmKind
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pumpd.handler import FirmwareHandler
@@ -21,7 +22,6 @@ from itb.telemetry.endpoint import (
 )
 from itb.telemetry.messages import (
     Accepted,
-    AlarmKind,
     ClearAlarm,
     Command,
     Commit,
@@ -119,11 +119,11 @@ def test_an_applied_command_is_on_disk_with_its_request_id_before_the_answer(
 
 def test_a_rejected_command_changes_nothing_and_is_logged_as_rejected(tmp_path: Path) -> None:
     state, _clock, endpoint, conn = _setup(tmp_path)
-    before = state.boot().firmware.status().to_dict()
+    before = state.boot().firmware.status()
     answer = _ask(endpoint, conn, ClearAlarm(RID, AlarmKind.MOTOR_STALL))
     assert isinstance(answer, Rejected) and answer.field == "kind"
     after = state.boot().firmware
-    assert after.status().to_dict() == before
+    assert after.status() == before
     (entry,) = [e for e in after.log.entries() if e.kind == "command"]
     assert entry.data["outcome"] == "rejected" and entry.data["request_id"] == RID
 
@@ -146,8 +146,8 @@ def test_interrogate_advances_the_pump_to_the_clock(tmp_path: Path) -> None:
     clock.now = START + timedelta(days=1)
     status = _ask(endpoint, conn, Interrogate())
     assert isinstance(status, StatusReport)
-    assert status.now == clock.now
-    assert status.delivered_ug == 600.0
+    assert status.status.now == clock.now
+    assert status.status.delivered_ug == 600.0
 
 
 def test_prepare_is_a_dry_run_the_memory_image_is_unchanged(tmp_path: Path) -> None:

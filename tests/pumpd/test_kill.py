@@ -17,8 +17,9 @@ import pytest
 
 from itb.link.client import PumpAddress, PumpSession
 from itb.link.transport import LinkError
+from itb.pump.status import PumpStatus
 from itb.telemetry.endpoint import Outcome, Resolution
-from itb.telemetry.messages import SetLowReservoirAlarm, SetProgram
+from itb.telemetry.messages import LogRecord, SetLowReservoirAlarm, SetProgram
 from tests.pumpd.support import PumpProcess, make_pump
 
 THRESHOLDS_ML = (1.0, 1.5, 2.0, 2.5, 3.0)
@@ -80,7 +81,7 @@ async def _cycle(address: PumpAddress, rng: random.Random, record: Record, count
         await session.close()
 
 
-async def _final(address: PumpAddress, record: Record) -> tuple[list[object], int, object]:
+async def _final(address: PumpAddress, record: Record) -> tuple[list[LogRecord], int, PumpStatus]:
     async with await PumpSession.connect(address) as session:
         uncertain = [s for s in record.sent if s.outcome == Outcome.UNCERTAIN.value]
         resolutions = await session.resolve([s.request_id for s in uncertain])
@@ -121,12 +122,12 @@ def run_soak(tmp_path: Path, *, kills: int, seed: int, commands: int) -> Record:
         pump.kill()
 
     # the log: contiguous sequence numbers, nothing missing but the counted roll-off
-    seqs = [e.seq for e in entries]  # type: ignore[attr-defined]
+    seqs = [e.seq for e in entries]
     assert seqs == list(range(lost + 1, lost + 1 + len(seqs)))
     applied: dict[str, int] = {}
     for e in entries:
-        data = e.data  # type: ignore[attr-defined]
-        if e.kind == "command" and data.get("outcome") == "applied":  # type: ignore[attr-defined]
+        data = e.data
+        if e.kind == "command" and data.get("outcome") == "applied":
             applied[str(data["request_id"])] = applied.get(str(data["request_id"]), 0) + 1
     for s in record.sent:
         expected = 1 if s.outcome in ("done", Resolution.APPLIED.value) else 0
@@ -136,8 +137,8 @@ def run_soak(tmp_path: Path, *, kills: int, seed: int, commands: int) -> Record:
     assert all(b >= a for a, b in zip(record.delivered_ug, record.delivered_ug[1:], strict=False))
     # the pump holds what the last applied command of each kind set
     for kind, current in (
-        ("threshold", status.low_reservoir_alarm_ml),  # type: ignore[attr-defined]
-        ("rate", status.daily_dose_ug),  # type: ignore[attr-defined]
+        ("threshold", status.low_reservoir_alarm_ml),
+        ("rate", status.daily_dose_ug),
     ):
         last = [s.value for s in record.sent if s.kind == kind and applied.get(s.request_id)]
         if last:

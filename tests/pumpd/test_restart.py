@@ -7,19 +7,19 @@ from pathlib import Path
 
 from itb.link.client import PumpAddress, PumpSession, run_session
 from itb.pump.hardware import pump_model
-from itb.telemetry.messages import StatusReport
+from itb.pump.status import PumpStatus
 from itb.units import SECONDS_PER_DAY
 from tests.pumpd.support import PumpProcess, make_pump
 
 SPEED = 3600.0  # an hour a second
 
 
-def _status(pump: PumpProcess, key_dir: Path) -> StatusReport:
+def _status(pump: PumpProcess, key_dir: Path) -> PumpStatus:
     address = PumpAddress.from_files(
         pump.address(), key_dir / "programmer.key", pump.state / "pump.pub"
     )
 
-    async def work(session: PumpSession) -> StatusReport:
+    async def work(session: PumpSession) -> PumpStatus:
         return await session.interrogate()
 
     return run_session(address, work)
@@ -46,6 +46,7 @@ def test_the_reservoir_drops_by_what_the_program_delivers_while_the_pump_was_dow
     # the pump clock ran on through the down time (at least speed × the wall time it was down)
     assert elapsed_s >= SPEED * (restarted_wall_s - killed_wall_s)
     model = pump_model(after.model)
+    assert before.concentration_ug_per_ml is not None
     flow_ml_per_s = before.daily_dose_ug / before.concentration_ug_per_ml / SECONDS_PER_DAY
     expected_ml = flow_ml_per_s * elapsed_s
     tolerance_ml = model.quantum_ml + flow_ml_per_s * 1e-6  # one stroke + the clock's 1 µs

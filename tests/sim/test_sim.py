@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -77,7 +78,7 @@ def test_cutting_the_refill_margin_to_zero_means_more_withdrawal_days() -> None:
     assert zero["alarms"]["empty_reservoir"] > two_weeks["alarms"]["empty_reservoir"]
 
 
-SMALL = {
+SMALL: dict[str, dict[str, Any]] = {
     "cohort": {"patients": 12, "years": 8, "seed": 5},
     "faults": {"catheter_occlusion_per_year": 0.2, "motor_stall_per_year": 0.1},
 }
@@ -89,7 +90,7 @@ def test_identical_results_on_one_worker_two_processes_and_a_dask_cluster() -> N
     config = parse_cohort(SMALL)
     serial = run_cohort(config, chunk_size=5)
     processes = run_cohort(config, workers=2, chunk_size=5)
-    with LocalCluster(
+    with LocalCluster(  # type: ignore[no-untyped-call]  # distributed ships no annotations here
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         dask = run_cohort(config, cluster=cluster.scheduler_address, chunk_size=5)

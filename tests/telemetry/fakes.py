@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from itb.link.keys import generate_private_key, public_key_of
+from itb.pump.status import BatteryStatus, Mode, PumpStatus
 from itb.telemetry.endpoint import PairedKey, PumpEndpoint, RefusalReport, Role
 from itb.telemetry.messages import (
     JSON,
     Accepted,
-    BatteryReport,
     Command,
     EventLogPage,
     Interrogate,
@@ -29,6 +29,7 @@ from itb.telemetry.messages import (
     StatusReport,
     StopPump,
 )
+from itb.therapy import program_from_dict
 
 START = datetime(2024, 3, 1, 9, 0)
 
@@ -124,13 +125,14 @@ class FakePump:
         self.saved_states.append(state)
 
     def status(self) -> StatusReport:
-        return StatusReport(
-            serial="SIM-0001", model="peristaltic-20", now=START, mode="stopped" if self.stopped
-            else "running", program=dict(self.program), daily_dose_ug=100.0,
+        return StatusReport(PumpStatus(
+            serial="SIM-0001", model="peristaltic-20", now=START, mode=Mode.STOPPED if self.stopped
+            else Mode.RUNNING, program=program_from_dict(dict(self.program)), daily_dose_ug=100.0,
             concentration_ug_per_ml=500.0, reservoir_ml=18.5, low_reservoir_alarm_ml=
-            self.low_reservoir_alarm_ml, battery=BatteryReport(1800.0, None, None), alarms=(),
+            self.low_reservoir_alarm_ml, battery=BatteryStatus(1800.0, None, None), alarms=(),
             delivered_ug=0.0, delivered_ml=0.0, received_ug=10000.0, bolus=None,
-        )  # fmt: skip
+            patient_bolus_limits=None, last_refill_at=None, delivered_since_refill_ml=0.0,
+        ))  # fmt: skip
 
 
 @dataclass

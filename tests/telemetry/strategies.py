@@ -7,17 +7,24 @@ from datetime import datetime
 from hypothesis import strategies as st
 
 from itb.drugs import BACLOFEN
+from itb.pump.alarms import AlarmKind, Priority
+from itb.pump.status import (
+    AlarmStatus,
+    BatteryStatus,
+    BolusKind,
+    BolusStatus,
+    Mode,
+    PatientBolusLimits,
+    PumpStatus,
+)
 from itb.telemetry.messages import (
     CHALLENGE_BYTES,
+    CLINICIAN_BOLUS_KINDS,
     HIGH_RISK_COMMANDS,
     MAX_COUNTER,
     MAX_LOG_PAGE,
     MAX_VOLUME_ML,
     Accepted,
-    AlarmKind,
-    AlarmReport,
-    BatteryReport,
-    BolusKind,
     ClearAlarm,
     Commit,
     EventLogPage,
@@ -43,12 +50,12 @@ from itb.telemetry.messages import (
     StatusReport,
     StopPump,
 )
-from itb.therapy import continuous, format_clock
+from itb.therapy import continuous, format_clock, program_from_dict
 
 request_ids = st.binary(min_size=16, max_size=16).map(bytes.hex)
 challenges = st.binary(min_size=CHALLENGE_BYTES, max_size=CHALLENGE_BYTES).map(bytes.hex)
 times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31))
-text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
+text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40)
 
 
 def floats(low: float, high: float) -> st.SearchStrategy[float]:
@@ -81,7 +88,7 @@ def boluses(draw: st.DrawFn) -> StartBolus:
     by_dose = draw(st.booleans())
     return StartBolus(
         draw(request_ids),
-        draw(st.sampled_from(BolusKind)),
+        draw(st.sampled_from(CLINICIAN_BOLUS_KINDS)),
         dose_ug=draw(floats(0.001, 200.0)) if by_dose else None,
         volume_ml=None if by_dose else draw(floats(0.001, MAX_VOLUME_ML)),
         duration_min=draw(st.none() | floats(1.0, 1440.0)),
@@ -124,33 +131,40 @@ REQUESTS["commit"] = st.builds(Commit, request_ids, challenges)
 requests = st.one_of(*REQUESTS.values())
 
 amounts = floats(0.0, 1e6)
+optional_times = st.none() | times
 statuses = st.builds(
-    StatusReport,
+    PumpStatus,
     serial=text,
     model=text,
     now=times,
-    mode=text,
-    program=st.none() | programs(),
+    mode=st.sampled_from(Mode),
+    program=st.none() | programs().map(program_from_dict),
     daily_dose_ug=amounts,
-    concentration_ug_per_ml=amounts,
+    concentration_ug_per_ml=st.none() | amounts,
     reservoir_ml=amounts,
     low_reservoir_alarm_ml=amounts,
-    battery=st.builds(BatteryReport, amounts, st.none() | times, st.none() | times),
+    battery=st.builds(
+        BatteryStatus, amounts, optional_times, optional_times, optional_times, optional_times
+    ),
     alarms=st.lists(
-        st.builds(AlarmReport, st.sampled_from(AlarmKind), text, times, st.booleans()),
+        st.builds(
+            AlarmStatus, st.sampled_from(AlarmKind), st.sampled_from(Priority), times, st.booleans()
+        ),
         max_size=3,
     ).map(tuple),
     delivered_ug=amounts,
     delivered_ml=amounts,
     received_ug=amounts,
-    bolus=st.none() | json_objects,
-    patient_bolus_limits=st.none() | json_objects,
-    last_refill_at=st.none() | times,
+    bolus=st.none() | st.builds(BolusStatus, st.sampled_from(BolusKind), amounts, amounts),
+    patient_bolus_limits=st.none()
+    | st.builds(PatientBolusLimits, amounts, amounts, amounts, st.integers(0, 24)),
+    last_refill_at=optional_times,
     delivered_since_refill_ml=amounts,
+    next_patient_bolus_at=optional_times,
 )
 log_records = st.builds(LogRecord, st.integers(0, MAX_COUNTER), times, text, json_objects)
 RESPONSES: dict[str, st.SearchStrategy[Response]] = {
-    "status": statuses,
+    "status": statuses.map(StatusReport),
     "event_log_page": st.builds(
         EventLogPage,
         st.lists(log_records, max_size=4).map(tuple),

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from itb.pump.alarms import AlarmKind
+from itb.pump.status import BolusKind
 from itb.telemetry.codec import FrameType, encode_frame
 from itb.telemetry.endpoint import (
     CHALLENGE_LIFETIME_S,
@@ -28,9 +30,8 @@ from itb.telemetry.endpoint import (
 )
 from itb.telemetry.messages import (
     HIGH_RISK_COMMANDS,
+    JSON,
     Accepted,
-    AlarmKind,
-    BolusKind,
     ClearAlarm,
     Command,
     Commit,
@@ -55,10 +56,11 @@ from itb.telemetry.messages import (
     StatusReport,
     StopPump,
 )
+from itb.therapy import continuous
 from tests.telemetry.fakes import FakePump, Keys, make_keys, make_pump
 
 KEYS = make_keys()  # key generation is the slow part; one set serves every test
-NEW_PROGRAM = {"rate_ug_per_day": 250.0}
+NEW_PROGRAM: dict[str, JSON] = {"rate_ug_per_day": 250.0}
 
 
 def rid(n: int) -> str:
@@ -110,7 +112,7 @@ def test_a_clinician_interrogates_and_programs() -> None:
     link = Link(pump, KEYS.clinician_private)
     assert opened(link).next_counter == 1
     status = link.ask(Interrogate())
-    assert isinstance(status, StatusReport) and status.program == {"rate_ug_per_day": 100.0}
+    assert isinstance(status, StatusReport) and status.status.program == continuous(100.0)
     assert link.do(SetProgram(rid(1), NEW_PROGRAM)) == Accepted(rid(1))
     assert fake.program == NEW_PROGRAM
     assert fake.log[-1].data["request_id"] == rid(1)
@@ -177,9 +179,10 @@ def test_an_old_counter_is_refused_in_a_later_session() -> None:
     first.ask(Interrogate())  # counter 1
     second = Link(pump, KEYS.clinician_private)
     assert opened(second).next_counter == 2
-    second.programmer._next_counter = 1  # forge: reuse counter 1 inside a valid session
     before = fake.therapy()
-    assert second.ask(SetProgram(rid(4), NEW_PROGRAM)) == Refused()
+    # Forge: reuse counter 1 inside a valid session.
+    counter, frame = second.programmer.send(SetProgram(rid(4), NEW_PROGRAM), counter=1)
+    assert second.answer(counter, second.deliver(frame)) == Refused()
     assert fake.therapy() == before
     assert fake.refusals[-1].reason is RefusalReason.REPLAYED_COUNTER
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
@@ -15,6 +16,9 @@ from itb.web.app import create_app
 from itb.web.settings import ClinicSettings
 from tests.clinic.support import DEMO_PASSWORD, Template, template_for
 from tests.conftest import require
+
+if TYPE_CHECKING:  # playwright itself is imported by the fixture, which skips without it
+    from playwright.sync_api import Locator, Page
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +68,7 @@ def server(
 
 
 @pytest.fixture
-def page(server: str) -> Iterator:  # type: ignore[type-arg]
+def page(server: str) -> Iterator[Page]:
     require(CHROMIUM.exists(), "Debian chromium not installed (/usr/bin/chromium)")
     from playwright.sync_api import sync_playwright
 
@@ -78,7 +82,7 @@ def page(server: str) -> Iterator:  # type: ignore[type-arg]
         browser.close()
 
 
-def _log_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
+def _log_in(page: Page, username: str) -> None:
     page.goto("/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", DEMO_PASSWORD)
@@ -86,44 +90,46 @@ def _log_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_url("**/")
 
 
-def _cell(page, name: str, column: str) -> str:  # type: ignore[no-untyped-def]
-    return str(page.locator(f'tr:has-text("{name}") td[data-col="{column}"]').inner_text())
+def _cell(page: Page, mrn: str, column: str) -> Locator:
+    return page.locator(f'tr[data-mrn="{mrn}"] td[data-col="{column}"]')
 
 
-def test_nurse_refills_a_demo_pump_and_the_dashboard_shows_the_new_dates(page) -> None:  # type: ignore[no-untyped-def]
+def test_nurse_refills_a_demo_pump_and_the_dashboard_shows_the_new_dates(page: Page) -> None:
     _log_in(page, "nurse_demo")
-    assert float(_cell(page, "Alex Near-Empty", "days_to_low_reservoir")) < 3
-    refill_before = _cell(page, "Alex Near-Empty", "next_refill")
+    alex = "DEMO-001"  # Alex Near-Empty
+    assert float(_cell(page, alex, "days_to_low_reservoir").inner_text()) < 3
+    refill_before = _cell(page, alex, "next_refill").get_attribute("data-next-due")
 
-    page.click("a:has-text('Alex Near-Empty')")
-    page.click("a.button:has-text('Refill')")
+    page.click(f'tr[data-mrn="{alex}"] a')
+    page.click("a[data-action=refill]")
     page.click("#refill-interrogate")
     page.wait_for_url("**/refill?step=2")
-    assert 2.5 < float(page.inner_text("#expected-ml")) < 3.5
+    assert 2.5 < float(page.get_attribute("#expected-ml", "data-expected-ml") or "nan") < 3.5
     page.fill("input[name=withdrawn_ml]", "2.8")
     page.fill("input[name=filled_ml]", "20")
     page.select_option("select[name=concentration_ug_per_ml]", "500.0")
     page.click("#refill-submit")
     page.wait_for_selector("#notice")
-    assert "Refill completed" in page.inner_text("#notice")
-    assert "completed" in page.locator("#visits tbody tr").first.inner_text()
+    assert page.get_attribute("#notice", "data-notice") == "refilled"
+    latest_visit = page.locator("#visits tbody tr").first
+    assert latest_visit.get_attribute("data-kind") == "refill"
+    assert latest_visit.get_attribute("data-status") == "completed"
 
-    page.click("nav a:has-text('Dashboard')")
-    assert float(_cell(page, "Alex Near-Empty", "days_to_low_reservoir")) == pytest.approx(
-        20.0, abs=0.1
-    )
-    refill_after = _cell(page, "Alex Near-Empty", "next_refill")
-    assert refill_after > refill_before  # ISO dates: later sorts higher
+    page.click("nav a[href='/']")
+    days_left = float(_cell(page, alex, "days_to_low_reservoir").inner_text())
+    assert days_left == pytest.approx(20.0, abs=0.1)
+    refill_after = _cell(page, alex, "next_refill").get_attribute("data-next-due")
+    assert refill_before and refill_after and refill_after > refill_before  # ISO dates sort
 
 
-def test_a_viewer_is_refused_a_program_change(page) -> None:  # type: ignore[no-untyped-def]
+def test_a_viewer_is_refused_a_program_change(page: Page) -> None:
     _log_in(page, "viewer_demo")
-    page.click("a:has-text('Casey Titration')")
-    assert page.locator("a.button:has-text('Program')").count() == 0
+    page.click('tr[data-mrn="DEMO-003"] a')  # Casey Titration
+    assert page.locator("a[data-action=program]").count() == 0
     patient_url = page.url
     response = page.goto(patient_url + "/program")
-    assert response.status == 403
-    assert "Not allowed" in page.inner_text("h1")
+    assert response is not None and response.status == 403
+    assert page.get_attribute("h1", "data-status-code") == "403"
     # the JSON route says no as well, with the viewer's own session
     api = page.request.post(
         patient_url.replace("/patients/", "/api/patients/") + "/program",
@@ -131,4 +137,4 @@ def test_a_viewer_is_refused_a_program_change(page) -> None:  # type: ignore[no-
     )
     assert api.status == 403
     page.goto(patient_url)
-    assert "Program version 5" in page.inner_text("body")  # unchanged
+    assert page.get_attribute("#program", "data-program-version") == "5"  # unchanged

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from itb.clinic.models import AuditEntry, Catheter, Patient, ProgramVersion, Pump, Visit
 from tests.clinic.support import Clinic
+from tests.web.markup import find, find_all
 
 NEW_PATIENT = {"name": "Gale Newcomer", "mrn": "NEW-001", "age_years": 34, "origin": "spinal"}
 # S31: 110 cm catheter, 0.0026 mL/cm; 40 cm cut off leaves 70 cm = 0.182 mL
@@ -62,7 +63,8 @@ def test_a_physician_creates_a_patient_and_records_the_implant(clinic: Clinic) -
     assert row["days_to_low_reservoir"] == 15.0
     assert row["days_to_empty"] == pytest.approx(20 / 1.2, abs=0.05)
     page = clinic.client.get(f"/patients/{patient_id}")
-    assert "NEW-PUMP-1" in page.text and "peristaltic-20" in page.text
+    pump = find(page.text, id="serial")
+    assert (pump["data-serial"], pump["data-model"]) == ("NEW-PUMP-1", "peristaltic-20")
     summary = clinic.client.get(f"/api/patients/{patient_id}").json()
     assert summary["program"]["version"] == 1
     assert summary["program"]["daily_dose_ug"] == 600.0
@@ -179,27 +181,29 @@ def _csrf(html: str) -> str:
 def test_a_physician_onboards_a_patient_through_the_pages(clinic: Clinic) -> None:
     clinic.login("dr_demo")  # the API cookie works for the pages too
     dashboard = clinic.client.get("/")
-    assert 'href="/patients/new"' in dashboard.text
+    assert find(dashboard.text, "a", href="/patients/new")
     form = {"name": "Harper Pages", "mrn": "NEW-PAGE", "birth_date": "1980-05-01",
             "origin": "cerebral", "csrf_token": _csrf(dashboard.text)}  # fmt: skip
     created = clinic.client.post("/patients/new", data=form, follow_redirects=False)
     assert created.status_code == 303, created.text
     patient_url = created.headers["location"].split("?")[0]
     page = clinic.client.get(patient_url)
-    assert f'href="{patient_url}/implant"' in page.text
+    assert find(page.text, "a", href=f"{patient_url}/implant")
     implant = {key: str(value) for key, value in IMPLANT.items() if key != "program"}
     implant |= {"rate_ug_per_day": "600", "csrf_token": _csrf(page.text)}
     review = clinic.client.post(f"{patient_url}/implant", data={**implant, "action": "review"})
     assert review.status_code == 200, review.text
-    assert "0.182 mL" in review.text  # (110 − 40) cm × 0.0026 mL/cm (S31)
-    assert "0.382 mL" in review.text  # + 0.2 mL of the pump's internal tubing
+    # (110 − 40) cm × 0.0026 mL/cm = 0.182 mL (S31), + 0.2 mL of the pump's internal tubing
+    assert find(review.text, id="catheter-volume")["data-catheter-volume-ml"] == "0.182"
+    assert find(review.text, id="priming-volume")["data-priming-volume-ml"] == "0.382"
     assert clinic.row(int(patient_url.rsplit("/", 1)[1]))["serial"] is None  # nothing saved yet
     saved = clinic.client.post(
         f"{patient_url}/implant", data={**implant, "action": "save"}, follow_redirects=False
     )
     assert saved.status_code == 303, saved.text
     page = clinic.client.get(patient_url)
-    assert "NEW-PUMP-1" in page.text and f'href="{patient_url}/replacement"' in page.text
+    assert find(page.text, id="serial")["data-serial"] == "NEW-PUMP-1"
+    assert find(page.text, "a", href=f"{patient_url}/replacement")
 
 
 def test_an_overfill_on_the_implant_page_names_the_field(clinic: Clinic) -> None:
@@ -212,13 +216,13 @@ def test_an_overfill_on_the_implant_page_names_the_field(clinic: Clinic) -> None
         f"/patients/{patient_id}/implant", data={**implant, "action": "save"}
     )
     assert answer.status_code == 422
-    assert 'data-field="filled_ml"' in answer.text
+    assert find(answer.text, "p", data_field="filled_ml")
     assert clinic.row(patient_id)["serial"] is None
 
 
 def test_a_viewer_cannot_open_the_onboarding_pages(clinic: Clinic) -> None:
     clinic.login("viewer_demo")
-    assert 'href="/patients/new"' not in clinic.client.get("/").text
+    assert not find_all(clinic.client.get("/").text, "a", href="/patients/new")
     assert clinic.client.get("/patients/new").status_code == 403
     frankie = clinic.patient_id("DEMO-006")
     assert clinic.client.get(f"/patients/{frankie}/implant").status_code == 403

@@ -9,6 +9,14 @@ from typer.testing import CliRunner
 
 from itb.web.app import PUBLIC_ROUTES, app_routes, route_action
 from tests.clinic.support import DEMO_PASSWORD, Clinic
+from tests.web.markup import find, find_all
+
+
+def find_text(html: str, element_id: str) -> str:
+    """The text of the element with this id (a paragraph: up to its closing tag)."""
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</', html, flags=re.S)
+    assert match, f"no element with id {element_id}"
+    return match.group(1)
 
 
 def _csrf(html: str) -> str:
@@ -30,7 +38,7 @@ def _page_login(clinic: Clinic, username: str) -> None:
 
 def test_every_route_but_log_in_has_a_role_check() -> None:
     for route in app_routes():
-        for method in route.methods:
+        for method in route.methods or ():
             if (method, route.path) in PUBLIC_ROUTES:
                 continue
             assert route_action(route) is not None, f"{method} {route.path} has no role check"
@@ -51,10 +59,13 @@ def test_pages_render_for_a_physician(clinic: Clinic) -> None:
     _page_login(clinic, "dr_demo")
     pid = clinic.patient_id("DEMO-005")
     dashboard = clinic.client.get("/")
-    assert dashboard.status_code == 200 and "Alex Near-Empty" in dashboard.text
+    assert dashboard.status_code == 200
+    assert find(dashboard.text, "tr", data_mrn="DEMO-001")["data-serial"] == "SIM-001"
     assert dashboard.headers["content-security-policy"].startswith("default-src 'self'")
     patient = clinic.client.get(f"/patients/{pid}")
-    assert patient.status_code == 200 and "<svg" in patient.text and "Eli Flex" in patient.text
+    assert patient.status_code == 200
+    assert find(patient.text, "h1", data_patient_id=str(pid))["data-mrn"] == "DEMO-005"
+    assert find(patient.text, "svg", aria_label="dose schedule")
     for path in (f"/patients/{pid}/program", f"/patients/{pid}/refill", "/reports"):
         assert clinic.client.get(path).status_code == 200, path
 
@@ -66,7 +77,9 @@ def test_a_form_post_without_the_session_csrf_token_changes_nothing(clinic: Clin
         f"/patients/{pid}/refill",
         data={"withdrawn_ml": "2.8", "filled_ml": "20", "concentration_ug_per_ml": "500"},
     )
-    assert response.status_code == 403 and "CSRF" in response.text
+    assert response.status_code == 403
+    assert find(response.text, "h1", data_status_code="403")
+    assert "CSRF" in find_text(response.text, "error-message")  # the refusal says why, in words
     assert clinic.pumps.firmware("SIM-001").status().reservoir_ml < 3
 
 
@@ -84,7 +97,9 @@ def test_refill_form_with_a_bad_number_shows_the_field_and_changes_nothing(clini
         },
     )
     assert response.status_code == 422
-    assert 'data-field="filled_ml"' in response.text and "allowed" in response.text
+    assert find(response.text, "p", data_field="filled_ml")
+    # the words are the behaviour here: the error names the field and the allowed range
+    assert "filled_ml" in response.text and "allowed" in response.text
     assert clinic.pumps.firmware("SIM-001").status().reservoir_ml < 3
 
 
@@ -92,7 +107,7 @@ def test_a_viewer_gets_403_on_the_program_page(clinic: Clinic) -> None:
     _page_login(clinic, "viewer_demo")
     pid = clinic.patient_id("DEMO-001")
     assert clinic.client.get(f"/patients/{pid}/program").status_code == 403
-    assert "Program</a>" not in clinic.client.get(f"/patients/{pid}").text
+    assert not find_all(clinic.client.get(f"/patients/{pid}").text, data_action="program")
 
 
 def test_cli_user_add_creates_a_physician_who_can_log_in(
@@ -128,11 +143,19 @@ def test_program_page_reviews_old_and_new_and_sends_only_once_confirmed(clinic: 
     review = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "review"})
     assert review.status_code == 200
     html = review.text
-    # old and new daily dose with units, and the change: (300 - 200) / 200 = +50.0 %
-    assert "Daily dose (µg/day)" in html and ">200<" in html and ">300<" in html
-    assert "+50.0 %" in html and 'name="confirm"' in html and "Old rate (µg/h)" in html
+    # old and new daily dose, and the change: (300 - 200) / 200 = +50.0 %
+    dose = find(html, "tr", data_quantity="daily_dose_ug")
+    assert (dose["data-old"], dose["data-new"], dose["data-change-percent"]) == (
+        "200",
+        "300",
+        "+50.0",
+    )
+    assert find(html, "table", id="review-rates")["data-unit"] == "ug_per_h"
+    assert find(html, "fieldset", data_field="confirm")
+    assert find(html, "input", name="confirm", type="checkbox")
     unconfirmed = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "send"})
-    assert unconfirmed.status_code == 422 and 'data-field="confirm"' in unconfirmed.text
+    assert unconfirmed.status_code == 422
+    assert find(unconfirmed.text, "p", data_field="confirm")
     assert clinic.pumps.firmware("SIM-003").status().daily_dose_ug < 201
     sent = clinic.client.post(
         f"/patients/{pid}/program",
@@ -147,19 +170,20 @@ def test_patient_page_predicts_the_effect_and_the_withdrawal_risk_time(clinic: C
     _page_login(clinic, "viewer_demo")
     dana = clinic.client.get(f"/patients/{clinic.patient_id('DEMO-004')}").text
     # 300 µg/day, typical patient: withdrawal risk 9.6 h after a stop (docs/pharmacology.md)
-    assert 'aria-label="predicted spasticity over the next 72 hours"' in dana
-    assert "withdrawal risk after about 9.6 h" in dana
-    assert 'id="forecast-empty"' not in dana  # 40 mL lasts months: not within 72 h
+    assert find(dana, "svg", aria_label="predicted spasticity over the next 72 hours")
+    assert find(dana, id="withdrawal-risk")["data-risk-after-stop-h"] == "9.6"
+    assert not find_all(dana, id="forecast-empty")  # 40 mL lasts months: not within 72 h
     # Alex: 2.9 mL left at 0.9 mL/day = 3.22 days = 77.3 h to empty; a day later, 53 h
     clinic.clock.advance(1.0)
     alex = clinic.client.get(f"/patients/{clinic.patient_id('DEMO-001')}").text
-    assert "projected to run empty in 53 h" in alex and "reservoir empty (projected)" in alex
+    assert find(alex, id="forecast-empty")["data-empty-at-h"] == "53"
+    assert find(alex, "line", data_mark="empty")  # marked on the chart
 
 
 def test_interrogation_report_page_comes_from_the_last_reading(clinic: Clinic) -> None:
     _page_login(clinic, "viewer_demo")
     pid = clinic.patient_id("DEMO-002")
-    assert f'href="/patients/{pid}/report"' in clinic.client.get(f"/patients/{pid}").text
+    assert find(clinic.client.get(f"/patients/{pid}").text, "a", href=f"/patients/{pid}/report")
     report = clinic.client.get(f"/patients/{pid}/report")
     assert report.status_code == 200
     assert "Pump interrogation report: SIM-002" in report.text
@@ -184,22 +208,23 @@ def test_screening_page_records_hourly_scores_and_shows_result_chart_and_decisio
     )
     assert posted.status_code == 303
     html = clinic.client.get(posted.headers["location"]).text
-    assert 'aria-label="screening trial: observed and predicted MAS"' in html
-    assert html.count('class="observed"') == 9  # baseline and 8 hourly scores
+    assert find(html, "svg", aria_label="screening trial: observed and predicted MAS")
+    assert len(find_all(html, "circle", class_="observed")) == 9  # baseline and 8 hourly scores
     # baseline 3, lowest 1: positive (S51); effect to 7 h: 2 × 50 = 100 µg/day (S46)
-    assert '<span id="classification" class="ok">positive</span>' in html
-    assert '<span id="first-dose">100</span> µg/day' in html
+    assert find(html, id="classification")["data-positive"] == "true"
+    assert find(html, id="decision")["data-action"] == "candidate"
+    assert find(html, id="first-dose")["data-first-daily-dose-ug"] == "100"
     # a second dose the same day: refused, with the field, nothing stored
     again = clinic.client.post(
         f"/patients/{pid}/screening", data={"dose_ug": "75", **scores, "csrf_token": token}
     )
-    assert again.status_code == 422 and 'data-field="given_at"' in again.text
-    assert "allowed 24 h or more" in again.text
+    assert again.status_code == 422 and find(again.text, "p", data_field="given_at")
+    assert "allowed 24 h or more" in again.text  # the rule, in words
     too_few = clinic.client.post(
         f"/patients/{pid}/screening",
         data={"dose_ug": "50", "mas_0": "3", "mas_4": "1", "csrf_token": token},
     )
-    assert too_few.status_code == 422 and "at least 4" in too_few.text
+    assert too_few.status_code == 422 and find(too_few.text, "p", data_field="scores")
 
 
 def test_refill_wizard_asks_to_acknowledge_a_flagged_withdrawn_volume(clinic: Clinic) -> None:
@@ -211,9 +236,11 @@ def test_refill_wizard_asks_to_acknowledge_a_flagged_withdrawn_volume(clinic: Cl
             "csrf_token": token}  # fmt: skip
     shown = clinic.client.post(f"/patients/{pid}/refill", data=form)
     # 3.5 - 5.0 = -1.5 mL, beyond S28's 1 mL for a 20 mL pump: reasons and a required box
-    assert shown.status_code == 422 and 'id="discrepancy"' in shown.text
-    assert "beyond the 1 mL tolerance of a 20 mL pump" in shown.text
-    assert 'name="acknowledge_discrepancy" value="yes" required' in shown.text
+    assert shown.status_code == 422
+    assert find(shown.text, id="discrepancy")["data-field"] == "acknowledge_discrepancy"
+    assert "beyond the 1 mL tolerance of a 20 mL pump" in shown.text  # the reason, in words
+    box = find(shown.text, "input", name="acknowledge_discrepancy")
+    assert box["value"] == "yes" and "required" in box.attrs
     assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 5.0
     done = clinic.client.post(
         f"/patients/{pid}/refill",
@@ -222,3 +249,23 @@ def test_refill_wizard_asks_to_acknowledge_a_flagged_withdrawn_volume(clinic: Cl
     )
     assert done.status_code == 303 and done.headers["location"].endswith("refilled_flagged")
     assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 20.0
+
+
+def test_a_form_field_over_4000_characters_is_422_naming_it_and_changes_nothing(
+    clinic: Clinic,
+) -> None:
+    _page_login(clinic, "nurse_demo")
+    pid = clinic.patient_id("DEMO-001")
+    token = _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
+    response = clinic.client.post(
+        f"/patients/{pid}/refill",
+        data={
+            "withdrawn_ml": "1" * 4001,
+            "filled_ml": "20",
+            "concentration_ug_per_ml": "500",
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", "withdrawn_ml"]]
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml < 3

@@ -24,7 +24,12 @@ from itb.clinic.db import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.orm import Session
+
     from itb.clinic.pumps import PumpLinks
+    from itb.web.settings import ClinicSettings
 
 user_app = typer.Typer(help="Clinic user accounts.", no_args_is_help=True)
 
@@ -64,41 +69,62 @@ def serve(
     """Serve the clinic web app; the schema is created or migrated at start."""
     import uvicorn
 
-    from itb.clinic import services
-    from itb.clinic.pumps import DemoClock, PumpUnreachableError, SimulatedPumps
     from itb.web.app import create_app
-    from itb.web.settings import ClinicSettings, local_now
+    from itb.web.settings import ClinicSettings
 
-    settings: ClinicSettings
     if demo and (pumps_file or programmer_key):
         typer.echo("error: --pumps and --programmer-key are not for --demo", err=True)
         raise typer.Exit(2)
     if demo:
-        explicit = database_url or os.environ.get(DATABASE_URL_ENV)
-        url = explicit or _fresh_demo_sqlite()
-        clock = DemoClock(local_now(), demo_speed)
-        pumps = SimulatedPumps(clock)
-        settings = ClinicSettings(database_url=url, links=pumps, clock=clock)
+        settings = _demo_settings(database_url, demo_speed)
     else:
         settings = ClinicSettings(
             database_url=resolve_database_url(database_url),
             links=_telemetry_pumps(pumps_file, programmer_key),
         )
     app = create_app(settings)
-    sessions = app.state.sessions
     if demo:
-        from itb.clinic import demo as demo_clinic
+        _seed_demo(app.state.sessions, settings)
+    _reconcile_pending(app.state.sessions, settings)
+    typer.echo(
+        f"OpenITB clinic on http://{host}:{port}/  (database: {_safe(settings.database_url)})"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
-        with sessions() as db:
-            if services.dashboard(db, settings.clock(), limit=1)[1]:
-                typer.echo(
-                    "the database already has patients: use an empty one for --demo", err=True
-                )
-                raise typer.Exit(2)
-            accounts = demo_clinic.seed_demo(db, pumps, settings.clock())
-        typer.echo("Demo clinic (simulated pumps; not a medical device). Accounts:")
-        for account in accounts:
-            typer.echo(f"  {account.role:<10} {account.username:<12} password: {account.password}")
+
+def _demo_settings(database_url: str | None, demo_speed: float) -> ClinicSettings:
+    """A demo clinic: simulated pumps on a clock running ``demo_speed`` times real time."""
+    from itb.clinic.pumps import DemoClock, SimulatedPumps
+    from itb.web.settings import ClinicSettings, local_now
+
+    explicit = database_url or os.environ.get(DATABASE_URL_ENV)
+    url = explicit or _fresh_demo_sqlite()
+    clock = DemoClock(local_now(), demo_speed)
+    return ClinicSettings(database_url=url, links=SimulatedPumps(clock), clock=clock)
+
+
+def _seed_demo(sessions: Callable[[], Session], settings: ClinicSettings) -> None:
+    """The demo patients and accounts, into an empty database only (exit 2 otherwise)."""
+    from itb.clinic import demo as demo_clinic
+    from itb.clinic import services
+    from itb.clinic.pumps import SimulatedPumps
+
+    assert isinstance(settings.links, SimulatedPumps)  # made so by _demo_settings
+    with sessions() as db:
+        if services.dashboard(db, settings.clock(), limit=1)[1]:
+            typer.echo("the database already has patients: use an empty one for --demo", err=True)
+            raise typer.Exit(2)
+        accounts = demo_clinic.seed_demo(db, settings.links, settings.clock())
+    typer.echo("Demo clinic (simulated pumps; not a medical device). Accounts:")
+    for account in accounts:
+        typer.echo(f"  {account.role:<10} {account.username:<12} password: {account.password}")
+
+
+def _reconcile_pending(sessions: Callable[[], Session], settings: ClinicSettings) -> None:
+    """Settle the pump commands a previous run left pending (sent, outcome unknown)."""
+    from itb.clinic import services
+    from itb.clinic.pumps import PumpUnreachableError
+
     with sessions() as db:
         try:
             settled = services.reconcile_pending(db, settings.links, settings.clock())
@@ -107,10 +133,6 @@ def serve(
             typer.echo(f"pump commands left pending (pump not reachable): {exc}", err=True)
     for visit in settled:
         typer.echo(f"reconciled visit {visit.id} ({visit.kind}): {visit.status}")
-    typer.echo(
-        f"OpenITB clinic on http://{host}:{port}/  (database: {_safe(settings.database_url)})"
-    )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def _telemetry_pumps(pumps_file: Path | None, programmer_key: Path | None) -> PumpLinks:

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from itb.pharmacology.bolus import bolus_course
-from itb.pharmacology.exact import DosingError, Propagator, pieces_from_segments, predict
+from itb.drugs import BACLOFEN
+from itb.pharmacology.bolus import BolusCourse, bolus_course
+from itb.pharmacology.exact import DosingError, Piece, Propagator, pieces_from_segments, predict
 from itb.pharmacology.model import (
     EFFECT,
     RESPONSE_THRESHOLD_MAS,
+    FloatArray,
     ParameterError,
+    Patients,
     csf_ug_per_ml,
     effect_mas,
     predicted_mas,
@@ -28,11 +32,15 @@ from itb.pharmacology.model import (
 )
 from itb.pharmacology.withdrawal import (
     DEFAULT_WITHDRAWAL_FRACTION,
+    WithdrawalThreshold,
     time_below_threshold_h,
     withdrawal_risk_time_h,
     withdrawal_threshold,
 )
 from itb.units import HOURS_PER_DAY, SECONDS_PER_DAY, SECONDS_PER_HOUR
+
+if TYPE_CHECKING:
+    from itb.scenario.runner import SimulationResult
 
 app = typer.Typer(
     name="pk",
@@ -41,6 +49,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+_SCREENING_DOSES = ", ".join(f"{d:g}" for d in BACLOFEN.screening_doses_ug)
 
 
 def _fail(message: str) -> None:
@@ -55,7 +64,7 @@ def _num(value: float) -> float | None:
 @app.command()
 def bolus(
     dose_ug: float = typer.Option(
-        ..., "--dose-ug", help="Bolus dose in µg (screening: 50, 75, 100)."
+        ..., "--dose-ug", help=f"Bolus dose in µg (screening: {_SCREENING_DOSES})."
     ),
     hours: float = typer.Option(24.0, "--hours", help="Hours to show after the bolus."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -70,16 +79,21 @@ def bolus(
     except (DosingError, ParameterError) as err:
         _fail(str(err))
         return
+    summary = _bolus_summary(course, dose_ug, hours)
+    if plot is not None:
+        _plot_bolus(plot, course, patient, dose_ug, hours)
+        summary["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    _print_bolus(summary)
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+
+
+def _bolus_summary(course: BolusCourse, dose_ug: float, hours: float) -> dict[str, Any]:
     hourly = [i for i, t in enumerate(course.t_h) if abs(t - round(t)) < 1e-9 and t <= hours]
-    series = [
-        {
-            "t_h": float(course.t_h[i]),
-            "csf_ug_per_ml": round(float(course.csf_ug_per_ml[0, i]), 6),
-            "effect": round(float(course.effect_mas[0, i]), 6),
-        }
-        for i in hourly
-    ]
-    summary: dict[str, Any] = {
+    return {
         "dose_ug": dose_ug,
         "onset_h": _num(course.onset_h[0]),
         "peak_h": _num(course.peak_h[0]),
@@ -87,31 +101,43 @@ def bolus(
         "peak_effect": _num(course.peak_effect_mas[0]),
         "effect_unit": "fall of the Modified Ashworth Score (points, 0-5 coding)",
         "response_threshold": RESPONSE_THRESHOLD_MAS,
-        "series": series,
+        "series": [
+            {
+                "t_h": float(course.t_h[i]),
+                "csf_ug_per_ml": round(float(course.csf_ug_per_ml[0, i]), 6),
+                "effect": round(float(course.effect_mas[0, i]), 6),
+            }
+            for i in hourly
+        ],
     }
-    if plot is not None:
-        from itb.cli.pk_plots import Marker, plot_course
 
-        keep = course.t_h <= hours
-        markers = [Marker(0.0, f"bolus {dose_ug:g} µg", "tab:blue")]
-        if math.isfinite(course.onset_h[0]):
-            markers.append(Marker(float(course.onset_h[0]), "onset", "tab:green"))
-            markers.append(Marker(float(course.offset_h[0]), "effect ends", "tab:orange"))
-        plot_course(
-            plot,
-            course.t_h[keep],
-            course.csf_ug_per_ml[0, keep],
-            predicted_mas(course.effect_mas, patient)[0, keep],
-            float(patient.baseline_mas[0]),
-            RESPONSE_THRESHOLD_MAS,
-            f"Intrathecal bolus {dose_ug:g} µg, typical patient",
-            markers,
-        )
-        summary["plot"] = str(plot)
-    if as_json:
-        print(json.dumps(summary))
-        return
-    console.print(f"[bold]Bolus {dose_ug:g} µg[/bold] (typical patient; effect = fall of the MAS)")
+
+def _plot_bolus(
+    plot: Path, course: BolusCourse, patient: Patients, dose_ug: float, hours: float
+) -> None:
+    from itb.cli.pk_plots import CoursePlot, Marker, plot_course
+
+    keep = course.t_h <= hours
+    markers = [Marker(0.0, f"bolus {dose_ug:g} µg", "tab:blue")]
+    if math.isfinite(course.onset_h[0]):
+        markers.append(Marker(float(course.onset_h[0]), "onset", "tab:green"))
+        markers.append(Marker(float(course.offset_h[0]), "effect ends", "tab:orange"))
+    figure = CoursePlot(
+        title=f"Intrathecal bolus {dose_ug:g} µg, typical patient",
+        t_h=course.t_h[keep],
+        csf_ug_per_ml=course.csf_ug_per_ml[0, keep],
+        mas=predicted_mas(course.effect_mas, patient)[0, keep],
+        baseline_mas=float(patient.baseline_mas[0]),
+        response_fall_mas=RESPONSE_THRESHOLD_MAS,
+        markers=markers,
+    )
+    plot_course(plot, figure)
+
+
+def _print_bolus(summary: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]Bolus {summary['dose_ug']:g} µg[/bold] (typical patient; effect = fall of the MAS)"
+    )
     onset = summary["onset_h"]
     console.print(
         f"onset {onset if onset is not None else 'none'} h, peak {summary['peak_h']} h, "
@@ -119,11 +145,28 @@ def bolus(
         f"peak effect {summary['peak_effect']:.2f} MAS points"
     )
     table = Table("hour", "CSF µg/mL", "MAS fall")
-    for row in series:
+    for row in summary["series"]:
         table.add_row(f"{row['t_h']:g}", f"{row['csf_ug_per_ml']:.3f}", f"{row['effect']:.2f}")
     console.print(table)
-    if plot is not None:
-        console.print(f"plot written to {plot}")
+
+
+MAX_DAYS = 3660.0  # ten years: the longest a scenario may be simulated here
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioCourse:
+    """A simulated scenario, seen through a typical patient's pharmacology (hourly)."""
+
+    result: SimulationResult
+    patient: Patients
+    maintenance_ug_per_h: float
+    threshold: WithdrawalThreshold
+    pieces: list[Piece]
+    origin_s: float
+    initial: FloatArray | None  # None: no drug at the start (a new implant)
+    times_h: FloatArray
+    csf_ug_per_ml: FloatArray
+    effect_mas: FloatArray
 
 
 @app.command()
@@ -144,35 +187,70 @@ def program(
     ),
 ) -> None:
     """Hour-by-hour CSF level and effect of a pump scenario, with withdrawal risk after stops."""
-    from itb.scenario import load_scenario
-    from itb.scenario.runner import simulate
-    from itb.therapy import from_pump_s, to_pump_s
-
-    if days is not None and not (math.isfinite(days) and 0.0 < days <= 3660.0):
-        _fail(f"--days={days}: allowed more than 0 up to 3660 days")
+    if days is not None and not (math.isfinite(days) and 0.0 < days <= MAX_DAYS):
+        _fail(f"--days={days}: allowed more than 0 up to {MAX_DAYS:g} days")
     try:
-        scenario = load_scenario(scenario_path)
-        result = simulate(scenario, None if days is None else days * SECONDS_PER_DAY)
-        patient = typical_patient()
-        maintenance_ug_per_h = scenario.compiled_program().mean_daily_dose_ug() / HOURS_PER_DAY
-        threshold = withdrawal_threshold(patient, maintenance_ug_per_h, fraction)
+        course = _scenario_course(scenario_path, days, fraction, from_zero)
     except (ValueError, DosingError, ParameterError) as err:
         _fail(str(err))
         return
+    stops = _delivery_stops(course, fraction)
+    summary = _program_summary(course, scenario_path, fraction, stops)
+    if plot is not None:
+        _plot_program(plot, course, scenario_path, stops)
+        summary["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    _print_program(course, scenario_path, summary)
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+
+
+def _scenario_course(
+    scenario_path: Path, days: float | None, fraction: float, from_zero: bool
+) -> ScenarioCourse:
+    from itb.scenario import load_scenario
+    from itb.scenario.runner import simulate
+    from itb.therapy import to_pump_s
+
+    scenario = load_scenario(scenario_path)
+    result = simulate(scenario, None if days is None else days * SECONDS_PER_DAY)
+    patient = typical_patient()
+    maintenance_ug_per_h = scenario.compiled_program().mean_daily_dose_ug() / HOURS_PER_DAY
+    threshold = withdrawal_threshold(patient, maintenance_ug_per_h, fraction)
     origin_s = to_pump_s(result.start)
     pieces = pieces_from_segments(result.received_segments, origin_s)
     total_h = (to_pump_s(result.end) - origin_s) / SECONDS_PER_HOUR
     initial = None if from_zero else Propagator(patient).steady_state(maintenance_ug_per_h)
     times = np.arange(0.0, total_h + 1e-9, 1.0)
     states = predict(patient, pieces, [], times, initial_state=initial, t0_h=0.0)
-    csf = csf_ug_per_ml(states, patient)[0]
-    effect = effect_mas(states[..., EFFECT], patient)[0]
+    return ScenarioCourse(
+        result=result,
+        patient=patient,
+        maintenance_ug_per_h=maintenance_ug_per_h,
+        threshold=threshold,
+        pieces=pieces,
+        origin_s=origin_s,
+        initial=initial,
+        times_h=times,
+        csf_ug_per_ml=csf_ug_per_ml(states, patient)[0],
+        effect_mas=effect_mas(states[..., EFFECT], patient)[0],
+    )
 
+
+def _delivery_stops(course: ScenarioCourse, fraction: float) -> list[dict[str, Any]]:
+    """Each stop of delivery (empty reservoir, pump stop...) and when withdrawal risk begins."""
+    from itb.therapy import from_pump_s
+
+    patient, maintenance = course.patient, course.maintenance_ug_per_h
     stops: list[dict[str, Any]] = []
-    for stop_s, kind in result.delivery_stops:
-        t_stop_h = (stop_s - origin_s) / SECONDS_PER_HOUR
-        at_stop = predict(patient, pieces, [], [t_stop_h], initial_state=initial, t0_h=0.0)[:, 0]
-        risk_h = float(withdrawal_risk_time_h(patient, at_stop, maintenance_ug_per_h, fraction)[0])
+    for stop_s, kind in course.result.delivery_stops:
+        t_stop_h = (stop_s - course.origin_s) / SECONDS_PER_HOUR
+        at_stop = predict(
+            patient, course.pieces, [], [t_stop_h], initial_state=course.initial, t0_h=0.0
+        )[:, 0]
+        risk_h = float(withdrawal_risk_time_h(patient, at_stop, maintenance, fraction)[0])
         stops.append(
             {
                 "kind": kind,
@@ -186,76 +264,90 @@ def program(
                 ),
             }
         )
+    return stops
+
+
+def _program_summary(
+    course: ScenarioCourse, scenario_path: Path, fraction: float, stops: list[dict[str, Any]]
+) -> dict[str, Any]:
     below_h = (
-        float(time_below_threshold_h(patient, pieces, maintenance_ug_per_h, fraction, initial)[0])
-        if pieces
+        float(
+            time_below_threshold_h(
+                course.patient, course.pieces, course.maintenance_ug_per_h, fraction, course.initial
+            )[0]
+        )
+        if course.pieces
         else 0.0
     )
-    summary: dict[str, Any] = {
+    series = zip(course.times_h, course.csf_ug_per_ml, course.effect_mas, strict=True)
+    return {
         "scenario": str(scenario_path),
-        "start": result.start.isoformat(),
-        "end": result.end.isoformat(),
-        "maintenance_ug_per_day": round(maintenance_ug_per_h * HOURS_PER_DAY, 6),
-        "maintenance_effect": _num(threshold.maintenance_effect_mas[0]),
-        "withdrawal_threshold_effect": _num(threshold.threshold_effect_mas[0]),
+        "start": course.result.start.isoformat(),
+        "end": course.result.end.isoformat(),
+        "maintenance_ug_per_day": round(course.maintenance_ug_per_h * HOURS_PER_DAY, 6),
+        "maintenance_effect": _num(course.threshold.maintenance_effect_mas[0]),
+        "withdrawal_threshold_effect": _num(course.threshold.threshold_effect_mas[0]),
         "withdrawal_fraction": fraction,
         "hours_below_withdrawal_threshold": round(below_h, 6),
         "delivery_stops": stops,
         "series": [
             {"t_h": float(t), "csf_ug_per_ml": round(float(c), 6), "effect": round(float(e), 6)}
-            for t, c, e in zip(times, csf, effect, strict=True)
+            for t, c, e in series
         ],
     }
-    if plot is not None:
-        from itb.cli.pk_plots import Marker, plot_course
-        from itb.pharmacology.model import ce_for_effect
 
-        markers = []
-        for stop in stops:
-            markers.append(Marker(float(stop["t_h"]), f"{stop['kind']}", "tab:red"))
-            if stop["withdrawal_risk_after_h"] is not None:
-                markers.append(
-                    Marker(
-                        float(stop["t_h"]) + stop["withdrawal_risk_after_h"],
-                        "withdrawal risk",
-                        "darkred",
-                    )
-                )
-        baseline = float(patient.baseline_mas[0])
-        plot_course(
-            plot,
-            times,
-            csf,
-            predicted_mas(effect[None, :], patient)[0],
-            baseline,
-            RESPONSE_THRESHOLD_MAS,
-            f"{scenario_path.name}: typical patient, "
-            f"{maintenance_ug_per_h * HOURS_PER_DAY:g} µg/day maintenance",
-            markers,
-            withdrawal_mas=baseline - float(threshold.threshold_effect_mas[0]),
-            effective_csf_ug_per_ml=float(ce_for_effect(RESPONSE_THRESHOLD_MAS, patient)[0]),
-        )
-        summary["plot"] = str(plot)
-    if as_json:
-        print(json.dumps(summary))
-        return
+
+def _plot_program(
+    plot: Path, course: ScenarioCourse, scenario_path: Path, stops: list[dict[str, Any]]
+) -> None:
+    from itb.cli.pk_plots import CoursePlot, Marker, plot_course
+    from itb.pharmacology.model import ce_for_effect
+
+    markers = []
+    for stop in stops:
+        markers.append(Marker(float(stop["t_h"]), f"{stop['kind']}", "tab:red"))
+        if stop["withdrawal_risk_after_h"] is not None:
+            risk_t_h = float(stop["t_h"]) + stop["withdrawal_risk_after_h"]
+            markers.append(Marker(risk_t_h, "withdrawal risk", "darkred"))
+    patient = course.patient
+    baseline = float(patient.baseline_mas[0])
+    figure = CoursePlot(
+        title=f"{scenario_path.name}: typical patient, "
+        f"{course.maintenance_ug_per_h * HOURS_PER_DAY:g} µg/day maintenance",
+        t_h=course.times_h,
+        csf_ug_per_ml=course.csf_ug_per_ml,
+        mas=predicted_mas(course.effect_mas[None, :], patient)[0],
+        baseline_mas=baseline,
+        response_fall_mas=RESPONSE_THRESHOLD_MAS,
+        markers=markers,
+        withdrawal_mas=baseline - float(course.threshold.threshold_effect_mas[0]),
+        effective_csf_ug_per_ml=float(ce_for_effect(RESPONSE_THRESHOLD_MAS, patient)[0]),
+    )
+    plot_course(plot, figure)
+
+
+def _print_program(course: ScenarioCourse, scenario_path: Path, summary: dict[str, Any]) -> None:
+    from itb.therapy import from_pump_s
+
+    result = course.result
     console.print(
         f"[bold]{scenario_path.name}[/bold]: {result.start:%Y-%m-%d %H:%M} to "
         f"{result.end:%Y-%m-%d %H:%M}, maintenance {summary['maintenance_ug_per_day']:g} µg/day, "
-        f"maintenance effect {threshold.maintenance_effect_mas[0]:.2f} MAS points"
+        f"maintenance effect {course.threshold.maintenance_effect_mas[0]:.2f} MAS points"
     )
-    for stop in stops:
+    for stop in summary["delivery_stops"]:
         risk = stop["withdrawal_risk_after_h"]
         console.print(
             f"[red]{stop['kind']}[/red] at {stop['at']}: withdrawal risk "
             + (f"after {risk:.1f} h ({stop['withdrawal_risk_at']})" if risk is not None else "none")
         )
-    console.print(f"hours below the withdrawal threshold: {below_h:.1f}")
+    console.print(
+        f"hours below the withdrawal threshold: {summary['hours_below_withdrawal_threshold']:.1f}"
+    )
     table = Table("time", "CSF µg/mL", "MAS fall")
-    step = 1 if times.size <= 48 else 6
-    for t, c, e in list(zip(times, csf, effect, strict=True))[::step]:
-        when = from_pump_s(origin_s + t * SECONDS_PER_HOUR)
+    step = 1 if course.times_h.size <= 48 else 6
+    rows = zip(course.times_h, course.csf_ug_per_ml, course.effect_mas, strict=True)
+    for t, c, e in list(rows)[::step]:
+        when = from_pump_s(course.origin_s + t * SECONDS_PER_HOUR)
         table.add_row(f"{when:%Y-%m-%d %H:%M}", f"{c:.3f}", f"{e:.2f}")
     console.print(table)
-    if plot is not None:
-        console.print(f"plot written to {plot}")

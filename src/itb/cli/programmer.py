@@ -1,64 +1,49 @@
 """``itb programmer``: the clinician's (and patient's) programmer over the telemetry link.
 
-Adapters only: every check and number comes from :mod:`itb.programmer` (client.py calls
-programming.py, refill.py, bridge.py, priming.py and report.py with what the pump reports).
-
-Exit codes: 0 done; 1 not applied (the pump rejected or refused it, or a programmer check needs
-a confirmation or acknowledgement first); 2 bad input (nothing sent); 3 uncertain (sent, no
-answer: it may have been applied; settled from the pump's log at the next connection);
-4 the pump could not be reached (nothing sent). With ``--json`` every command prints exactly
-one JSON object, whose ``status`` is one of done, rejected, refused, needs_confirmation,
-needs_acknowledgement, error, unreachable or uncertain.
+Adapters only: every check and number comes from :mod:`itb.programmer` (``itb.link.client``
+calls programming.py, refill.py, bridge.py, priming.py and report.py with what the pump
+reports). How a command runs, prints and exits (codes 0 done, 1 not applied, 2 bad input,
+3 uncertain, 4 unreachable) is in programmer_run.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tomllib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from itb.link.client import (
-    AcknowledgementRequiredError,
-    CommandReport,
-    ConfirmationRequiredError,
-    ProgramRefusedError,
-    PumpAddress,
-    PumpSession,
-    UncertainJournal,
+from itb.cli.programmer_run import (
+    Connection,
+    checked_input,
+    enum_option,
+    fail,
+    finish,
+    nothing,
+    run_command,
+    simple,
 )
-from itb.link.keys import KeyFileError, KeyOwner, write_keypair
-from itb.link.transport import HandshakeRefusedError, LinkError
+from itb.cli.programmer_run import out as screen
+from itb.errors import InputError
+from itb.link.client import PumpSession, review_new_program
+from itb.link.keys import KeyFileError, KeyOwner, load_public_key, write_keypair
 from itb.programmer.programming import Origin, Phase
-from itb.telemetry.endpoint import Outcome, key_id_of
-from itb.telemetry.messages import AlarmKind
+from itb.pump.alarms import AlarmKind
+from itb.pump.status import BolusKind
+from itb.telemetry.messages import CLINICIAN_BOLUS_KINDS
+from itb.telemetry.pairing import key_id_of
+from itb.telemetry.status_wire import status_to_wire
 from itb.therapy import Program, ProgramError, program_from_dict
 
 app = typer.Typer(
     help="The programmer: interrogate, program, refill and bolus a pump over its telemetry link.",
     no_args_is_help=True,
 )
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
-
-EXIT_DONE, EXIT_NOT_APPLIED, EXIT_BAD_INPUT, EXIT_UNCERTAIN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
-_EXIT_OF_STATUS = {
-    Outcome.DONE.value: EXIT_DONE,
-    Outcome.REJECTED.value: EXIT_NOT_APPLIED,
-    Outcome.REFUSED.value: EXIT_NOT_APPLIED,
-    Outcome.UNCERTAIN.value: EXIT_UNCERTAIN,
-    "needs_confirmation": EXIT_NOT_APPLIED,
-    "needs_acknowledgement": EXIT_NOT_APPLIED,
-    "error": EXIT_BAD_INPUT,
-    "unreachable": EXIT_UNREACHABLE,
-}
 JSON_HELP = "Print exactly one JSON object on stdout."
 
 PumpOpt = typer.Option(..., "--pump", help="The pump's HOST:PORT.")
@@ -67,139 +52,6 @@ PumpKeyOpt = typer.Option(..., "--pump-key", help="The pump's public key (pump.p
 JsonOpt = typer.Option(False, "--json", help=JSON_HELP)
 TimeoutOpt = typer.Option(1.0, "--timeout-s", help="Wait for each answer, seconds.")
 AttemptsOpt = typer.Option(4, "--attempts", help="Sends of each request (with retransmissions).")
-
-Work = Callable[[PumpSession, Callable[[str], None]], Awaitable[dict[str, Any]]]
-
-
-# Output -------------------------------------------------------------------------------------
-def _finish(as_json: bool, result: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
-    status = str(result.get("status"))
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False, default=str))
-    else:
-        for item in result.get("resolved", []):
-            _err.print(
-                f"earlier uncertain {item['command']} {item['request_id']}: {item['resolution']}"
-            )
-        if status in ("done", "rejected", "refused", "uncertain") and "request_id" in result:
-            _print_outcome(result)
-        if status not in ("error", "unreachable", "needs_confirmation", "needs_acknowledgement"):
-            human(result)
-        else:
-            _err.print(f"[red]{status}:[/red] {result.get('error', '')}", soft_wrap=True)
-    code = _EXIT_OF_STATUS.get(status, EXIT_DONE)
-    if code:
-        raise typer.Exit(code=code)
-
-
-def _print_outcome(result: dict[str, Any]) -> None:
-    status = result["status"]
-    line = f"{result['command']}: {status} (request {result['request_id']})"
-    if status == "rejected":
-        line += f": {result.get('field')}: {result.get('reason')}"
-    elif status == "refused":
-        line += ": the pump refused the request (role or pairing); nothing changed"
-    elif status == "uncertain":
-        line += (
-            ": no answer came; it may or may not have been applied. It is settled from the "
-            "pump's event log at the next connection"
-        )
-    (_out if status == "done" else _err).print(line, soft_wrap=True)
-
-
-def _error(as_json: bool, status: str, error: BaseException, **extra: Any) -> NoReturn:
-    field = getattr(error, "field", None)
-    result: dict[str, Any] = {"status": status, "error": str(error), **extra}
-    if field is not None:
-        result["field"] = str(field)
-    _finish(as_json, result, lambda _: None)
-    raise typer.Exit(code=_EXIT_OF_STATUS[status])  # pragma: no cover - _finish raised
-
-
-# Running a session ------------------------------------------------------------------------------
-def _journal_for(key_file: Path) -> UncertainJournal:
-    return UncertainJournal(key_file.with_name(key_file.stem + ".uncertain.json"))
-
-
-async def _session_main(
-    address: PumpAddress, journal: UncertainJournal, command: str, work: Work
-) -> dict[str, Any]:
-    pump_id = key_id_of(address.pump_public)
-    session = await PumpSession.connect(address)
-    try:
-        resolved: list[dict[str, str]] = []
-        pending = journal.pending(pump_id)
-        if pending:
-            resolutions = await session.resolve([p["request_id"] for p in pending])
-            for item in pending:
-                resolution = resolutions[item["request_id"]]
-                resolved.append({**item, "resolution": resolution.value})
-            journal.remove([p["request_id"] for p in pending])
-        sent: list[str] = []
-
-        def on_sent(request_id: str) -> None:
-            sent.append(request_id)
-            journal.add(request_id, pump_id, command)
-
-        try:
-            result = await work(session, on_sent)
-        except Exception:
-            journal.remove(sent)  # the command never left (or was never built)
-            raise
-        if result.get("status") != Outcome.UNCERTAIN.value:
-            journal.remove(sent)
-        if "request_id" in result:  # name the CLI command; the wire request type beside it
-            result["request"] = result.get("command")
-        result["command"] = command
-        if resolved:
-            result["resolved"] = resolved
-        return result
-    finally:
-        await session.close()
-
-
-def _execute(
-    command: str,
-    pump: str,
-    key: Path,
-    pump_key: Path,
-    timeout_s: float,
-    attempts: int,
-    as_json: bool,
-    work: Work,
-    human: Callable[[dict[str, Any]], None],
-) -> None:
-    try:
-        address = PumpAddress.from_files(
-            pump, key, pump_key, timeout_s=timeout_s, attempts=attempts
-        )
-    except (ValueError, OSError) as error:
-        _error(as_json, "error", error, command=command)
-    try:
-        result = asyncio.run(_session_main(address, _journal_for(key), command, work))
-    except (ConfirmationRequiredError, ProgramRefusedError) as error:
-        status = "refused" if isinstance(error, ProgramRefusedError) else "needs_confirmation"
-        _error(as_json, status, error, command=command, sent=False)
-    except AcknowledgementRequiredError as error:
-        _error(
-            as_json,
-            "needs_acknowledgement",
-            error,
-            command=command,
-            sent=False,
-            discrepancy=error.check.to_dict(),
-        )
-    except HandshakeRefusedError as error:
-        _error(as_json, "refused", error, command=command, sent=False)
-    except LinkError as error:
-        _error(as_json, "unreachable", error, command=command, sent=False)
-    except ValueError as error:  # LimitError, MessageError, ProgramError, UnknownDrugError...
-        _error(as_json, "error", error, command=command, sent=False)
-    _finish(as_json, result, human)
-
-
-def _report_dict(report: CommandReport) -> dict[str, Any]:
-    return report.to_dict()
 
 
 # Commands ---------------------------------------------------------------------------------------
@@ -212,9 +64,7 @@ def keygen(
     try:
         private_path, public_path = write_keypair(out, KeyOwner.PROGRAMMER)
     except (KeyFileError, OSError) as error:
-        _error(as_json, "error", error, command="keygen")
-    from itb.link.keys import load_public_key
-
+        fail(as_json, "error", error, command="keygen")
     key_id = key_id_of(load_public_key(public_path, KeyOwner.PROGRAMMER))
     result = {
         "command": "keygen",
@@ -223,10 +73,10 @@ def keygen(
         "public_key": str(public_path),
         "key_id": key_id,
     }
-    _finish(
+    finish(
         as_json,
         result,
-        lambda r: _out.print(f"wrote {r['private_key']} and {r['public_key']} (key {key_id})"),
+        lambda r: screen.print(f"wrote {r['private_key']} and {r['public_key']} (key {key_id})"),
     )
 
 
@@ -243,7 +93,7 @@ def interrogate(
 
     async def work(session: PumpSession, _: Callable[[str], None]) -> dict[str, Any]:
         status = await session.interrogate()
-        return {**status.to_wire(), "command": "interrogate", "status": "done"}
+        return {**status_to_wire(status), "command": "interrogate", "status": "done"}
 
     def human(r: dict[str, Any]) -> None:
         table = Table(title=f"{r['model']} {r['serial']} at {r['now']}", show_header=False)
@@ -264,52 +114,59 @@ def interrogate(
             table.add_row(name, value)
         for alarm in r["alarms"]:
             table.add_row("alarm", f"{alarm['kind']} ({alarm['priority']}) since {alarm['at']}")
-        _out.print(table)
+        screen.print(table)
 
-    _execute("interrogate", pump, key, pump_key, timeout_s, attempts, as_json, work, human)
+    run_command(
+        "interrogate", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, human
+    )
 
 
 def _load_program(rate_ug_per_day: float | None, program_file: Path | None) -> Program:
     if (rate_ug_per_day is None) == (program_file is None):
-        raise ProgramError("program: give exactly one of --rate-ug-per-day or --file")
+        raise ProgramError("program", "give exactly one of --rate-ug-per-day or --file")
     if rate_ug_per_day is not None:
         return program_from_dict({"rate_ug_per_day": rate_ug_per_day})
     assert program_file is not None
     try:
         data: dict[str, Any] = tomllib.loads(program_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ProgramError(f"file={program_file}: no such program file") from None
+        reason = "no such program file"
+        raise ProgramError("file", reason, f"file={program_file}: {reason}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ProgramError(f"file={program_file}: not valid TOML: {error}") from None
+        reason = f"not valid TOML: {error}"
+        raise ProgramError("file", reason, f"file={program_file}: {reason}") from None
     section = data.get("program", data)
     if not isinstance(section, dict):
-        raise ProgramError(f"file={program_file}: [program] must be a table")
+        reason = "[program] must be a table"
+        raise ProgramError("file", reason, f"file={program_file}: {reason}")
     return program_from_dict(section)
 
 
-def _enum(value: str, enum_type: type[Any], field: str) -> Any:
-    try:
-        return enum_type(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum_type)
-        raise _BadInput(field, f"{value!r}; allowed {allowed}") from None
-
-
-class _BadInput(ValueError):
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {reason}")
-
-
-def _bad_input(as_json: bool, command: str, compute: Callable[[], Any]) -> Any:
-    try:
-        return compute()
-    except ValueError as error:
-        _error(as_json, "error", error, command=command, sent=False)
+def _print_review(r: dict[str, Any]) -> None:
+    review = r["review"]
+    table = Table(title="program: old → new")
+    for column in ("day", "start", "old µg/h", "new µg/h", "change %"):
+        table.add_column(column)
+    for row in review["rows"]:
+        table.add_row(
+            row["day"],
+            row["start"],
+            "" if row["old_rate_ug_per_h"] is None else f"{row['old_rate_ug_per_h']:g}",
+            f"{row['new_rate_ug_per_h']:g}",
+            "" if row["change_percent"] is None else f"{row['change_percent']:+.1f}",
+        )
+    screen.print(table)
+    screen.print(
+        f"daily dose {review['old_daily_dose_ug']} → {review['new_daily_dose_ug']} µg/day "
+        f"at {review['concentration_ug_per_ml']:g} µg/mL ({review['new_volume_per_day_ml']} "
+        "mL/day)"
+    )
+    for check in review["checks"]:
+        screen.print(f"{check['verdict']}: {check['name']}: {check['reason']}", soft_wrap=True)
 
 
 @app.command("program")
-def program(
+def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     pump: str = PumpOpt,
     key: Path = KeyOpt,
     pump_key: Path = PumpKeyOpt,
@@ -329,28 +186,26 @@ def program(
     as_json: bool = JsonOpt,
 ) -> None:
     """Review a new program against the pump's (old vs new, checks) and send it."""
-    new, origin_value, phase_value = _bad_input(
+    new, origin_value, phase_value = checked_input(
         as_json,
         "program",
         lambda: (
             _load_program(rate_ug_per_day, program_file),
-            _enum(origin, Origin, "origin"),
-            _enum(phase, Phase, "phase"),
+            enum_option(origin, Origin, "origin"),
+            enum_option(phase, Phase, "phase"),
         ),
     )
     confirmation = reason if confirm else None
     if confirm and not (reason or "").strip():
-        _error(
+        fail(
             as_json,
             "error",
-            _BadInput("reason", "--confirm needs --reason TEXT saying why"),
+            InputError("reason", "--confirm needs --reason TEXT saying why"),
             command="program",
         )
 
     async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:
         if dry_run:
-            from itb.link.client import review_new_program
-
             review = review_new_program(await session.interrogate(), new, origin_value, phase_value)
             return {
                 "command": "program",
@@ -365,35 +220,14 @@ def program(
             confirmation_reason=confirmation,
             on_sent=on_sent,
         )
-        return _report_dict(report)
+        return report.to_dict()
 
-    def human(r: dict[str, Any]) -> None:
-        review = r["review"]
-        table = Table(title="program: old → new")
-        for column in ("day", "start", "old µg/h", "new µg/h", "change %"):
-            table.add_column(column)
-        for row in review["rows"]:
-            table.add_row(
-                row["day"],
-                row["start"],
-                "" if row["old_rate_ug_per_h"] is None else f"{row['old_rate_ug_per_h']:g}",
-                f"{row['new_rate_ug_per_h']:g}",
-                "" if row["change_percent"] is None else f"{row['change_percent']:+.1f}",
-            )
-        _out.print(table)
-        _out.print(
-            f"daily dose {review['old_daily_dose_ug']} → {review['new_daily_dose_ug']} µg/day "
-            f"at {review['concentration_ug_per_ml']:g} µg/mL ({review['new_volume_per_day_ml']} "
-            "mL/day)"
-        )
-        for check in review["checks"]:
-            _out.print(f"{check['verdict']}: {check['name']}: {check['reason']}", soft_wrap=True)
-
-    _execute("program", pump, key, pump_key, timeout_s, attempts, as_json, work, human)
+    connection = Connection(pump, key, pump_key, timeout_s, attempts, as_json)
+    run_command("program", connection, work, _print_review)
 
 
 @app.command("bolus")
-def bolus(
+def bolus(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     pump: str = PumpOpt,
     key: Path = KeyOpt,
     pump_key: Path = PumpKeyOpt,
@@ -412,16 +246,18 @@ def bolus(
     as_json: bool = JsonOpt,
 ) -> None:
     """A clinician bolus (µg), or a bridge / priming bolus computed from the pump's set-up."""
-    from itb.telemetry.messages import BolusKind
-
-    kind_value = _bad_input(as_json, "bolus", lambda: _enum(kind, BolusKind, "kind"))
+    kind_value = checked_input(
+        as_json, "bolus", lambda: enum_option(kind, BolusKind, "kind", CLINICIAN_BOLUS_KINDS)
+    )
     if kind_value is BolusKind.CLINICIAN and dose_ug is None:
-        _error(as_json, "error", _BadInput("dose_ug", "--dose-ug is required"), command="bolus")
+        fail(as_json, "error", InputError("dose_ug", "--dose-ug is required"), command="bolus")
     if kind_value is not BolusKind.CLINICIAN and dose_ug is not None:
-        _error(
+        fail(
             as_json,
             "error",
-            _BadInput("dose_ug", f"a {kind_value.value} bolus is computed by volume; no --dose-ug"),
+            InputError(
+                "dose_ug", f"a {kind_value.value} bolus is computed by volume; no --dose-ug"
+            ),
             command="bolus",
         )
 
@@ -442,18 +278,18 @@ def bolus(
                 confirm=confirm,
                 on_sent=on_sent,
             )
-        return {**_report_dict(report), "kind": kind_value.value}
+        return {**report.to_dict(), "kind": kind_value.value}
 
     def human(r: dict[str, Any]) -> None:
         for plan_key in ("bridge", "priming"):
             for line in r.get(plan_key, {}).get("reasons", []):
-                _out.print(f"{plan_key}: {line}", soft_wrap=True)
+                screen.print(f"{plan_key}: {line}", soft_wrap=True)
 
-    _execute("bolus", pump, key, pump_key, timeout_s, attempts, as_json, work, human)
+    run_command("bolus", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, human)
 
 
 @app.command("refill")
-def refill(
+def refill(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     pump: str = PumpOpt,
     key: Path = KeyOpt,
     pump_key: Path = PumpKeyOpt,
@@ -483,11 +319,11 @@ def refill(
             catheter_trimmed_cm=catheter_trimmed_cm,
             on_sent=on_sent,
         )
-        return _report_dict(report)
+        return report.to_dict()
 
     def human(r: dict[str, Any]) -> None:
         for line in r["discrepancy"]["reasons"]:
-            _out.print(f"withdrawn volume: {line}", soft_wrap=True)
+            screen.print(f"withdrawn volume: {line}", soft_wrap=True)
         s = r["schedule"]
         if r["status"] == "done":
             for label, name in (
@@ -496,28 +332,19 @@ def refill(
                 ("stability limit", "stability_limit_on"),
                 ("next refill", "next_refill_on"),
             ):
-                _out.print(f"{label}: {s[name]}")
-            _out.print(f"why: {s['next_refill_reason']}", soft_wrap=True)
+                screen.print(f"{label}: {s[name]}")
+            screen.print(f"why: {s['next_refill_reason']}", soft_wrap=True)
             for warning in s["warnings"]:
-                _out.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+                screen.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
             if r.get("bridge"):
-                _out.print(
+                screen.print(
                     "concentration changed: give the bridge bolus "
                     "(itb programmer bolus --kind bridge)"
                 )
 
-    _execute("refill", pump, key, pump_key, timeout_s, attempts, as_json, work, human)
-
-
-def _simple(call: Callable[[PumpSession, Callable[[str], None]], Awaitable[CommandReport]]) -> Work:
-    async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:
-        return _report_dict(await call(session, on_sent))
-
-    return work
-
-
-def _nothing(_: dict[str, Any]) -> None:
-    return None
+    run_command(
+        "refill", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, human
+    )
 
 
 @app.command("stop")
@@ -530,8 +357,10 @@ def stop(
     as_json: bool = JsonOpt,
 ) -> None:
     """Stop the pump (it keeps the catheter open at the model's minimum rate)."""
-    work = _simple(lambda s, on_sent: s.stop(on_sent))
-    _execute("stop", pump, key, pump_key, timeout_s, attempts, as_json, work, _nothing)
+    work = simple(lambda s, on_sent: s.stop(on_sent))
+    run_command(
+        "stop", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, nothing
+    )
 
 
 @app.command("resume")
@@ -544,8 +373,10 @@ def resume(
     as_json: bool = JsonOpt,
 ) -> None:
     """Resume a stopped pump."""
-    work = _simple(lambda s, on_sent: s.resume(on_sent))
-    _execute("resume", pump, key, pump_key, timeout_s, attempts, as_json, work, _nothing)
+    work = simple(lambda s, on_sent: s.resume(on_sent))
+    run_command(
+        "resume", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, nothing
+    )
 
 
 @app.command("clear-alarm")
@@ -559,9 +390,11 @@ def clear_alarm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Clear a latched alarm (the pump refuses those cleared otherwise, e.g. by a refill)."""
-    alarm = _bad_input(as_json, "clear-alarm", lambda: _enum(kind, AlarmKind, "kind"))
-    work = _simple(lambda s, on_sent: s.clear_alarm(alarm, on_sent))
-    _execute("clear-alarm", pump, key, pump_key, timeout_s, attempts, as_json, work, _nothing)
+    alarm = checked_input(as_json, "clear-alarm", lambda: enum_option(kind, AlarmKind, "kind"))
+    work = simple(lambda s, on_sent: s.clear_alarm(alarm, on_sent))
+    run_command(
+        "clear-alarm", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, nothing
+    )
 
 
 @app.command("patient-bolus")
@@ -574,8 +407,13 @@ def patient_bolus(
     as_json: bool = JsonOpt,
 ) -> None:
     """Ask for one patient bolus (within the limits the clinician set in the pump)."""
-    work = _simple(lambda s, on_sent: s.patient_bolus(on_sent))
-    _execute("patient-bolus", pump, key, pump_key, timeout_s, attempts, as_json, work, _nothing)
+    work = simple(lambda s, on_sent: s.patient_bolus(on_sent))
+    run_command(
+        "patient-bolus",
+        Connection(pump, key, pump_key, timeout_s, attempts, as_json),
+        work,
+        nothing,
+    )
 
 
 @app.command("report")
@@ -595,14 +433,9 @@ def report(
         out.write_text(html, encoding="utf-8")
         return {"command": "report", "status": "done", "out": str(out), "report": data}
 
-    _execute(
+    run_command(
         "report",
-        pump,
-        key,
-        pump_key,
-        timeout_s,
-        attempts,
-        as_json,
+        Connection(pump, key, pump_key, timeout_s, attempts, as_json),
         work,
-        lambda r: _out.print(f"wrote {r['out']}"),
+        lambda r: screen.print(f"wrote {r['out']}"),
     )

@@ -152,7 +152,7 @@ def _scenario_data(
 
 
 @app.command("init")
-def init_command(
+def init_command(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     state: Path = typer.Option(..., "--state", help="The pump's state directory (created)."),
     scenario_file: Path | None = typer.Option(
         None, "--scenario", help="Scenario TOML: its [pump], [drug], [program], [patient_bolus]."

@@ -15,16 +15,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from itb.guardrails import LimitError
+from itb.errors import InputError
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
 from itb.programmer.bridge import BridgePlan, plan_concentration_change
-from itb.programmer.priming import implanted_catheter_volume_ml, plan_priming
+from itb.programmer.priming import plan_priming
 from itb.programmer.refill import (
-    DEFAULT_LOW_RESERVOIR_ALARM_ML,
     DEFAULT_SAFETY_MARGIN_DAYS,
+    RefillInput,
     check_withdrawn_volume,
     plan_refill,
 )
-from itb.pump.hardware import DEFAULT_MODEL, pump_model
+from itb.pump.hardware import (
+    CATHETER_LENGTH_CM,
+    DEFAULT_MODEL,
+    MODELS,
+    implanted_catheter_volume_ml,
+    pump_model,
+)
 
 app = typer.Typer(
     name="refill",
@@ -36,7 +43,8 @@ _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
 _T = TypeVar("_T")
 
-MODEL_HELP = "Pump model: peristaltic-20, peristaltic-40, valve-gated-20, valve-gated-40."
+MODEL_HELP = f"Pump model: {', '.join(MODELS)}."
+TRIMMED_HELP = f"Length cut off the {CATHETER_LENGTH_CM:g} cm catheter, cm (S31)."
 JSON_HELP = "Print exactly one JSON object on stdout."
 
 
@@ -44,8 +52,8 @@ def _run(as_json: bool, compute: Callable[[], _T]) -> _T:
     """Run a calculation; bad input becomes a message naming the field, and exit code 2."""
     try:
         return compute()
-    except ValueError as error:  # LimitError, UnknownDrugError, UnknownModelError...
-        field = error.field if isinstance(error, LimitError) else None
+    except ValueError as error:  # an InputError (limit, drug, model...) names its field
+        field = error.field if isinstance(error, InputError) else None
         if as_json:
             print(json.dumps({"error": str(error), "field": field}, ensure_ascii=False))
         else:
@@ -83,7 +91,7 @@ def _parse_date(text: str | None) -> date | None:
 
 
 @app.command()
-def plan(
+def plan(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
     reservoir_ml: float = typer.Option(..., "--reservoir-ml", help="Volume after the fill, mL."),
     concentration_ug_per_ml: float = typer.Option(
@@ -105,13 +113,15 @@ def plan(
     schedule = _run(
         as_json,
         lambda: plan_refill(
-            pump_model(model),
-            reservoir_ml,
-            concentration_ug_per_ml,
-            daily_dose_ug,
-            alarm_ml,
-            _parse_date(from_date),
-            margin_days,
+            RefillInput(
+                pump_model(model),
+                reservoir_ml,
+                concentration_ug_per_ml,
+                daily_dose_ug,
+                alarm_ml,
+                _parse_date(from_date),
+                margin_days,
+            )
         ),
     )
     s = schedule
@@ -171,7 +181,7 @@ def bridge(
     ),
     daily_dose_ug: float = typer.Option(..., "--daily-dose-ug", help="Daily dose, µg/day."),
     catheter_trimmed_cm: float | None = typer.Option(
-        None, "--catheter-trimmed-cm", help="Length cut off the 110 cm catheter, cm (S31)."
+        None, "--catheter-trimmed-cm", help=TRIMMED_HELP
     ),
     catheter_volume_ml: float | None = typer.Option(
         None, "--catheter-volume-ml", help="Implanted catheter volume, mL (instead of trimmed)."
@@ -213,9 +223,7 @@ def bridge(
 @app.command()
 def prime(
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
-    catheter_trimmed_cm: float = typer.Option(
-        ..., "--catheter-trimmed-cm", help="Length cut off the 110 cm catheter, cm (S31)."
-    ),
+    catheter_trimmed_cm: float = typer.Option(..., "--catheter-trimmed-cm", help=TRIMMED_HELP),
     concentration_ug_per_ml: float = typer.Option(
         ..., "--concentration-ug-per-ml", help="Baclofen concentration, µg/mL."
     ),

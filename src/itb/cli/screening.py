@@ -16,8 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from itb.errors import InputError
 from itb.pharmacology.model import ParameterError
+from itb.pharmacology.screening import MAS_MAX, MAS_MIN
 from itb.programmer.screening import (
+    ALLOWED_DOSES_UG,
+    CLINIC_LAST_HOUR,
     LAST_SCORE_H,
     Assessment,
     EarlierDose,
@@ -38,6 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _out = Console(highlight=False)
+_TRIAL_DOSES = ", ".join(f"{d:g}" for d in ALLOWED_DOSES_UG[:-1]) + f" or {ALLOWED_DOSES_UG[-1]:g}"
 
 
 @app.callback()
@@ -46,12 +51,6 @@ def _group() -> None:
 
 
 _err = Console(stderr=True, highlight=False)
-
-
-class _Bad(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 def _parse_scores(text: str) -> tuple[Observation, ...]:
@@ -64,19 +63,18 @@ def _parse_scores(text: str) -> tuple[Observation, ...]:
                 raise ValueError
             hour_h, mas = float(hour_text), float(mas_text)
         except ValueError:
-            raise _Bad(
-                "scores", f"--scores item {i + 1} {part.strip()!r}: expected HOUR=MAS, e.g. 4=2"
-            ) from None
+            reason = "expected HOUR=MAS, e.g. 4=2"
+            message = f"--scores item {i + 1} {part.strip()!r}: {reason}"
+            raise ScreeningInputError("scores", reason, message) from None
         if not (math.isfinite(hour_h) and 0.0 < hour_h <= LAST_SCORE_H):
-            raise _Bad(
-                "scores",
-                f"--scores hour {hour_h:g}: allowed more than 0 up to {LAST_SCORE_H:g} h after "
-                "the bolus (give hour 0 as --baseline-mas)",
+            reason = (
+                f"allowed more than 0 up to {LAST_SCORE_H:g} h after the bolus "
+                "(give hour 0 as --baseline-mas)"
             )
-        if not (math.isfinite(mas) and 0.0 <= mas <= 5.0):
-            raise _Bad(
-                "scores", f"--scores {hour_h:g}={mas:g}: MAS allowed 0 to 5 (1+ coded 2; S74 S75)"
-            )
+            raise ScreeningInputError("scores", reason, f"--scores hour {hour_h:g}: {reason}")
+        if not (math.isfinite(mas) and MAS_MIN <= mas <= MAS_MAX):
+            reason = f"MAS allowed {MAS_MIN:g} to {MAS_MAX:g} (1+ coded 2; S74 S75)"
+            raise ScreeningInputError("scores", reason, f"--scores {hour_h:g}={mas:g}: {reason}")
         scores.append(Observation(hour_h, mas))
     return tuple(scores)
 
@@ -89,11 +87,13 @@ def _parse_previous(text: str) -> tuple[EarlierDose, ...]:
         try:
             dose_ug = float(dose_text)
         except ValueError:
-            raise _Bad(
-                "previous", f"--previous {part!r}: expected DOSE:yes|no, e.g. 50:no"
+            reason = "expected DOSE:yes|no, e.g. 50:no"
+            raise ScreeningInputError(
+                "previous", reason, f"--previous {part!r}: {reason}"
             ) from None
         if outcome.strip().lower() not in ("yes", "no"):
-            raise _Bad("previous", f"--previous {part!r}: the outcome is yes or no")
+            reason = "the outcome is yes or no"
+            raise ScreeningInputError("previous", reason, f"--previous {part!r}: {reason}")
         doses.append(EarlierDose(dose_ug, outcome.strip().lower() == "yes"))
     return tuple(doses)
 
@@ -104,11 +104,12 @@ def _parse_time(text: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise _Bad("given_at", f"--given-at {text!r}: expected YYYY-MM-DDTHH:MM") from None
+        reason = "expected YYYY-MM-DDTHH:MM"
+        raise ScreeningInputError("given_at", reason, f"--given-at {text!r}: {reason}") from None
 
 
-def _fail(as_json: bool, error: ValueError) -> None:
-    field = getattr(error, "field", None)
+def _fail(as_json: bool, error: InputError) -> None:
+    field = error.field
     if as_json:
         print(json.dumps({"error": str(error), "field": field}, ensure_ascii=False))
     else:
@@ -117,8 +118,8 @@ def _fail(as_json: bool, error: ValueError) -> None:
 
 
 @app.command("assess")
-def assess_command(
-    dose_ug: float = typer.Option(..., "--dose-ug", help="Trial bolus, µg: 25, 50, 75 or 100."),
+def assess_command(  # noqa: PLR0913  (a Typer command: its options are its parameters)
+    dose_ug: float = typer.Option(..., "--dose-ug", help=f"Trial bolus, µg: {_TRIAL_DOSES}."),
     baseline_mas: float = typer.Option(
         ..., "--baseline-mas", help="MAS before the bolus (0 to 5, 1+ coded 2)."
     ),
@@ -134,7 +135,8 @@ def assess_command(
     min_fall_mas: float = typer.Option(
         ResponseRule().min_fall_mas,
         "--min-fall-mas",
-        help="Response rule: the MAS fall that counts as a response (default 1.0, S51).",
+        help="Response rule: the MAS fall that counts as a response "
+        f"(default {ResponseRule().min_fall_mas:.1f}, S51).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
     plot: Path | None = typer.Option(
@@ -147,11 +149,12 @@ def assess_command(
         dose = TrialDose(dose_ug, baseline_mas, _parse_scores(scores), _parse_time(given_at))
         trial = ScreeningTrial(dose, _parse_previous(previous))
         result = assess(trial, rule)
-    except (_Bad, ScreeningInputError) as error:
+    except ScreeningInputError as error:
         _fail(as_json, error)
         return
     except ParameterError as error:  # the rule's own range check
-        _fail(as_json, _Bad("min_fall_mas", str(error).replace("min_fall_mas", "--min-fall-mas")))
+        message = str(error).replace("min_fall_mas", "--min-fall-mas")
+        _fail(as_json, InputError("min_fall_mas", message, message))
         return
     data: dict[str, Any] = result.to_dict()
     if plot is not None:
@@ -189,7 +192,7 @@ def _plot(path: Path, result: Assessment) -> None:
     import matplotlib.pyplot as plt
 
     c, k = result.comparison, result.classification
-    end_h = max(8.0, c.rows[-1].hour_h)
+    end_h = max(float(CLINIC_LAST_HOUR), c.rows[-1].hour_h)
     times_h = [i * end_h / 200 for i in range(201)]
     predicted = predicted_mas_course(c.dose_ug, c.baseline_mas, times_h)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)

@@ -21,7 +21,7 @@ app = typer.Typer(
 
 
 @app.command("run")
-def run(
+def run(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     cohort_file: Path = typer.Argument(..., help="Cohort TOML (docs/sim.md)."),
     patients: int | None = typer.Option(None, help="Override [cohort] patients."),
     years: float | None = typer.Option(None, help="Override [cohort] years."),

@@ -1,4 +1,8 @@
-"""Calendar export (RFC 5545) of upcoming refills and pump replacements, written by hand."""
+"""Calendar export (RFC 5545) of upcoming refills and pump replacements, written by hand.
+
+The dates are the ones stored at the pump's last reading: the refill plan's next refill, and the
+pump's own ERI and EOS (its firmware's prediction); the calendar derives none of them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from itb.clinic.audit import utc_now
 from itb.clinic.models import Patient, Pump
-from itb.clinic.services import next_refill_at
 
 HORIZON_DAYS = 365
 PAST_DAYS = 30  # overdue items stay on the calendar for a month
@@ -73,7 +76,7 @@ def calendar_ics(db: Session, now: datetime, clinician_id: int | None = None) ->
         "X-WR-CALNAME:OpenITB refills and replacements",
     ]
     for patient, pump in db.execute(query.order_by(Pump.next_due_at)):
-        refill_at = next_refill_at(pump)
+        refill_at = pump.next_refill_at
         if refill_at and earliest <= refill_at <= latest:
             lines += _event(
                 f"refill-{pump.serial}-{refill_at:%Y%m%d}@openitb",
@@ -89,8 +92,15 @@ def calendar_ics(db: Session, now: datetime, clinician_id: int | None = None) ->
                 f"replacement-{pump.serial}-{pump.eri_at:%Y%m%d}@openitb",
                 pump.eri_at,
                 f"ITB pump replacement (ERI): {patient.name} ({pump.serial})",
-                f"Patient {patient.mrn}. Delivery stops 90 days after ERI (S3 S21).",
+                _replacement_description(patient, pump),
                 stamp,
             )
     lines.append("END:VCALENDAR")
     return "".join(fold(line) + "\r\n" for line in lines)
+
+
+def _replacement_description(patient: Patient, pump: Pump) -> str:
+    """The pump's own end-of-service date: delivery stops then (S3 S21)."""
+    eos = f" on {pump.eos_at:%Y-%m-%d}" if pump.eos_at else " at end of service"
+    eri = f"{pump.eri_at:%Y-%m-%d}" if pump.eri_at else "unknown"
+    return f"Patient {patient.mrn}. ERI {eri}; delivery stops{eos} (end of service, S3 S21)."

@@ -10,18 +10,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from itb.clinic import audit, auth, services
-from itb.clinic.models import (
-    Patient,
-    Pump,
-    RefillRecord,
-    Role,
-    User,
-    VisitKind,
-)
+from itb.clinic.models import Patient, Pump, RefillRecord, Role, User, Visit, VisitKind
 from itb.clinic.pumps import PumpReading, SimulatedPumps
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
@@ -154,49 +148,43 @@ def _record_history(
     entries = fw.log.entries()
     for entry in entries:
         data = dict(entry.data)
-        if entry.kind == "implant":
-            visit = services.add_visit(
-                db, patient, pump, clinician, VisitKind.IMPLANT, entry.at, data
+        kind = _VISIT_KINDS.get(entry.kind)
+        if kind is None:
+            continue
+        visit = services.add_visit(
+            db, services.NewVisit(patient, pump, clinician, kind, entry.at, data)
+        )
+        if entry.kind == "refill":
+            db.add(_refill_record(pump, visit, entry.at, data))
+        else:
+            program = program_from_dict(
+                _table(data["program" if entry.kind == "implant" else "new"])
             )
-            services._add_program_version(
-                db,
-                pump,
-                program_from_dict(_table(data["program"])),
-                clinician,
-                visit,
-                entry.at,
-            )
-        elif entry.kind == "program":
-            visit = services.add_visit(
-                db, patient, pump, clinician, VisitKind.PROGRAMMING, entry.at, data
-            )
-            services._add_program_version(
-                db,
-                pump,
-                program_from_dict(_table(data["new"])),
-                clinician,
-                visit,
-                entry.at,
-            )
-        elif entry.kind == "refill":
-            old: dict[str, float] = data["old"]  # type: ignore[assignment]
-            visit = services.add_visit(
-                db, patient, pump, clinician, VisitKind.REFILL, entry.at, data
-            )
-            db.add(
-                RefillRecord(
-                    visit_id=visit.id,
-                    pump_id=pump.id,
-                    at=entry.at,
-                    expected_ml=old["reservoir_ml"],
-                    withdrawn_ml=old["reservoir_ml"],
-                    filled_ml=data["volume_ml"],
-                    concentration_ug_per_ml=data["concentration_ug_per_ml"],
-                    discrepancy_ml=0.0,
-                )
-            )
-    status = fw.status().to_dict()
-    services.ingest_reading(db, pump, PumpReading(status, [e.to_dict() for e in entries]))
+            services.add_program_version(db, pump, program, clinician, visit, entry.at)
+    reading = PumpReading(fw.status(), [e.to_dict() for e in entries])
+    services.ingest_reading(db, pump, reading)
+
+
+# the pump's log entries the clinic would have recorded as visits
+_VISIT_KINDS = {
+    "implant": VisitKind.IMPLANT,
+    "program": VisitKind.PROGRAMMING,
+    "refill": VisitKind.REFILL,
+}
+
+
+def _refill_record(pump: Pump, visit: Visit, at: datetime, data: dict[str, Any]) -> RefillRecord:
+    old: dict[str, float] = data["old"]
+    return RefillRecord(
+        visit_id=visit.id,
+        pump_id=pump.id,
+        at=at,
+        expected_ml=old["reservoir_ml"],
+        withdrawn_ml=old["reservoir_ml"],
+        filled_ml=data["volume_ml"],
+        concentration_ug_per_ml=data["concentration_ug_per_ml"],
+        discrepancy_ml=0.0,
+    )
 
 
 def _table(value: object) -> dict[str, object]:

@@ -1,14 +1,15 @@
-"""Errors the web layer maps to HTTP answers."""
+"""Errors the web layer maps to HTTP answers.
+
+Bad input is :class:`itb.errors.InputError` (HTTP 422), the one base from the firmware to the
+clinic: ``exc.field`` names the field, ``exc.reason`` says why. It is re-exported here so that
+``from itb.clinic.errors import InputError`` keeps naming that same class.
+"""
 
 from __future__ import annotations
 
+from itb.errors import InputError
 
-class InputError(ValueError):
-    """Bad input: names the field and the allowed range; nothing was changed (HTTP 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
+__all__ = ["ConflictError", "InputError", "NotFoundError", "SerialMismatchError"]
 
 
 class NotFoundError(LookupError):

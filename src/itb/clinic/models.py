@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
+
 
 class Base(DeclarativeBase):
     pass
@@ -118,15 +120,20 @@ class Pump(Base):
     reservoir_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
     concentration_ug_per_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
     daily_dose_ug: Mapped[float | None] = mapped_column(Float, nullable=True)
-    low_reservoir_alarm_ml: Mapped[float] = mapped_column(Float, default=2.0)
+    low_reservoir_alarm_ml: Mapped[float] = mapped_column(
+        Float, default=DEFAULT_LOW_RESERVOIR_ALARM_ML
+    )
     filled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # ERI and EOS as the pump reported them (its firmware's prediction, or the date entered)
     battery_eri_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    battery_eos_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
     # Projected due dates and the soonest of them (the dashboard's sort key).
     low_reservoir_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     empty_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     stability_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     eri_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    eos_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     next_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     # the programmer's next refill date (plan_refill, docs/refill.md), projected with the others
     next_refill_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -1,7 +1,10 @@
-"""How the clinic talks to a pump: the :class:`PumpLink` interface and the demo's simulated pumps.
+"""How the clinic talks to a pump: the :class:`PumpLinks` interface and the demo's simulated pumps.
 
-The web app and the services only see :class:`PumpLink`; the demo's in-process simulated pumps
-(over ``itb.pump.firmware``) and the telemetry client (``clinic/telemetry_links.py``) implement it.
+The web app and the services only see :class:`PumpLinks` and :class:`PumpLink`; the demo's
+in-process simulated pumps (over ``itb.pump.firmware``), the telemetry client
+(``clinic/telemetry_links.py``) and :class:`NoPumps` implement them. What differs between them
+(whether a pump connection exists at all, whether a new implant needs a pump made for it) is
+asked through the interface, never by checking which kind of links the clinic has.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from itb.errors import InputError
 from itb.pump.firmware import CommandRejected, Firmware
+from itb.pump.hardware import PumpModel
+from itb.pump.status import PumpStatus
 from itb.pump.world import World
 from itb.therapy import Program
 
@@ -24,12 +30,11 @@ class PumpUnreachableError(Exception):
     """No link to a pump with that serial (out of range, not paired, not simulated)."""
 
 
-class PumpCommandRefusedError(Exception):
-    """The pump refused a command and changed nothing; ``field`` and the message say why."""
+class PumpCommandRefusedError(InputError):
+    """The pump refused a command and changed nothing; ``field`` and ``reason`` say why."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {reason}")
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (PumpCommandRefusedError, (self.field, self.reason))
 
 
 class PumpCommandUncertainError(Exception):
@@ -39,21 +44,34 @@ class PumpCommandUncertainError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PumpReading:
-    """What an interrogation returns: the status and the log entries after ``since_seq``."""
+    """What an interrogation returns: the pump's typed status (its clock included) and its
+    event-log entries after ``since_seq``."""
 
-    status: dict[str, Any]
+    status: PumpStatus
     # each {"seq": int, "at": datetime, "kind": str, "data": dict}
     entries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class NewPump:
+    """A pump as implanted in the operating room: filled, programmed, catheter primed."""
+
+    model: PumpModel
+    serial: str
+    implanted_at: datetime
+    concentration_ug_per_ml: float
+    volume_ml: float
+    program: Program
+    low_reservoir_alarm_ml: float
+    catheter_volume_ml: float
 
 
 class PumpLink(Protocol):
     serial: str
 
-    def now(self) -> datetime:
-        """The pump's clock (naive, fixed offset)."""
+    def interrogate(self, since_seq: int = 0) -> PumpReading:
+        """One session: the status (with the pump's clock) and the log after ``since_seq``."""
         ...
-
-    def interrogate(self, since_seq: int = 0) -> PumpReading: ...
 
     def set_program(self, program: Program) -> None: ...
 
@@ -61,13 +79,48 @@ class PumpLink(Protocol):
 
 
 class PumpLinks(Protocol):
-    """The pumps the clinic can reach, by serial."""
+    """The pumps the clinic can reach, by serial, and what a new implant needs of them."""
+
+    @property
+    def connected(self) -> bool:
+        """False when the clinic has no pump connection at all (entered state only)."""
+        ...
 
     def link(self, serial: str) -> PumpLink: ...
 
+    def serial_taken(self, serial: str) -> bool:
+        """True when a pump with this serial exists that no new record may claim."""
+        ...
 
-class NoPumps:
+    def implant(self, pump: NewPump) -> bool:
+        """Make the new pump reachable; True when a pump was made (undo with :meth:`forget`).
+        A real link makes nothing: the pump with that serial must already answer."""
+        ...
+
+    def forget(self, serial: str) -> None:
+        """Undo :meth:`implant` (the implant record was not stored)."""
+        ...
+
+
+class RealPumps:
+    """The capabilities of links to pumps that exist on their own (telemetry): none is made."""
+
+    connected = True
+
+    def serial_taken(self, serial: str) -> bool:
+        return False
+
+    def implant(self, pump: NewPump) -> bool:
+        return False
+
+    def forget(self, serial: str) -> None:
+        return None
+
+
+class NoPumps(RealPumps):
     """A clinic with no pump connection (the default until telemetry is wired)."""
+
+    connected = False
 
     def link(self, serial: str) -> PumpLink:
         raise PumpUnreachableError(f"pump {serial}: no pump connection configured")
@@ -132,6 +185,34 @@ class SimulatedPumps:
     def link(self, serial: str) -> PumpLink:
         return SimulatedPumpLink(self, self.firmware(serial))
 
+    # ---- PumpLinks capabilities: a simulated pump is made at its implant ---------------------
+    connected = True
+
+    def serial_taken(self, serial: str) -> bool:
+        return serial in self._pumps
+
+    def implant(self, pump: NewPump) -> bool:
+        """A new firmware, filled and programmed, its catheter primed in the operating room."""
+        try:
+            fw = Firmware.implant(
+                pump.model,
+                pump.implanted_at,
+                serial=pump.serial,
+                concentration_ug_per_ml=pump.concentration_ug_per_ml,
+                volume_ml=pump.volume_ml,
+                program=pump.program,
+                low_reservoir_alarm_ml=pump.low_reservoir_alarm_ml,
+                catheter_volume_ml=min(pump.catheter_volume_ml, 1.0),
+                catheter_primed=True,  # the priming bolus was given in the operating room
+            )
+        except CommandRejected as exc:
+            raise PumpCommandRefusedError(exc.field, exc.reason) from None
+        self.add(fw)
+        return True
+
+    def forget(self, serial: str) -> None:
+        self.discard(serial)
+
     def _save(self, fw: Firmware) -> None:
         if self.state_dir is None:
             return
@@ -154,22 +235,22 @@ class SimulatedPumpLink:
         self._fw = fw
         self.serial = fw.serial
 
-    def now(self) -> datetime:
+    def _now(self) -> datetime:
         return max(self._pumps.clock(), self._fw.now)
 
     def _run(self, command: Callable[[datetime], None]) -> None:
         with self._pumps._lock:
             try:
-                command(self.now())
+                command(self._now())
             except CommandRejected as exc:
                 raise PumpCommandRefusedError(exc.field, exc.reason) from None
             self._pumps._save(self._fw)
 
     def interrogate(self, since_seq: int = 0) -> PumpReading:
         with self._pumps._lock:
-            self._fw.advance(self.now())
+            self._fw.advance(self._now())
             self._pumps._save(self._fw)
-            status = self._fw.status().to_dict()
+            status = self._fw.status()
             entries = [
                 {"seq": e.seq, "at": e.at, "kind": e.kind, "data": dict(e.data)}
                 for e in self._fw.log.entries(since_seq=since_seq)

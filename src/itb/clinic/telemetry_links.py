@@ -14,7 +14,7 @@ The directory::
     timeout_s = 1.0                # optional: wait for each answer, more than 0 up to 60 s
     attempts = 4                   # optional: sends of each request, 1 to 20
 
-Outcomes, as the services expect them (``clinic/services.py``):
+Outcomes, as the services expect them (``clinic/services/commands.py``):
 
 * ``rejected`` (the firmware refused; nothing changed), ``refused`` (the link refused: role or
   pairing; nothing changed), a command the link cannot encode, or a pump answering with another
@@ -36,7 +36,6 @@ import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,12 +45,15 @@ from itb.clinic.pumps import (
     PumpLink,
     PumpReading,
     PumpUnreachableError,
+    RealPumps,
 )
+from itb.errors import InputError
 from itb.link.client import CommandReport, PumpAddress, PumpSession, with_session
 from itb.link.keys import KeyFileError, KeyOwner, load_private_key, load_public_key
 from itb.link.transport import HandshakeRefusedError, LinkError
+from itb.pump.status import PumpStatus
 from itb.telemetry.endpoint import Outcome
-from itb.telemetry.messages import JSON, Command, MessageError, Refill, SetProgram, StatusReport
+from itb.telemetry.messages import JSON, Command, MessageError, Refill, SetProgram
 from itb.therapy import Program
 
 _T = TypeVar("_T")
@@ -64,12 +66,11 @@ DEFAULT_TIMEOUT_S = 1.0
 DEFAULT_ATTEMPTS = 4
 
 
-class PumpDirectoryError(ValueError):
+class PumpDirectoryError(InputError):
     """A bad pump directory or programmer key; ``field`` names it (``pump[2].address``)."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {reason}")
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (PumpDirectoryError, (self.field, self.reason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,17 @@ def load_pump_directory(path: Path, programmer_key: Path) -> dict[str, PumpEntry
 def _pump_entry(
     where: str, item: dict[str, Any], base: Path, programmer_private: bytes
 ) -> PumpEntry:
+    _check_keys(where, item)
+    serial = _serial(where, item["serial"])
+    timeout_s = _timeout_s(where, item.get("timeout_s", DEFAULT_TIMEOUT_S))
+    attempts = _attempts(where, item.get("attempts", DEFAULT_ATTEMPTS))
+    pump_public = _pump_key(where, item["pump_key"], base)
+    host, port = _address(where, item["address"])
+    address = PumpAddress(host, port, programmer_private, pump_public, timeout_s, attempts)
+    return PumpEntry(serial, address)
+
+
+def _check_keys(where: str, item: dict[str, Any]) -> None:
     unknown = sorted(set(item) - PUMP_KEYS)
     if unknown:
         raise PumpDirectoryError(
@@ -118,41 +130,53 @@ def _pump_entry(
     for key in REQUIRED_PUMP_KEYS:
         if key not in item:
             raise PumpDirectoryError(f"{where}.{key}", "missing")
-    serial, address_text, key_text = item["serial"], item["address"], item["pump_key"]
+
+
+def _serial(where: str, serial: object) -> str:
     if not isinstance(serial, str) or not 1 <= len(serial) <= SERIAL_MAX_CHARS:
         raise PumpDirectoryError(
             f"{where}.serial", f"expected text of 1 to {SERIAL_MAX_CHARS} characters"
         )
-    if not isinstance(address_text, str):
-        raise PumpDirectoryError(f"{where}.address", "expected text HOST:PORT")
-    if not isinstance(key_text, str) or not key_text:
-        raise PumpDirectoryError(f"{where}.pump_key", "expected the path of the pump's pump.pub")
-    timeout_s = item.get("timeout_s", DEFAULT_TIMEOUT_S)
+    return serial
+
+
+def _timeout_s(where: str, timeout_s: object) -> float:
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float):
         raise PumpDirectoryError(f"{where}.timeout_s", "expected a number of seconds (0 to 60]")
     if not (math.isfinite(timeout_s) and 0.0 < timeout_s <= 60.0):
         raise PumpDirectoryError(
             f"{where}.timeout_s", f"{timeout_s:g} s; allowed more than 0 up to 60 s"
         )
-    attempts = item.get("attempts", DEFAULT_ATTEMPTS)
+    return float(timeout_s)
+
+
+def _attempts(where: str, attempts: object) -> int:
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
         raise PumpDirectoryError(f"{where}.attempts", f"{attempts!r}; allowed 1 to 20")
+    return attempts
+
+
+def _pump_key(where: str, key_text: object, base: Path) -> bytes:
+    if not isinstance(key_text, str) or not key_text:
+        raise PumpDirectoryError(f"{where}.pump_key", "expected the path of the pump's pump.pub")
     key_path = Path(key_text).expanduser()
     if not key_path.is_absolute():
         key_path = base / key_path
     try:
-        pump_public = load_public_key(key_path, KeyOwner.PUMP)
+        return load_public_key(key_path, KeyOwner.PUMP)
     except (KeyFileError, OSError) as exc:
         raise PumpDirectoryError(f"{where}.pump_key", str(exc)) from None
+
+
+def _address(where: str, address_text: object) -> tuple[str, int]:
+    if not isinstance(address_text, str):
+        raise PumpDirectoryError(f"{where}.address", "expected text HOST:PORT")
     host, sep, port_text = address_text.rpartition(":")
     if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise PumpDirectoryError(
             f"{where}.address", f"{address_text!r}; expected HOST:PORT, port 1 to 65535"
         )
-    address = PumpAddress(
-        host.strip("[]"), int(port_text), programmer_private, pump_public, timeout_s, attempts
-    )
-    return PumpEntry(serial, address)
+    return host.strip("[]"), int(port_text)
 
 
 def _run_sync(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -166,8 +190,10 @@ def _run_sync(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
-class TelemetryPumps:
-    """The pumps listed in a directory file, reached with the clinic's programmer key."""
+class TelemetryPumps(RealPumps):
+    """The pumps listed in a directory file, reached with the clinic's programmer key.
+
+    Real pumps exist on their own: an implant record makes none, it reads the listed pump."""
 
     def __init__(self, pumps: dict[str, PumpEntry]) -> None:
         self._pumps = pumps
@@ -213,19 +239,13 @@ class TelemetryPumpLink:
                     f"{self.where}: pump unreachable, nothing sent: {exc}"
                 ) from None
 
-    def now(self) -> datetime:
-        async def work(session: PumpSession) -> datetime:
-            return (await session.interrogate()).now
-
-        return self._session(work)
-
     def interrogate(self, since_seq: int = 0) -> PumpReading:
         """The status and every event-log entry after ``since_seq`` (read page by page)."""
 
         async def work(session: PumpSession) -> PumpReading:
             status = await session.interrogate()
             entries, _lost = await session.event_log(since_seq)
-            return PumpReading(status.to_wire(), [e.to_wire() for e in entries])
+            return PumpReading(status, [e.to_wire() for e in entries])
 
         return self._session(work)
 
@@ -240,8 +260,7 @@ class TelemetryPumpLink:
         """Check the pump's serial, then send one command (the services' checks already ran)."""
 
         async def work(session: PumpSession) -> CommandReport:
-            status = await session.interrogate()
-            self._check_serial(status)
+            self._check_serial(await session.interrogate())
             try:
                 return await session.send(make)
             except MessageError as exc:  # built before sending: nothing left
@@ -249,7 +268,7 @@ class TelemetryPumpLink:
 
         raise_for_outcome(self.where, self._session(work))
 
-    def _check_serial(self, status: StatusReport) -> None:
+    def _check_serial(self, status: PumpStatus) -> None:
         if status.serial != self.serial:
             raise PumpCommandRefusedError(
                 "serial",

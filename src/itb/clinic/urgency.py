@@ -1,9 +1,14 @@
-"""When each pump needs the care team: low reservoir, empty, drug stability limit, battery ERI.
+"""When each pump needs the care team: low reservoir, empty, drug stability limit, ERI and EOS.
 
 The reservoir dates and the next refill come from the programmer's refill plan
 (:func:`itb.programmer.refill.plan_refill`, docs/refill.md), computed from the state read at the
 last interrogation as if the program keeps running as it is: the same alarm threshold, the same
 5-day safety margin (S24) and the same stability limit the programmer shows at a refill.
+
+ERI and EOS are the pump's own: the dates its firmware predicts (or entered) and reported at
+the last interrogation. Only a pump never read (recorded in the operating room, no telemetry
+yet) falls back to the pump model's figures from the implant date, as the device rules in
+:mod:`itb.pump.hardware` state them.
 """
 
 from __future__ import annotations
@@ -13,12 +18,26 @@ from datetime import datetime, timedelta
 
 from itb.drugs import BACLOFEN
 from itb.guardrails import LimitError
-from itb.programmer.refill import RefillSchedule, plan_refill
+from itb.programmer.refill import RefillInput, RefillSchedule, plan_refill
 from itb.pump.hardware import UnknownModelError, pump_model
 from itb.units import SECONDS_PER_DAY, SECONDS_PER_YEAR
 
-# Replace the pump about six months before it stops (S3); ERI gives 90 days (S21).
-ERI_WARNING_DAYS = 180.0
+
+@dataclass(frozen=True, slots=True)
+class ObservedState:
+    """A pump's state as last observed at ``at`` (read from it, or entered at the implant)."""
+
+    at: datetime
+    model: str
+    implanted_at: datetime
+    reservoir_ml: float | None
+    low_reservoir_alarm_ml: float
+    daily_dose_ug: float | None
+    concentration_ug_per_ml: float | None
+    filled_at: datetime | None = None
+    # the pump's reported ERI and EOS (predicted by its firmware, or entered); None: not read
+    battery_eri_at: datetime | None = None
+    battery_eos_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +49,7 @@ class DueDates:
     next_refill_at: datetime | None = None
     # why the next refill is then, or why the reservoir dates are missing (plan_refill's words)
     note: str = ""
+    eos_at: datetime | None = None
 
     @property
     def next_due_at(self) -> datetime | None:
@@ -51,28 +71,20 @@ def reservoir_plan(
         return None
     try:
         return plan_refill(
-            pump_model(model),
-            max(reservoir_ml, 0.0),
-            concentration_ug_per_ml,
-            daily_dose_ug,
-            low_reservoir_alarm_ml,
+            RefillInput(
+                pump_model(model),
+                max(reservoir_ml, 0.0),
+                concentration_ug_per_ml,
+                daily_dose_ug,
+                low_reservoir_alarm_ml,
+            )
         )
     except (LimitError, UnknownModelError, ValueError):
         return None
 
 
-def due_dates(
-    at: datetime,
-    reservoir_ml: float | None,
-    low_reservoir_alarm_ml: float,
-    daily_dose_ug: float | None,
-    concentration_ug_per_ml: float | None,
-    filled_at: datetime | None,
-    battery_eri_at: datetime | None,
-    model: str,
-    implanted_at: datetime,
-) -> DueDates:
-    """Projected dates from the state observed at ``at`` (a constant program is assumed).
+def due_dates(state: ObservedState) -> DueDates:
+    """Projected dates from the state observed at ``state.at`` (a constant program is assumed).
 
     ``plan_refill`` counts from ``at`` as if the reservoir had just been filled; the drug's
     stability limit runs from the real fill date instead, so the next refill is the earlier of
@@ -82,24 +94,40 @@ def due_dates(
     note = ""
     flow_ml_per_day = 0.0
     # the drug library's stability in the reservoir, the figure plan_refill uses too
+    filled_at = state.filled_at
     stability_at = filled_at + timedelta(days=BACLOFEN.stability_days) if filled_at else None
     plan = reservoir_plan(
-        model, reservoir_ml, low_reservoir_alarm_ml, daily_dose_ug, concentration_ug_per_ml
+        state.model,
+        state.reservoir_ml,
+        state.low_reservoir_alarm_ml,
+        state.daily_dose_ug,
+        state.concentration_ug_per_ml,
     )
     if plan is not None:
         flow_ml_per_day = plan.volume_per_day_ml
-        low_at = at + timedelta(days=plan.days_to_low_reservoir)
-        empty_at = at + timedelta(days=plan.days_to_empty)
-        next_refill = at + timedelta(days=plan.next_refill_days)
+        low_at = state.at + timedelta(days=plan.days_to_low_reservoir)
+        empty_at = state.at + timedelta(days=plan.days_to_empty)
+        next_refill = state.at + timedelta(days=plan.next_refill_days)
         note = plan.next_refill_reason
     if stability_at is not None and (next_refill is None or stability_at < next_refill):
         next_refill = stability_at
         note = f"the drug's stability limit in the reservoir, {BACLOFEN.stability_days:g} days"
-    eri_at = battery_eri_at
+    eri_at, eos_at = _battery_dates(state, flow_ml_per_day)
+    return DueDates(low_at, empty_at, stability_at, eri_at, next_refill, note, eos_at)
+
+
+def _battery_dates(state: ObservedState, flow_ml_per_day: float) -> tuple[datetime, datetime]:
+    """The pump's reported ERI and EOS; for a pump never read, the model's closed form from
+    the implant date (a fresh battery at this flow) and its fixed EOS delay after ERI."""
+    model = pump_model(state.model)
+    eri_at = state.battery_eri_at
     if eri_at is None:
-        years = pump_model(model).years_to_eri(flow_ml_per_day)
-        eri_at = implanted_at + timedelta(seconds=years * SECONDS_PER_YEAR)
-    return DueDates(low_at, empty_at, stability_at, eri_at, next_refill, note)
+        years = model.years_to_eri(flow_ml_per_day)
+        eri_at = state.implanted_at + timedelta(seconds=years * SECONDS_PER_YEAR)
+    eos_at = state.battery_eos_at
+    if eos_at is None:
+        eos_at = eri_at + timedelta(seconds=model.eos_after_eri_s)
+    return eri_at, eos_at
 
 
 def days_until(when: datetime | None, now: datetime) -> float | None:
@@ -107,13 +135,3 @@ def days_until(when: datetime | None, now: datetime) -> float | None:
     if when is None:
         return None
     return (when - now).total_seconds() / SECONDS_PER_DAY
-
-
-def eri_estimate(
-    at: datetime, model: str, remaining_mah: float, flow_ml_per_day: float
-) -> datetime:
-    """When the battery reaches ERI at a steady flow, from the charge left at ``at``."""
-    pump = pump_model(model)
-    to_eri_mah = max(remaining_mah - pump.eri_reserve_mah, 0.0)
-    hours = to_eri_mah * 1000.0 / pump.battery_current_ua(flow_ml_per_day)
-    return at + timedelta(hours=hours)

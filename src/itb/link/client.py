@@ -18,40 +18,40 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar
 
-from itb.link.keys import KeyOwner, load_private_key, load_public_key
+from itb.errors import InputError
+from itb.link.journal import UncertainJournal
+from itb.link.keys import KeyFileError, KeyOwner, load_private_key, load_public_key
+from itb.link.plans import (
+    RefillPreparation,
+    known_concentration,
+    last_concentration_change,
+    model_of,
+    prepare_refill,
+    review_new_program,
+)
 from itb.link.transport import LinkError, ProgrammerClient
-from itb.programmer.bridge import BridgePlan, plan_concentration_change
-from itb.programmer.priming import PrimingPlan, implanted_catheter_volume_ml, plan_priming
+from itb.programmer.bridge import plan_concentration_change
+from itb.programmer.priming import PrimingPlan, plan_priming
 from itb.programmer.programming import (
     ConfirmationRequiredError,
     Origin,
     Phase,
     ProgramRefusedError,
-    ProgramReview,
-    review_program,
 )
-from itb.programmer.refill import (
-    DiscrepancyCheck,
-    RefillSchedule,
-    check_fill_volume,
-    check_withdrawn_volume,
-    plan_refill,
-)
+from itb.programmer.refill import DiscrepancyCheck
 from itb.programmer.report import build_report, render_report_html
-from itb.pump.hardware import PumpModel, pump_model
-from itb.telemetry.endpoint import CommandResult, Outcome, Resolution
+from itb.pump.alarms import AlarmKind
+from itb.pump.hardware import implanted_catheter_volume_ml
+from itb.pump.status import BolusKind, PumpStatus
 from itb.telemetry.messages import (
     JSON,
-    AlarmKind,
-    BolusKind,
     ClearAlarm,
     Command,
     LogRecord,
@@ -61,10 +61,10 @@ from itb.telemetry.messages import (
     ResumePump,
     SetProgram,
     StartBolus,
-    StatusReport,
     StopPump,
 )
-from itb.therapy import Program, program_from_dict
+from itb.telemetry.outcomes import CommandResult, Outcome, Resolution, resolve_uncertain
+from itb.therapy import Program
 
 __all__ = [
     "AcknowledgementRequiredError",
@@ -77,6 +77,10 @@ __all__ = [
     "PumpSession",
     "RefillPreparation",
     "UncertainJournal",
+    "last_concentration_change",
+    "model_of",
+    "prepare_refill",
+    "review_new_program",
     "run_session",
     "with_session",
 ]
@@ -84,23 +88,20 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-class AcknowledgementRequiredError(ValueError):
+class AcknowledgementRequiredError(InputError):
     """The withdrawn volume differs from the expected one beyond tolerance: acknowledge it."""
 
     def __init__(self, check: DiscrepancyCheck) -> None:
         self.check = check
-        self.field = "withdrawn_ml"
-        super().__init__(
-            "withdrawn_ml: discrepancy needs an acknowledgement: " + "; ".join(check.reasons)
-        )
+        reason = "discrepancy needs an acknowledgement: " + "; ".join(check.reasons)
+        super().__init__("withdrawn_ml", reason)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (AcknowledgementRequiredError, (self.check,))
 
 
-class AddressError(ValueError):
+class AddressError(InputError):
     """A bad connection setting; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +133,14 @@ class PumpAddress:
             raise AddressError("timeout_s", f"{timeout_s:g}; allowed more than 0 up to 60 s")
         if not 1 <= attempts <= 20:
             raise AddressError("attempts", f"{attempts}; allowed 1 to 20")
-        return cls(
-            host.strip("[]"),
-            int(port_text),
-            load_private_key(key_file, KeyOwner.PROGRAMMER),
-            load_public_key(pump_key_file, KeyOwner.PUMP),
-            timeout_s,
-            attempts,
-        )
+        try:
+            programmer_private = load_private_key(key_file, KeyOwner.PROGRAMMER)
+            pump_public = load_public_key(pump_key_file, KeyOwner.PUMP)
+        except KeyFileError as error:  # name the parameter: the programmer's key or the pump's
+            name = "key_file" if error.field == "private_key" else "pump_key_file"
+            raise KeyFileError(name, error.reason, str(error)) from None
+        host = host.strip("[]")
+        return cls(host, int(port_text), programmer_private, pump_public, timeout_s, attempts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,81 +193,6 @@ def _as_json(value: Mapping[str, object]) -> dict[str, JSON]:
     return loaded
 
 
-@dataclass(frozen=True, slots=True)
-class RefillPreparation:
-    discrepancy: DiscrepancyCheck
-    schedule: RefillSchedule
-    bridge: BridgePlan | None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "discrepancy": self.discrepancy.to_dict(),
-            "schedule": self.schedule.to_dict(),
-            "bridge": None if self.bridge is None else self.bridge.to_dict(),
-        }
-
-
-# Pure preparation: status in, plans out (no link) --------------------------------------------
-def model_of(status: StatusReport) -> PumpModel:
-    return pump_model(status.model)
-
-
-def review_new_program(
-    status: StatusReport, new: Program, origin: Origin, phase: Phase
-) -> ProgramReview:
-    """programming.py's review of ``new`` against the program read back from the pump."""
-    old = None if status.program is None else program_from_dict(dict(status.program))
-    return review_program(model_of(status), old, new, status.concentration_ug_per_ml, origin, phase)
-
-
-def prepare_refill(
-    status: StatusReport,
-    withdrawn_ml: float,
-    volume_ml: float,
-    concentration_ug_per_ml: float,
-    catheter_volume_ml: float,
-) -> RefillPreparation:
-    """refill.py's withdrawn-volume check and schedule, with the pump's own figures."""
-    model = model_of(status)
-    discrepancy = check_withdrawn_volume(
-        model, status.reservoir_ml, withdrawn_ml, status.delivered_since_refill_ml
-    )
-    check_fill_volume(model, volume_ml)
-    schedule = plan_refill(
-        model,
-        volume_ml,
-        concentration_ug_per_ml,
-        status.daily_dose_ug,
-        status.low_reservoir_alarm_ml,
-        filled_on=status.now.date(),
-    )
-    bridge = None
-    if concentration_ug_per_ml != status.concentration_ug_per_ml:
-        bridge = plan_concentration_change(
-            model,
-            catheter_volume_ml,
-            status.concentration_ug_per_ml,
-            concentration_ug_per_ml,
-            status.daily_dose_ug,
-        )
-    return RefillPreparation(discrepancy, schedule, bridge)
-
-
-def last_concentration_change(entries: list[LogRecord]) -> tuple[float, float] | None:
-    """(old, new) µg/mL of the pump's last refill, from its event log, if it changed."""
-    for entry in reversed(entries):
-        if entry.kind != "refill":
-            continue
-        old = entry.data.get("old")
-        new = entry.data.get("concentration_ug_per_ml")
-        if isinstance(old, dict):
-            old_c = old.get("concentration_ug_per_ml")
-            if isinstance(old_c, int | float) and isinstance(new, int | float) and old_c != new:
-                return float(old_c), float(new)
-        return None
-    return None
-
-
 # The session -------------------------------------------------------------------------------
 class PumpSession:
     """One authenticated session with a pump (async). Use ``async with await
@@ -297,7 +223,8 @@ class PumpSession:
         await self.client.close()
 
     # Reading ------------------------------------------------------------------------------
-    async def interrogate(self) -> StatusReport:
+    async def interrogate(self) -> PumpStatus:
+        """The pump's status. ``status.now`` is the pump's clock: one session reads both."""
         return await self.client.interrogate()
 
     async def event_log(self, since_seq: int = 0) -> tuple[list[LogRecord], int]:
@@ -307,8 +234,6 @@ class PumpSession:
         """Settle uncertain commands from the whole event log (one read for all of them)."""
         if not request_ids:
             return {}
-        from itb.telemetry.endpoint import resolve_uncertain
-
         entries, lost = await self.event_log(0)
         return {rid: resolve_uncertain(rid, entries, lost_count=lost) for rid in request_ids}
 
@@ -316,7 +241,7 @@ class PumpSession:
         """The interrogation report (report.py) as a dict and as HTML."""
         status = await self.interrogate()
         entries, _ = await self.event_log(0)
-        report = build_report(status.to_wire(), [e.to_wire() for e in entries], generated_at)
+        report = build_report(status, [e.to_wire() for e in entries], generated_at)
         return report, render_report_html(report)
 
     # Commands -----------------------------------------------------------------------------
@@ -406,8 +331,8 @@ class PumpSession:
         entries, _ = await self.event_log(0)
         change = last_concentration_change(entries)
         if change is None:
-            raise ValueError(
-                "kind: the pump's last refill did not change the concentration; no bridge needed"
+            raise InputError(
+                "kind", "the pump's last refill did not change the concentration; no bridge needed"
             )
         plan = plan_concentration_change(
             model_of(status),
@@ -438,12 +363,13 @@ class PumpSession:
         plan: PrimingPlan = plan_priming(
             model_of(status),
             catheter_trimmed_cm,
-            status.concentration_ug_per_ml,
+            known_concentration(status),
             pump_tubing_empty,
         )
         if not confirm:
             raise ConfirmationRequiredError(
-                "confirm: a priming bolus is only for an empty catheter: " + "; ".join(plan.reasons)
+                "confirm",
+                "a priming bolus is only for an empty catheter: " + "; ".join(plan.reasons),
             )
         volume_ml = plan.priming_volume_ml
         return await self.send(
@@ -479,50 +405,3 @@ async def with_session(address: PumpAddress, work: Callable[[PumpSession], Await
 def run_session(address: PumpAddress, work: Callable[[PumpSession], Awaitable[_T]]) -> _T:
     """The synchronous facade: one session on a fresh event loop."""
     return asyncio.run(with_session(address, work))
-
-
-# The journal of uncertain commands ---------------------------------------------------------
-class UncertainJournal:
-    """Commands sent but not yet answered, kept in a small JSON file between runs.
-
-    An entry (request id, the pump's key id, the command) is added just before its command
-    leaves and removed when an answer arrives; one left behind (the answer was lost, or the
-    program died) is settled from that pump's log at the next connection to it. Writes are
-    atomic (temporary file + rename).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _entries(self) -> list[dict[str, str]]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-        if not isinstance(data, dict) or not isinstance(data.get("pending"), list):
-            return []
-        return [
-            {k: str(v) for k, v in cast(dict[str, object], item).items()}
-            for item in cast(list[object], data["pending"])
-            if isinstance(item, dict) and {"request_id", "pump", "command"} <= set(item)
-        ]
-
-    def pending(self, pump_key_id: str) -> list[dict[str, str]]:
-        return [e for e in self._entries() if e["pump"] == pump_key_id]
-
-    def _write(self, entries: list[dict[str, str]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"pending": entries}), encoding="utf-8")
-        os.replace(tmp, self.path)
-
-    def add(self, request_id: str, pump_key_id: str, command: str) -> None:
-        entries = self._entries()
-        if all(e["request_id"] != request_id for e in entries):
-            entry = {"request_id": request_id, "pump": pump_key_id, "command": command}
-            self._write([*entries, entry])
-
-    def remove(self, request_ids: list[str]) -> None:
-        entries = self._entries()
-        kept = [e for e in entries if e["request_id"] not in request_ids]
-        if len(kept) != len(entries):
-            self._write(kept)

@@ -28,13 +28,21 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-KEY_BYTES = 32
+from itb.errors import InputError
+from itb.telemetry import session
+
+KEY_BYTES = session.KEY_BYTES
 MAX_KEY_FILE_BYTES = 4096  # a key file is about 200 bytes; refuse to read anything large
 _HEADER_PREFIX = "# OpenITB key: "
 
 
-class KeyFileError(ValueError):
-    """A key file that cannot be used; the message names the file and what is wrong."""
+class KeyFileError(InputError):
+    """A key that cannot be used: ``field`` says which (``private_key``, ``public_key``), the
+    message names the file and what is wrong."""
+
+
+def _file_error(path: Path, kind: str, reason: str) -> KeyFileError:
+    return KeyFileError(f"{kind}_key", reason, f"{path}: {reason}")
 
 
 class KeyOwner(StrEnum):
@@ -51,12 +59,9 @@ def generate_private_key() -> bytes:
 
 def public_key_of(private_key: bytes) -> bytes:
     if len(private_key) != KEY_BYTES:
-        raise KeyFileError(f"private key: expected {KEY_BYTES} bytes, got {len(private_key)}")
-    return (
-        X25519PrivateKey.from_private_bytes(private_key)
-        .public_key()
-        .public_bytes(Encoding.Raw, PublicFormat.Raw)
-    )
+        reason = f"expected {KEY_BYTES} bytes, got {len(private_key)}"
+        raise KeyFileError("private_key", reason, f"private key: {reason}")
+    return session.public_key_of(private_key)
 
 
 def _header(owner: KeyOwner, kind: str) -> str:
@@ -73,7 +78,7 @@ def write_private_key(path: Path, private_key: bytes, owner: KeyOwner) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
+        raise _file_error(path, "private", "already exists; refusing to overwrite a key") from None
     with os.fdopen(fd, "wb") as out:
         out.write(text)
     os.chmod(path, 0o600)  # the umask may have narrowed it further, never widened; be explicit
@@ -81,7 +86,8 @@ def write_private_key(path: Path, private_key: bytes, owner: KeyOwner) -> None:
 
 def write_public_key(path: Path, public_key: bytes, owner: KeyOwner) -> None:
     if len(public_key) != KEY_BYTES:
-        raise KeyFileError(f"public key: expected {KEY_BYTES} bytes, got {len(public_key)}")
+        reason = f"expected {KEY_BYTES} bytes, got {len(public_key)}"
+        raise KeyFileError("public_key", reason, f"public key: {reason}")
     pem = X25519PublicKey.from_public_bytes(public_key).public_bytes(
         Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
     )
@@ -104,21 +110,23 @@ def _read(path: Path, owner: KeyOwner, kind: str) -> bytes:
         with open(path, "rb") as source:
             data = source.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as error:
-        raise KeyFileError(f"{path}: cannot read: {error.strerror}") from None
+        raise _file_error(path, kind, f"cannot read: {error.strerror}") from None
     if len(data) > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"{path}: {len(data)}+ bytes; a key file is under 1 KB")
+        raise _file_error(path, kind, f"{len(data)}+ bytes; a key file is under 1 KB")
     first_line, _, rest = data.partition(b"\n")
     try:
         header = first_line.decode("ascii")
     except UnicodeDecodeError:
         header = ""
     if not header.startswith(_HEADER_PREFIX):
-        raise KeyFileError(f"{path}: not an OpenITB key file (no '{_HEADER_PREFIX.strip()}' line)")
+        raise _file_error(
+            path, kind, f"not an OpenITB key file (no '{_HEADER_PREFIX.strip()}' line)"
+        )
     expected = _header(owner, kind).strip()
     if header.strip() != expected:
         found = header[len(_HEADER_PREFIX) :].replace("(X25519)", "").strip()
-        raise KeyFileError(
-            f"{path}: holds a {found} key; expected a {owner.value} {kind} key (X25519)"
+        raise _file_error(
+            path, kind, f"holds a {found} key; expected a {owner.value} {kind} key (X25519)"
         )
     return rest
 
@@ -129,18 +137,22 @@ def load_private_key(path: Path, owner: KeyOwner) -> bytes:
     pem = _read(path, owner, "private")
     mode = os.stat(path).st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"{path}: permissions {stat.filemode(mode)} let others read a private key; "
-            f"run: chmod 600 {path}"
+        raise _file_error(
+            path,
+            "private",
+            f"permissions {stat.filemode(mode)} let others read a private key; "
+            f"run: chmod 600 {path}",
         )
     try:
         key = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        raise KeyFileError(
-            f"{path}: corrupted private key (the PEM block does not parse)"
+        raise _file_error(
+            path, "private", "corrupted private key (the PEM block does not parse)"
         ) from None
     if not isinstance(key, X25519PrivateKey):
-        raise KeyFileError(f"{path}: a {type(key).__name__}, expected an X25519 private key")
+        raise _file_error(
+            path, "private", f"a {type(key).__name__}, expected an X25519 private key"
+        )
     return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
 
@@ -150,7 +162,9 @@ def load_public_key(path: Path, owner: KeyOwner) -> bytes:
     try:
         key = load_pem_public_key(pem)
     except (ValueError, TypeError):
-        raise KeyFileError(f"{path}: corrupted public key (the PEM block does not parse)") from None
+        raise _file_error(
+            path, "public", "corrupted public key (the PEM block does not parse)"
+        ) from None
     if not isinstance(key, X25519PublicKey):
-        raise KeyFileError(f"{path}: a {type(key).__name__}, expected an X25519 public key")
+        raise _file_error(path, "public", f"a {type(key).__name__}, expected an X25519 public key")
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)

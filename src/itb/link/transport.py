@@ -23,18 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from itb.telemetry.endpoint import (
-    CommandResult,
-    HandshakeFailed,
-    LinkRefused,
-    Outcome,
-    ProgrammerConnection,
-    PumpEndpoint,
-    Resolution,
-    ResponseReceived,
-    SessionOpened,
-    resolve_uncertain,
-)
+from itb.errors import InputError
+from itb.pump.status import PumpStatus
 from itb.telemetry.messages import (
     HIGH_RISK_COMMANDS,
     MAX_LOG_PAGE,
@@ -54,6 +44,15 @@ from itb.telemetry.messages import (
     StatusReport,
     new_request_id,
 )
+from itb.telemetry.outcomes import CommandResult, Outcome, Resolution, resolve_uncertain
+from itb.telemetry.programmer_endpoint import (
+    HandshakeFailed,
+    LinkRefused,
+    ProgrammerConnection,
+    ResponseReceived,
+    SessionOpened,
+)
+from itb.telemetry.pump_endpoint import PumpEndpoint
 
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -140,10 +139,12 @@ class Impairment:
     def __post_init__(self) -> None:
         for name in ("loss", "corruption"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}={getattr(self, name)}: allowed 0 to 1")
+                value = getattr(self, name)
+                raise InputError(name, "allowed 0 to 1", f"{name}={value}: allowed 0 to 1")
         for name in ("delay_s", "jitter_s"):
             if not 0.0 <= getattr(self, name) <= 60.0:
-                raise ValueError(f"{name}={getattr(self, name)}: allowed 0 to 60 s")
+                value = getattr(self, name)
+                raise InputError(name, "allowed 0 to 60 s", f"{name}={value}: allowed 0 to 60 s")
 
 
 class PipeEnd:
@@ -308,7 +309,7 @@ class ProgrammerClient:
             if isinstance(prepared, CommandResult):
                 return prepared
             return await self.commit(prepared)
-        return await self._command(request)
+        return await self.send_command(request)
 
     async def prepare(self, request: Command) -> Prepared | CommandResult:
         """Step one of a high-risk command: the pump checks it and changes nothing.
@@ -331,10 +332,12 @@ class ProgrammerClient:
     async def commit(self, prepared: Prepared) -> CommandResult:
         """Step two: apply the prepared command (exactly once; uncertain if no answer came).
         Commit within ``prepared.expires_in_s`` of the prepare, in the same session."""
-        result = await self._command(Commit(prepared.request_id, prepared.challenge))
+        result = await self.send_command(Commit(prepared.request_id, prepared.challenge))
         return replace(result, summary=prepared.summary)
 
-    async def _command(self, request: Command) -> CommandResult:
+    async def send_command(self, request: Command) -> CommandResult:
+        """One command in one step, exactly as given (:meth:`command` wraps a high-risk one in
+        prepare and commit; sent bare, the pump refuses it). Uncertain if no answer came."""
         try:
             response = await self._exchange(request)
         except NoAnswerError as error:
@@ -347,11 +350,12 @@ class ProgrammerClient:
             return CommandResult(request.request_id, Outcome.REJECTED, response, response.reason)
         return CommandResult(request.request_id, Outcome.REFUSED, response, "refused by the pump")
 
-    async def interrogate(self) -> StatusReport:
+    async def interrogate(self) -> PumpStatus:
+        """The pump's status; ``status.now`` is its clock (no second session needed)."""
         response = await self.query(Interrogate())
         if not isinstance(response, StatusReport):
             raise LinkError("the pump refused to be interrogated")
-        return response
+        return response.status
 
     async def read_event_log(self, since_seq: int = 0) -> tuple[list[LogRecord], int]:
         """Every entry after ``since_seq``, page by page; and the pump's lost-entry count."""

@@ -46,10 +46,11 @@ def check_dose(dose_ug: float) -> float:
     if not (
         math.isfinite(dose_ug) and BOLUS_DOSE.absolute_min < dose_ug <= BOLUS_DOSE.absolute_max
     ):
-        raise DosingError(
-            f"dose_ug={dose_ug}: allowed more than {BOLUS_DOSE.absolute_min:g} up to "
+        reason = (
+            f"allowed more than {BOLUS_DOSE.absolute_min:g} up to "
             f"{BOLUS_DOSE.absolute_max:g} µg ({BOLUS_DOSE.source})"
         )
+        raise DosingError("dose_ug", reason, f"dose_ug={dose_ug}: {reason}")
     return dose_ug
 
 
@@ -62,9 +63,11 @@ def bolus_course(
 ) -> BolusCourse:
     check_dose(dose_ug)
     if not (math.isfinite(threshold_mas) and threshold_mas > 0.0):
-        raise DosingError(f"threshold_mas={threshold_mas}: must be more than 0 MAS points")
+        reason = "must be more than 0 MAS points"
+        raise DosingError("threshold_mas", reason, f"threshold_mas={threshold_mas}: {reason}")
     if not (math.isfinite(horizon_h) and 1.0 <= horizon_h <= 24.0 * 14):
-        raise DosingError(f"horizon_h={horizon_h}: allowed 1 to 336 h")
+        reason = "allowed 1 to 336 h"
+        raise DosingError("horizon_h", reason, f"horizon_h={horizon_h}: {reason}")
     t_h = np.linspace(0.0, horizon_h, round(horizon_h / step_h) + 1)
     states = predict(patients, [], [Bolus(0.0, dose_ug)], t_h)
     csf = csf_ug_per_ml(states, patients)

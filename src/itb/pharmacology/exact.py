@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from itb.errors import InputError
 from itb.pharmacology.model import (
     EFFECT,
     N_STATES,
@@ -34,8 +35,8 @@ from itb.therapy import RateSegment
 from itb.units import SECONDS_PER_HOUR
 
 
-class DosingError(ValueError):
-    """A bolus or an infusion piece the model cannot take. Names the field and the range."""
+class DosingError(InputError):
+    """A bolus or an infusion piece the model cannot take: ``field`` names it, ``reason`` why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,11 @@ class Bolus:
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.t_h):
-            raise DosingError(f"bolus t_h={self.t_h}: must be a finite number of hours")
+            reason = "must be a finite number of hours"
+            raise DosingError("t_h", reason, f"bolus t_h={self.t_h}: {reason}")
         if not (math.isfinite(self.dose_ug) and self.dose_ug >= 0.0):
-            raise DosingError(f"bolus dose_ug={self.dose_ug}: must be a finite number, 0 or more")
+            reason = "must be a finite number, 0 or more"
+            raise DosingError("dose_ug", reason, f"bolus dose_ug={self.dose_ug}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +65,19 @@ class Piece:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.start_h) and math.isfinite(self.end_h)):
-            raise DosingError("piece start_h and end_h must be finite hours")
+            reason = "must be finite hours"
+            raise DosingError("start_h", reason, f"piece start_h and end_h {reason}")
         if self.end_h < self.start_h:
             raise DosingError(
+                "end_h",
+                "must be start_h or later",
                 f"piece end_h={self.end_h} is before start_h={self.start_h}: "
-                "must be start_h or later"
+                "must be start_h or later",
             )
         if not (math.isfinite(self.rate_ug_per_h) and self.rate_ug_per_h >= 0.0):
+            reason = "must be a finite number, 0 or more"
             raise DosingError(
-                f"piece rate_ug_per_h={self.rate_ug_per_h}: must be a finite number, 0 or more"
+                "rate_ug_per_h", reason, f"piece rate_ug_per_h={self.rate_ug_per_h}: {reason}"
             )
 
 
@@ -184,15 +191,8 @@ def predict(
     in the state reported at t. The state at ``t0_h`` (default: the earliest time, piece or bolus)
     is ``initial_state`` (default: no drug).
     """
-    times = np.asarray(times_h, dtype=np.float64)
-    if times.ndim != 1 or not np.all(np.isfinite(times)):
-        raise DosingError("times_h: expected a 1-D list of finite hours")
-    if times.size > 1 and np.any(np.diff(times) < 0.0):
-        raise DosingError("times_h: must be sorted in increasing order")
-    ordered = sorted(pieces, key=lambda p: p.start_h)
-    for a, b in itertools.pairwise(ordered):
-        if b.start_h < a.end_h - 1e-9:
-            raise DosingError(f"pieces overlap at {b.start_h} h: each hour has one rate")
+    times = _checked_times(times_h)
+    ordered = _checked_pieces(pieces)
     modal = ModalForm.of(patients)
     starts = [p.start_h for p in ordered] + [b.t_h for b in boluses]
     if times.size:
@@ -208,41 +208,78 @@ def predict(
     y = modal.to_modal(x0)
     steady_per_rate = -modal.p_inv_b / modal.lam
     bolus_direction = modal.p_inv[:, :, TIP]
-    decays: dict[float, FloatArray] = {}
-
-    # Events: rate changes (kind 0), boluses (kind 1), outputs (kind 2), in time order; at equal
-    # times the rate changes and boluses come first, so outputs see them.
-    events: list[tuple[float, int, int]] = []
-    for i, piece in enumerate(ordered):
-        events.append((piece.start_h, 0, i))
-        events.append((piece.end_h, 0, -1))
-    events.extend((b.t_h, 1, i) for i, b in enumerate(boluses))
-    events.extend((float(tt), 2, i) for i, tt in enumerate(times))
-    events.sort()
+    decay = _DecayCache(modal.lam)
 
     out_modal = np.empty((times.size, patients.n, N_STATES))
-    rate = 0.0
-    y_ss = steady_per_rate * rate
-    for when, kind, index in events:
+    y_ss = steady_per_rate * 0.0
+    for when, kind, index in _events(ordered, boluses, times):
         if when < t:
-            if kind == 2:
-                raise DosingError(f"times_h: {when} h is before the start {t} h")
+            if kind == _OUTPUT:
+                raise DosingError("times_h", f"{when} h is before the start {t} h")
             continue
         if when > t:
-            key = round(when - t, 12)
-            decay = decays.get(key)
-            if decay is None:
-                decay = np.exp(modal.lam * (when - t))
-                if len(decays) < 4096:
-                    decays[key] = decay
-            y = y_ss + (y - y_ss) * decay
+            y = y_ss + (y - y_ss) * decay(when - t)
             t = when
-        if kind == 0:
-            rate = ordered[index].rate_ug_per_h if index >= 0 else 0.0
-            y_ss = steady_per_rate * rate
-        elif kind == 1:
+        if kind == _RATE:
+            y_ss = steady_per_rate * (ordered[index].rate_ug_per_h if index >= 0 else 0.0)
+        elif kind == _BOLUS:
             y = y + bolus_direction * boluses[index].dose_ug
         else:
             out_modal[index] = y
     out: FloatArray = np.matmul(out_modal.transpose(1, 0, 2), modal.p.transpose(0, 2, 1))
     return out
+
+
+# Event kinds, in the order they apply at equal times: the rate changes and boluses come first,
+# so that an output at the same time sees them.
+_RATE, _BOLUS, _OUTPUT = 0, 1, 2
+
+
+def _checked_times(times_h: Sequence[float] | FloatArray) -> FloatArray:
+    times = np.asarray(times_h, dtype=np.float64)
+    if times.ndim != 1 or not np.all(np.isfinite(times)):
+        raise DosingError("times_h", "expected a 1-D list of finite hours")
+    if times.size > 1 and np.any(np.diff(times) < 0.0):
+        raise DosingError("times_h", "must be sorted in increasing order")
+    return times
+
+
+def _checked_pieces(pieces: Sequence[Piece]) -> list[Piece]:
+    """The pieces in time order; overlapping pieces are refused (each hour has one rate)."""
+    ordered = sorted(pieces, key=lambda p: p.start_h)
+    for a, b in itertools.pairwise(ordered):
+        if b.start_h < a.end_h - 1e-9:
+            reason = "each hour has one rate"
+            raise DosingError("pieces", reason, f"pieces overlap at {b.start_h} h: {reason}")
+    return ordered
+
+
+def _events(
+    ordered: Sequence[Piece], boluses: Sequence[Bolus], times: FloatArray
+) -> list[tuple[float, int, int]]:
+    """(time, kind, index) in time order; a piece end is a rate change to 0 (index -1)."""
+    events: list[tuple[float, int, int]] = []
+    for i, piece in enumerate(ordered):
+        events.append((piece.start_h, _RATE, i))
+        events.append((piece.end_h, _RATE, -1))
+    events.extend((b.t_h, _BOLUS, i) for i, b in enumerate(boluses))
+    events.extend((float(tt), _OUTPUT, i) for i, tt in enumerate(times))
+    events.sort()
+    return events
+
+
+class _DecayCache:
+    """e^{λ d} per distinct duration d (a weekly program has a few dozen), cached."""
+
+    def __init__(self, lam: FloatArray) -> None:
+        self._lam = lam
+        self._decays: dict[float, FloatArray] = {}
+
+    def __call__(self, duration_h: float) -> FloatArray:
+        key = round(duration_h, 12)
+        decay = self._decays.get(key)
+        if decay is None:
+            decay = np.exp(self._lam * duration_h)
+            if len(self._decays) < 4096:
+                self._decays[key] = decay
+        return decay

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from itb.errors import InputError
+
 FloatArray = NDArray[np.float64]
 
 N_STATES = 3
@@ -43,8 +45,8 @@ DISTAL_TO_TIP_RATIO = 0.43  # S63
 RESPONSE_THRESHOLD_MAS = 1.0  # S51
 
 
-class ParameterError(ValueError):
-    """A PK/PD parameter outside its allowed range. Names the field and the range."""
+class ParameterError(InputError):
+    """A PK/PD parameter outside its allowed range: ``field`` names it, ``reason`` the range."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +87,17 @@ class Patients:
             if value.ndim == 0:
                 value = value.reshape(1)
             if value.ndim != 1:
-                raise ParameterError(f"{f.name}: expected a 1-D array, got shape {value.shape}")
+                raise ParameterError(f.name, f"expected a 1-D array, got shape {value.shape}")
             if n is None:
                 n = value.shape[0]
             elif value.shape[0] != n:
-                raise ParameterError(f"{f.name}: {value.shape[0]} values, expected {n}")
+                raise ParameterError(f.name, f"{value.shape[0]} values, expected {n}")
             low = 0.0 if f.name == "baseline_mas" else None
             if not np.all(np.isfinite(value)) or (
                 np.any(value < 0.0) if low is not None else np.any(value <= 0.0)
             ):
                 rule = "0 or more" if low is not None else "more than 0"
-                raise ParameterError(f"{f.name}: every value must be finite and {rule}")
+                raise ParameterError(f.name, f"every value must be finite and {rule}")
             object.__setattr__(self, f.name, value)
 
     @property

@@ -38,7 +38,9 @@ class Variability:
         for f in fields(self):
             value = getattr(self, f.name)
             if not (math.isfinite(value) and 0.0 <= value <= 2.0):
-                raise ParameterError(f"variability.{f.name}={value}: allowed 0 to 2 (log-scale SD)")
+                name = f"variability.{f.name}"
+                reason = "allowed 0 to 2 (log-scale SD)"
+                raise ParameterError(name, reason, f"{name}={value}: {reason}")
 
 
 DEFAULT_VARIABILITY = Variability()
@@ -55,10 +57,11 @@ def draw_patients(
 ) -> Patients:
     """``n`` patients with log-normal parameters around ``typical`` (default: the typical one)."""
     if not (isinstance(n, int) and 1 <= n <= 10_000_000):
-        raise ParameterError(f"n={n}: allowed 1 to 10,000,000 patients")
+        reason = "allowed 1 to 10,000,000 patients"
+        raise ParameterError("n", reason, f"n={n}: {reason}")
     base = typical_patient() if typical is None else typical
     if base.n != 1:
-        raise ParameterError(f"typical: expected one patient, got {base.n}")
+        raise ParameterError("typical", f"expected one patient, got {base.n}")
     v = variability
     # One standard normal column per factor, drawn in a fixed order so seeds stay comparable.
     z = rng.standard_normal((6, n))

@@ -39,7 +39,10 @@ class ResponseRule:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.min_fall_mas) and 0.0 < self.min_fall_mas <= MAS_MAX):
-            raise ParameterError(f"min_fall_mas={self.min_fall_mas}: allowed more than 0 up to 5")
+            reason = "allowed more than 0 up to 5"
+            raise ParameterError(
+                "min_fall_mas", reason, f"min_fall_mas={self.min_fall_mas}: {reason}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,11 @@ class Observation:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.t_h) and 0.0 <= self.t_h <= 48.0):
-            raise ParameterError(f"observation t_h={self.t_h}: allowed 0 to 48 h after the bolus")
+            reason = "allowed 0 to 48 h after the bolus"
+            raise ParameterError("t_h", reason, f"observation t_h={self.t_h}: {reason}")
         if not (math.isfinite(self.mas) and MAS_MIN <= self.mas <= MAS_MAX):
-            raise ParameterError(f"observation mas={self.mas}: allowed 0 to 5 (S75 coding)")
+            reason = "allowed 0 to 5 (S75 coding)"
+            raise ParameterError("mas", reason, f"observation mas={self.mas}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +80,13 @@ def classify_response(
 ) -> ScreeningResult:
     """Classify one trial bolus and compare it with the model (``patient``: one patient)."""
     if dose_ug not in BACLOFEN.screening_doses_ug and not (0.0 < dose_ug <= 100.0):
-        raise ParameterError(f"dose_ug={dose_ug}: allowed more than 0 up to 100 µg (S45 S46)")
+        reason = "allowed more than 0 up to 100 µg (S45 S46)"
+        raise ParameterError("dose_ug", reason, f"dose_ug={dose_ug}: {reason}")
     if not (math.isfinite(baseline_mas) and MAS_MIN <= baseline_mas <= MAS_MAX):
-        raise ParameterError(f"baseline_mas={baseline_mas}: allowed 0 to 5 (S75 coding)")
+        reason = "allowed 0 to 5 (S75 coding)"
+        raise ParameterError("baseline_mas", reason, f"baseline_mas={baseline_mas}: {reason}")
     if not observations:
-        raise ParameterError("observations: at least one assessment after the bolus is needed")
+        raise ParameterError("observations", "at least one assessment after the bolus is needed")
     obs = sorted(observations, key=lambda o: o.t_h)
     falls = [baseline_mas - o.mas for o in obs]
     max_fall = max(falls)
@@ -90,7 +97,7 @@ def classify_response(
     rms = math.nan
     if patient is not None:
         if patient.n != 1:
-            raise ParameterError(f"patient: expected one patient, got {patient.n}")
+            raise ParameterError("patient", f"expected one patient, got {patient.n}")
         times = np.array([o.t_h for o in obs])
         states = predict(patient, [], [Bolus(0.0, dose_ug)], times, t0_h=0.0)
         fall = effect_mas(states[..., EFFECT], patient)[0]

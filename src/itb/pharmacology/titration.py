@@ -13,29 +13,36 @@ oref0's determine-basal). Rules (docs/domain.md):
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from itb.drugs import BACLOFEN
-from itb.guardrails import DAILY_DOSE
+from itb.guardrails import DAILY_DOSE, Origin, Phase, change_limit
 from itb.pharmacology.model import ParameterError
+from itb.units import SECONDS_PER_HOUR
+
+__all__ = [
+    "LONG_EFFECT_H",
+    "STEP_INTERVAL",
+    "FirstDoseAdvice",
+    "Origin",
+    "TitrationAdvice",
+    "first_pump_dose",
+    "next_titration_step",
+    "parse_origin",
+    "step_range",
+]
 
 LONG_EFFECT_H = 8.0  # S46: "if the effect lasted more than 8 hours"
 STEP_INTERVAL = timedelta(hours=24)  # S46 S52
 
 
-class Origin(enum.Enum):
-    SPINAL = "spinal"
-    CEREBRAL = "cerebral"
-
-
-# (lowest, highest) daily-dose increase per 24 h, as fractions (S46 S52)
-STEP_RANGE: dict[Origin, tuple[float, float]] = {
-    Origin.SPINAL: (0.10, 0.30),
-    Origin.CEREBRAL: (0.05, 0.15),
-}
+def step_range(origin: Origin) -> tuple[float, float]:
+    """(lowest, highest) daily-dose increase per 24 h as fractions: the titration row of the
+    one change-limit table (``itb.guardrails.CHANGE_LIMITS``, S46 S52)."""
+    limit = change_limit(origin, Phase.TITRATION)
+    return limit.min_increase_percent / 100.0, limit.max_increase_percent / 100.0
 
 
 def parse_origin(text: str) -> Origin:
@@ -43,7 +50,8 @@ def parse_origin(text: str) -> Origin:
         return Origin(text.strip().lower())
     except ValueError:
         allowed = ", ".join(o.value for o in Origin)
-        raise ParameterError(f"origin={text!r}: allowed {allowed}") from None
+        reason = f"allowed {allowed}"
+        raise ParameterError("origin", reason, f"origin={text!r}: {reason}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +63,15 @@ class FirstDoseAdvice:
 def first_pump_dose(screening_dose_ug: float, effect_duration_h: float) -> FirstDoseAdvice:
     """Daily dose to start the pump with, from the positive screening bolus (S46)."""
     if not (math.isfinite(screening_dose_ug) and 0.0 < screening_dose_ug <= 100.0):
-        raise ParameterError(f"screening_dose_ug={screening_dose_ug}: allowed more than 0 to 100")
+        reason = "allowed more than 0 to 100"
+        raise ParameterError(
+            "screening_dose_ug", reason, f"screening_dose_ug={screening_dose_ug}: {reason}"
+        )
     if not (math.isfinite(effect_duration_h) and 0.0 <= effect_duration_h <= 48.0):
-        raise ParameterError(f"effect_duration_h={effect_duration_h}: allowed 0 to 48 h")
+        reason = "allowed 0 to 48 h"
+        raise ParameterError(
+            "effect_duration_h", reason, f"effect_duration_h={effect_duration_h}: {reason}"
+        )
     if effect_duration_h > LONG_EFFECT_H:
         return FirstDoseAdvice(
             screening_dose_ug,
@@ -93,18 +107,23 @@ def next_titration_step(
 ) -> TitrationAdvice:
     """The next daily-dose step allowed by the label at ``now``; suggests the lowest step."""
     if not (math.isfinite(current_daily_dose_ug) and current_daily_dose_ug > 0.0):
-        raise ParameterError(f"current_daily_dose_ug={current_daily_dose_ug}: must be more than 0")
+        reason = "must be more than 0"
+        raise ParameterError(
+            "current_daily_dose_ug",
+            reason,
+            f"current_daily_dose_ug={current_daily_dose_ug}: {reason}",
+        )
     DAILY_DOSE.check(current_daily_dose_ug, "current_daily_dose_ug")
     if now < therapy_started:
-        raise ParameterError("now: is before therapy_started")
+        raise ParameterError("now", "is before therapy_started")
     if last_change is not None and not (therapy_started <= last_change <= now):
-        raise ParameterError("last_change: must be between therapy_started and now")
+        raise ParameterError("last_change", "must be between therapy_started and now")
     reference = max(therapy_started, last_change) if last_change else therapy_started
     earliest = reference + STEP_INTERVAL
-    low_frac, high_frac = STEP_RANGE[origin]
+    low_frac, high_frac = step_range(origin)
     warnings: list[str] = []
     if now < earliest:
-        wait_h = (earliest - now).total_seconds() / 3600.0
+        wait_h = (earliest - now).total_seconds() / SECONDS_PER_HOUR
         what = "pump start" if last_change is None else "the last change"
         return TitrationAdvice(
             False,

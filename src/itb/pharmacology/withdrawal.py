@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from itb.pharmacology.exact import DosingError, ModalForm, Piece
 from itb.pharmacology.model import (
@@ -49,7 +50,8 @@ class WithdrawalThreshold:
 
 def check_fraction(fraction: float) -> float:
     if not (math.isfinite(fraction) and 0.0 < fraction < 1.0):
-        raise ParameterError(f"fraction={fraction}: allowed more than 0 and less than 1")
+        reason = "allowed more than 0 and less than 1"
+        raise ParameterError("fraction", reason, f"fraction={fraction}: {reason}")
     return fraction
 
 
@@ -61,7 +63,7 @@ def withdrawal_threshold(
     check_fraction(fraction)
     rate = np.broadcast_to(np.asarray(maintenance_rate_ug_per_h, dtype=np.float64), (patients.n,))
     if not np.all(np.isfinite(rate) & (rate >= 0.0)):
-        raise DosingError("maintenance_rate_ug_per_h: must be finite and 0 or more")
+        raise DosingError("maintenance_rate_ug_per_h", "must be finite and 0 or more")
     ce_ss = patients.steady_state_csf_ug_per_ml(rate)  # at steady state Ce equals tip CSF
     maintenance = effect_mas(ce_ss, patients)
     threshold = (1.0 - fraction) * maintenance
@@ -122,74 +124,109 @@ def time_below_threshold_h(
     ``initial_state`` (n, 3) is given. Exact up to ``grid_h`` per missed excursion (module doc).
     """
     if not (math.isfinite(grid_h) and 0.0 < grid_h <= 1.0):
-        raise ParameterError(f"grid_h={grid_h}: allowed more than 0 up to 1 h")
+        reason = "allowed more than 0 up to 1 h"
+        raise ParameterError("grid_h", reason, f"grid_h={grid_h}: {reason}")
     if not pieces:
         return np.zeros(patients.n)
     for a, b in itertools.pairwise(pieces):
         if abs(b.start_h - a.end_h) > 1e-9:
-            raise DosingError(f"pieces: gap or overlap at {a.end_h} h; pieces must be contiguous")
+            raise DosingError("pieces", f"gap or overlap at {a.end_h} h; pieces must be contiguous")
     modal = ModalForm.of(patients)
     threshold = withdrawal_threshold(patients, maintenance_rate_ug_per_h, fraction)
-    ce_thr = threshold.threshold_ce_ug_per_ml
     if initial_state is None:
         rate = np.broadcast_to(np.asarray(maintenance_rate_ug_per_h, np.float64), (patients.n,))
         y = modal.modal_steady(rate)
     else:
         y = modal.to_modal(np.broadcast_to(initial_state, (patients.n, 3)))
-
-    # 1. Modal state at each piece start: y ← y_ss + (y - y_ss) e^{λ d}, with e^{λ d} cached.
     durations = np.array([p.end_h - p.start_h for p in pieces])
     rates = np.array([p.rate_ug_per_h for p in pieces])
+    y_start = _modal_piece_starts(modal, durations, rates, y)
+    grid = _Grid.inside(durations, grid_h)
+    steady = -modal.p_inv_b / modal.lam  # (n, 3) per µg/h
+    total = np.zeros(patients.n)
+    for j in range(patients.n):  # one patient at a time keeps memory at O(grid points)
+        y0 = y_start[:, j, :][grid.piece_of]  # (m, 3)
+        yss = steady[j] * rates[grid.piece_of][:, None]
+        course = _CeCourse(y0, yss, modal.lam[j], modal.ce_row[j])
+        total[j] = _hours_below(course, grid, float(threshold.threshold_ce_ug_per_ml[j]))
+    return total
+
+
+def _modal_piece_starts(
+    modal: ModalForm, durations: FloatArray, rates: FloatArray, y: FloatArray
+) -> FloatArray:
+    """Modal state at each piece start, shape (pieces, n, 3): y ← y_ss + (y - y_ss) e^{λ d},
+    with e^{λ d} computed once per distinct duration."""
     unique_d, d_index = np.unique(np.round(durations, 12), return_inverse=True)
     decay = np.exp(modal.lam[:, None, :] * unique_d[None, :, None])  # (n, D, 3)
     steady = -modal.p_inv_b / modal.lam  # (n, 3) per µg/h
-    y_start = np.empty((len(pieces), patients.n, 3))
+    y_start = np.empty((len(durations), y.shape[0], 3))
     for i, (rate_i, di) in enumerate(zip(rates, d_index, strict=True)):
         y_start[i] = y
         y_ss = steady * rate_i
         y = y_ss + (y - y_ss) * decay[:, di, :]
+    return y_start
 
-    # 2. Closed-form Ce on a grid inside every piece, vectorized over pieces.
-    n_sub = np.maximum(np.ceil(durations / grid_h).astype(np.int64), 1)
-    piece_of = np.repeat(np.arange(len(pieces)), n_sub)
-    sub_k = np.arange(piece_of.size) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
-    step = durations[piece_of] / n_sub[piece_of]
-    tau0 = sub_k * step
-    total = np.zeros(patients.n)
-    for j in range(patients.n):  # one patient at a time keeps memory at O(grid points)
-        y0 = y_start[:, j, :][piece_of]  # (m, 3)
-        yss = steady[j] * rates[piece_of][:, None]
-        lam, row = modal.lam[j], modal.ce_row[j]
 
-        def ce(
-            tau: FloatArray,
-            y0: FloatArray = y0,
-            yss: FloatArray = yss,
-            lam: FloatArray = lam,
-            row: FloatArray = row,
-        ) -> FloatArray:
-            out: FloatArray = ((yss + (y0 - yss) * np.exp(lam * tau[:, None])) * row).sum(axis=1)
-            return out
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """Grid cells inside every piece, vectorized over pieces: cell k of piece ``piece_of``
+    starts ``tau0`` hours after its piece start and lasts ``step`` hours."""
 
-        c0, c1 = ce(tau0), ce(tau0 + step)
-        b0, b1 = c0 < ce_thr[j], c1 < ce_thr[j]
-        below = np.where(b0 & b1, step, 0.0)
-        crossing = b0 != b1
-        if np.any(crossing):
-            lo, hi = tau0[crossing], tau0[crossing] + step[crossing]
-            start_below = b0[crossing]
-            sel_y0, sel_yss = y0[crossing], yss[crossing]
-            for _ in range(_BISECTIONS):
-                mid = 0.5 * (lo + hi)
-                mid_below = ce(mid, sel_y0, sel_yss) < ce_thr[j]
-                # keep the crossing bracketed: the side that matches the start moves
-                move_lo = mid_below == start_below
-                lo = np.where(move_lo, mid, lo)
-                hi = np.where(move_lo, hi, mid)
-            t_cross = 0.5 * (lo + hi)
-            part = np.where(
-                start_below, t_cross - tau0[crossing], tau0[crossing] + step[crossing] - t_cross
-            )
-            below[crossing] = part
-        total[j] = below.sum()
-    return total
+    piece_of: NDArray[np.int64]
+    tau0: FloatArray
+    step: FloatArray
+
+    @classmethod
+    def inside(cls, durations: FloatArray, grid_h: float) -> _Grid:
+        n_sub = np.maximum(np.ceil(durations / grid_h).astype(np.int64), 1)
+        piece_of = np.repeat(np.arange(len(durations)), n_sub)
+        sub_k = np.arange(piece_of.size) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
+        step = durations[piece_of] / n_sub[piece_of]
+        return cls(piece_of, sub_k * step, step)
+
+
+@dataclass(frozen=True, slots=True)
+class _CeCourse:
+    """Closed-form Ce of one patient at ``tau`` hours into each grid cell's piece."""
+
+    y0: FloatArray  # (m, 3) modal state at the piece start
+    yss: FloatArray  # (m, 3) modal steady state of the piece's rate
+    lam: FloatArray  # (3,)
+    row: FloatArray  # (3,)
+
+    def at(
+        self, tau: FloatArray, y0: FloatArray | None = None, yss: FloatArray | None = None
+    ) -> FloatArray:
+        y0 = self.y0 if y0 is None else y0
+        yss = self.yss if yss is None else yss
+        out: FloatArray = ((yss + (y0 - yss) * np.exp(self.lam * tau[:, None])) * self.row).sum(
+            axis=1
+        )
+        return out
+
+
+def _hours_below(course: _CeCourse, grid: _Grid, ce_thr: float) -> float:
+    """Hours below ``ce_thr``: whole cells below, plus the part of each cell with a crossing
+    found by bisection."""
+    tau0, step = grid.tau0, grid.step
+    b0 = course.at(tau0) < ce_thr
+    b1 = course.at(tau0 + step) < ce_thr
+    below = np.where(b0 & b1, step, 0.0)
+    crossing = b0 != b1
+    if np.any(crossing):
+        lo, hi = tau0[crossing], tau0[crossing] + step[crossing]
+        start_below = b0[crossing]
+        sel_y0, sel_yss = course.y0[crossing], course.yss[crossing]
+        for _ in range(_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            mid_below = course.at(mid, sel_y0, sel_yss) < ce_thr
+            # keep the crossing bracketed: the side that matches the start moves
+            move_lo = mid_below == start_below
+            lo = np.where(move_lo, mid, lo)
+            hi = np.where(move_lo, hi, mid)
+        t_cross = 0.5 * (lo + hi)
+        below[crossing] = np.where(
+            start_below, t_cross - tau0[crossing], tau0[crossing] + step[crossing] - t_cross
+        )
+    return float(below.sum())

@@ -14,9 +14,10 @@ Pure functions. Sources are the S-numbers of ``docs/domain.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from itb.drugs import BACLOFEN, Drug
+from itb.errors import InputError
 from itb.guardrails import DAILY_DOSE, Verdict, rate_guardrail
 from itb.programmer.refill import require_range
 from itb.pump.hardware import PumpModel
@@ -75,16 +76,18 @@ def plan_concentration_change(
     """The bridge that keeps the patient's µg/day steady across a concentration change.
 
     ``old_concentration_ug_per_ml`` is the one read back from the pump before the refill;
-    ``catheter_volume_ml`` comes from :func:`itb.programmer.priming.implanted_catheter_volume_ml`.
+    ``catheter_volume_ml`` comes from :func:`itb.pump.hardware.implanted_catheter_volume_ml`.
     """
     # The longest catheter holds 110 cm × 0.0026 mL/cm = 0.286 mL (S31); 1 mL allows other makes.
     require_range("catheter_volume_ml", catheter_volume_ml, 0.0, 1.0, "mL", low_open=True)
     drug.check_concentration(old_concentration_ug_per_ml)
     drug.check_concentration(new_concentration_ug_per_ml)
     if new_concentration_ug_per_ml == old_concentration_ug_per_ml:
-        raise ValueError(
-            f"new_concentration_ug_per_ml={new_concentration_ug_per_ml:g} µg/mL equals the "
-            "concentration in the pump: no concentration change, no bridge needed"
+        reason = "equals the concentration in the pump: no concentration change, no bridge needed"
+        raise InputError(
+            "new_concentration_ug_per_ml",
+            reason,
+            f"new_concentration_ug_per_ml={new_concentration_ug_per_ml:g} µg/mL {reason}",
         )
     require_range(
         "daily_dose_ug", daily_dose_ug, 0.0, DAILY_DOSE.absolute_max, DAILY_DOSE.unit, low_open=True
@@ -96,27 +99,7 @@ def plan_concentration_change(
     dead_space_ml = model.internal_tubing_ml + catheter_volume_ml
     bridge_dose_ug = dead_space_ml * old_concentration_ug_per_ml
     bridge_days = bridge_dose_ug / daily_dose_ug
-    # Unbridged, the old drug leaves at the new volume rate.
-    unbridged_ug_per_day = new_volume_ml * old_concentration_ug_per_ml
-    unbridged_days = dead_space_ml / new_volume_ml
-    change = "under" if new_concentration_ug_per_ml > old_concentration_ug_per_ml else "over"
-    reasons = [
-        f"dead space = pump tubing {model.internal_tubing_ml:g} mL + catheter "
-        f"{catheter_volume_ml:.4f} mL = {dead_space_ml:.4f} mL of "
-        f"{old_concentration_ug_per_ml:g} µg/mL drug ({bridge_dose_ug:.1f} µg)",
-        f"bridge: {old_volume_ml:.4f} mL/day for {bridge_days * HOURS_PER_DAY:.1f} h keeps "
-        f"{daily_dose_ug:g} µg/day",
-        f"then {daily_dose_ug:g} µg/day at {new_concentration_ug_per_ml:g} µg/mL = "
-        f"{new_volume_ml:.4f} mL/day (was {old_volume_ml:.4f} mL/day)",
-        f"without the bridge: {unbridged_ug_per_day:.0f} µg/day for "
-        f"{unbridged_days * HOURS_PER_DAY:.1f} h ({change}dose)",
-    ]
-    if rate.verdict(new_volume_ml) is Verdict.WARN:
-        reasons.append(
-            f"new volume rate {new_volume_ml:.4f} mL/day is below the {model.name}'s lowest "
-            f"flow {model.min_flow_ml_per_day:g} mL/day"
-        )
-    return BridgePlan(
+    plan = BridgePlan(
         model=model.name,
         old_concentration_ug_per_ml=old_concentration_ug_per_ml,
         new_concentration_ug_per_ml=new_concentration_ug_per_ml,
@@ -129,7 +112,30 @@ def plan_concentration_change(
         bridge_duration_h=bridge_days * HOURS_PER_DAY,
         old_volume_per_day_ml=old_volume_ml,
         new_volume_per_day_ml=new_volume_ml,
-        unbridged_dose_ug_per_day=unbridged_ug_per_day,
-        unbridged_duration_h=unbridged_days * HOURS_PER_DAY,
-        reasons=tuple(reasons),
+        # Unbridged, the old drug leaves at the new volume rate.
+        unbridged_dose_ug_per_day=new_volume_ml * old_concentration_ug_per_ml,
+        unbridged_duration_h=dead_space_ml / new_volume_ml * HOURS_PER_DAY,
+        reasons=(),
     )
+    return replace(plan, reasons=_reasons(model, plan, rate.verdict(new_volume_ml) is Verdict.WARN))
+
+
+def _reasons(model: PumpModel, p: BridgePlan, below_lowest_flow: bool) -> tuple[str, ...]:
+    change = "under" if p.new_concentration_ug_per_ml > p.old_concentration_ug_per_ml else "over"
+    reasons = [
+        f"dead space = pump tubing {model.internal_tubing_ml:g} mL + catheter "
+        f"{p.catheter_volume_ml:.4f} mL = {p.dead_space_ml:.4f} mL of "
+        f"{p.old_concentration_ug_per_ml:g} µg/mL drug ({p.bridge_dose_ug:.1f} µg)",
+        f"bridge: {p.old_volume_per_day_ml:.4f} mL/day for {p.bridge_duration_h:.1f} h keeps "
+        f"{p.daily_dose_ug:g} µg/day",
+        f"then {p.daily_dose_ug:g} µg/day at {p.new_concentration_ug_per_ml:g} µg/mL = "
+        f"{p.new_volume_per_day_ml:.4f} mL/day (was {p.old_volume_per_day_ml:.4f} mL/day)",
+        f"without the bridge: {p.unbridged_dose_ug_per_day:.0f} µg/day for "
+        f"{p.unbridged_duration_h:.1f} h ({change}dose)",
+    ]
+    if below_lowest_flow:
+        reasons.append(
+            f"new volume rate {p.new_volume_per_day_ml:.4f} mL/day is below the {model.name}'s "
+            f"lowest flow {model.min_flow_ml_per_day:g} mL/day"
+        )
+    return tuple(reasons)

@@ -1,6 +1,14 @@
 """What the patient sees at home: days until the refill, the warning signs of withdrawal, and
 whether a patient-activated bolus is available now.
 
+Theory of operation. Whether a patient bolus is allowed is the firmware's rule, not this
+module's: after an interrogation the remote shows the pump's own answer,
+``PumpStatus.next_patient_bolus_at`` (:func:`availability_from_status`). Offline, between
+interrogations, :func:`patient_bolus_availability` asks the same rule
+(:func:`itb.pump.bolus.patient_bolus_wait`: the lockout and the count per rolling 24 h) with the
+bolus times the remote knows, and estimates the rolling 24 h total from the basal daily dose; the
+pump checks the exact total (delivered, this bolus and the basal to come) when asked.
+
 Pure functions: today and now are passed in. The refill date comes from
 :func:`itb.programmer.refill.plan_refill`. Note that the valve-gated pump's patient controller
 is not labelled for baclofen boluses (S38); the availability rule is the same four settings (S37).
@@ -13,13 +21,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from itb.errors import InputError
 from itb.guardrails import (
+    BOLUS_DURATION,
     PATIENT_BOLUS_DOSE,
     PATIENT_BOLUS_LOCKOUT,
     PATIENT_BOLUS_PER_DAY,
     ROLLING_24H_DOSE,
 )
 from itb.programmer.refill import require_range
+from itb.pump.bolus import patient_bolus_wait
+from itb.pump.spans import ROLLING_WINDOW_S
+from itb.pump.status import PatientBolusLimits, PumpStatus
+from itb.therapy import from_pump_s, to_pump_s
+from itb.units import SECONDS_PER_MINUTE
 
 # The project seed's list of withdrawal warning signs, in plain words (see also S54 to S57).
 WITHDRAWAL_SIGNS: tuple[str, ...] = (
@@ -39,8 +54,8 @@ WITHDRAWAL_ADVICE = (
 )
 
 # Rolling window for "boluses per day": a rolling 24 h, not the calendar day, so that two
-# sessions either side of midnight count together.
-BOLUS_WINDOW = timedelta(hours=24)
+# sessions either side of midnight count together (the firmware's own window).
+BOLUS_WINDOW = timedelta(seconds=ROLLING_WINDOW_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +101,27 @@ class PatientBolusSettings:
     dose_ug: float
     max_per_day: int
     lockout_min: float
+    duration_min: float = BOLUS_DURATION.absolute_min
 
     def __post_init__(self) -> None:
         PATIENT_BOLUS_DOSE.check(self.dose_ug)
         PATIENT_BOLUS_PER_DAY.check(float(self.max_per_day))
         PATIENT_BOLUS_LOCKOUT.check(self.lockout_min)
+        BOLUS_DURATION.check(self.duration_min)
+
+    @property
+    def limits(self) -> PatientBolusLimits:
+        """The same settings as the pump holds them."""
+        return PatientBolusLimits(
+            self.dose_ug, self.duration_min, self.lockout_min, self.max_per_day
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class BolusAvailability:
     available: bool
     reason: str
-    boluses_left: int  # in the rolling 24 h
+    boluses_left: int | None  # in the rolling 24 h; None when only the pump's answer is known
     # None when available now, not enabled, or never at this basal dose.
     next_available_at: datetime | None
 
@@ -112,6 +136,28 @@ class BolusAvailability:
         }
 
 
+NOT_ENABLED = "patient bolus is not enabled by your clinic"
+
+
+def availability_from_status(now: datetime, status: PumpStatus) -> BolusAvailability:
+    """The pump's own answer, read at an interrogation: ``status.next_patient_bolus_at``."""
+    limits = status.patient_bolus_limits
+    next_at = status.next_patient_bolus_at
+    if limits is None or limits.max_per_day == 0 or limits.dose_ug == 0.0 or next_at is None:
+        return BolusAvailability(False, NOT_ENABLED, 0, None)
+    if next_at <= now:
+        return BolusAvailability(
+            True, f"a {limits.dose_ug:g} µg bolus is available (the pump's answer)", None, None
+        )
+    return BolusAvailability(
+        False,
+        f"the pump allows the next bolus at {next_at:%Y-%m-%d %H:%M} (lockout and "
+        f"{limits.max_per_day} a day)",
+        None,
+        next_at,
+    )
+
+
 def patient_bolus_availability(
     now: datetime,
     settings: PatientBolusSettings,
@@ -120,58 +166,41 @@ def patient_bolus_availability(
 ) -> BolusAvailability:
     """May the patient take a bolus now? ``recent_boluses`` are the start times of earlier ones.
 
-    Three limits: the lockout since the last bolus, the number per rolling 24 h, and the rolling
-    24 h total (basal + boluses) against the absolute daily maximum.
+    Three limits: the lockout since the last bolus and the number per rolling 24 h (the
+    firmware's rule), and the rolling 24 h total (basal + boluses) against the absolute daily
+    maximum (estimated from the basal daily dose).
     """
     require_range(
         "basal_daily_dose_ug", basal_daily_dose_ug, 0.0, ROLLING_24H_DOSE.absolute_max, "µg/day"
     )
-    for i, when in enumerate(recent_boluses):
-        if when > now:
-            raise ValueError(
-                f"recent_boluses[{i}]={when.isoformat()} is after now={now.isoformat()}: "
-                "a bolus cannot come from the future"
-            )
+    _check_not_after(now, recent_boluses)
     if settings.dose_ug == 0.0 or settings.max_per_day == 0:
-        return BolusAvailability(False, "patient bolus is not enabled by your clinic", 0, None)
+        return BolusAvailability(False, NOT_ENABLED, 0, None)
 
-    in_window = sorted(t for t in recent_boluses if now - t < BOLUS_WINDOW)
+    given_s = sorted(to_pump_s(t) for t in recent_boluses)
+    wait = patient_bolus_wait(settings.limits, given_s, to_pump_s(now))
+    in_window = [from_pump_s(t) for t in wait.given_in_window_s]
     left = max(0, settings.max_per_day - len(in_window))
-    lockout = timedelta(minutes=settings.lockout_min)
     waits: list[tuple[datetime | None, str]] = []
-    if in_window and now - in_window[-1] < lockout:
+    if wait.lockout_until_s is not None:
+        ago_min = (now - in_window[-1]).total_seconds() / SECONDS_PER_MINUTE
         waits.append(
             (
-                in_window[-1] + lockout,
-                f"the last bolus was {(now - in_window[-1]).total_seconds() / 60:.0f} min ago; "
+                from_pump_s(wait.lockout_until_s),
+                f"the last bolus was {ago_min:.0f} min ago; "
                 f"wait {settings.lockout_min:g} min between boluses",
             )
         )
-    if left == 0:
-        # The oldest bolus that must leave the window before one more is allowed.
-        oldest = in_window[len(in_window) - settings.max_per_day]
+    if wait.count_frees_at_s is not None:
         waits.append(
             (
-                oldest + BOLUS_WINDOW,
+                from_pump_s(wait.count_frees_at_s),
                 f"{len(in_window)} of {settings.max_per_day} boluses used in the last 24 h",
             )
         )
-    total_ug = basal_daily_dose_ug + (len(in_window) + 1) * settings.dose_ug
-    if total_ug > ROLLING_24H_DOSE.absolute_max:
-        # Room comes back as earlier boluses leave the window: the k oldest must leave; if the
-        # basal plus one bolus is already too much, never at this basal.
-        excess_ug = total_ug - ROLLING_24H_DOSE.absolute_max
-        must_leave = math.ceil(excess_ug / settings.dose_ug)
-        freed_at = (
-            in_window[must_leave - 1] + BOLUS_WINDOW if must_leave <= len(in_window) else None
-        )
-        waits.append(
-            (
-                freed_at,
-                f"one more {settings.dose_ug:g} µg bolus would make {total_ug:g} µg in 24 h, "
-                f"above the {ROLLING_24H_DOSE.absolute_max:g} µg maximum (S25)",
-            )
-        )
+    rolling = _rolling_total_wait(settings, in_window, basal_daily_dose_ug)
+    if rolling is not None:
+        waits.append(rolling)
     if waits:
         times = [w[0] for w in waits]
         until = None if any(t is None for t in times) else max(t for t in times if t is not None)
@@ -182,4 +211,34 @@ def patient_bolus_availability(
         "in the last 24 h",
         left,
         None,
+    )
+
+
+def _check_not_after(now: datetime, recent_boluses: Sequence[datetime]) -> None:
+    for i, when in enumerate(recent_boluses):
+        if when > now:
+            raise InputError(
+                f"recent_boluses[{i}]",
+                "a bolus cannot come from the future",
+                f"recent_boluses[{i}]={when.isoformat()} is after now={now.isoformat()}: "
+                "a bolus cannot come from the future",
+            )
+
+
+def _rolling_total_wait(
+    settings: PatientBolusSettings, in_window: list[datetime], basal_daily_dose_ug: float
+) -> tuple[datetime | None, str] | None:
+    """The estimate of the rolling 24 h total with one more bolus; None when within the max."""
+    total_ug = basal_daily_dose_ug + (len(in_window) + 1) * settings.dose_ug
+    if total_ug <= ROLLING_24H_DOSE.absolute_max:
+        return None
+    # Room comes back as earlier boluses leave the window: the k oldest must leave; if the
+    # basal plus one bolus is already too much, never at this basal.
+    excess_ug = total_ug - ROLLING_24H_DOSE.absolute_max
+    must_leave = math.ceil(excess_ug / settings.dose_ug)
+    freed_at = in_window[must_leave - 1] + BOLUS_WINDOW if must_leave <= len(in_window) else None
+    return (
+        freed_at,
+        f"one more {settings.dose_ug:g} µg bolus would make {total_ug:g} µg in 24 h, "
+        f"above the {ROLLING_24H_DOSE.absolute_max:g} µg maximum (S25)",
     )

@@ -13,21 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from itb.drugs import BACLOFEN, Drug
-from itb.programmer.refill import require_range
-from itb.pump.hardware import PumpModel
+from itb.pump.hardware import (
+    CATHETER_LENGTH_CM,
+    CATHETER_VOLUME_ML_PER_CM,
+    PumpModel,
+    implanted_catheter_volume_ml,
+)
 from itb.units import SECONDS_PER_DAY, SECONDS_PER_MINUTE
 
-# S31: the intrathecal catheter is 110 cm long and holds 0.0026 mL per cm; the implanted volume
-# is (110 − trimmed cm) × 0.0026 mL.
-CATHETER_LENGTH_CM = 110.0
-CATHETER_VOLUME_ML_PER_CM = 0.0026
-
-
-def implanted_catheter_volume_ml(trimmed_cm: float) -> float:
-    """Volume of the implanted catheter after ``trimmed_cm`` were cut off (S31)."""
-    # The whole catheter cannot be trimmed away: at least a centimetre stays implanted.
-    require_range("catheter_trimmed_cm", trimmed_cm, 0.0, CATHETER_LENGTH_CM - 1.0, "cm")
-    return (CATHETER_LENGTH_CM - trimmed_cm) * CATHETER_VOLUME_ML_PER_CM
+__all__ = ["PrimingPlan", "plan_priming"]
 
 
 @dataclass(frozen=True, slots=True)

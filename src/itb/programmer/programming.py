@@ -14,44 +14,41 @@ The concentration is the one read back from the pump, never typed. Pure function
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
 from itb.drugs import BACLOFEN, Drug
-from itb.guardrails import DAILY_DOSE, Verdict
+from itb.errors import InputError
+from itb.guardrails import (
+    CHANGE_LIMITS,
+    DAILY_DOSE,
+    ChangeLimit,
+    Origin,
+    Phase,
+    Verdict,
+    change_limit,
+)
 from itb.pump.hardware import PumpModel
 from itb.therapy import WEEKDAYS, Program, format_clock
-from itb.units import HOURS_PER_DAY, SECONDS_PER_DAY
+from itb.units import HOURS_PER_DAY, SECONDS_PER_DAY, UL_PER_ML
 
-
-class Origin(enum.Enum):
-    """Where the spasticity comes from: titration limits differ (S46)."""
-
-    SPINAL = "spinal"
-    CEREBRAL = "cerebral"
-
-
-class Phase(enum.Enum):
-    TITRATION = "titration"  # changes every 24 h after implant
-    MAINTENANCE = "maintenance"  # changes at refills
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeLimit:
-    max_increase_percent: float
-    max_decrease_percent: float
-    source: str
-
-
-# S46: titration per 24 h spinal +10 to 30%, cerebral +5 to 15%; at maintenance refills spinal
-# +10 to 40% or −10 to 20%, cerebral +5 to 20% or −10 to 20%. The label gives no decrease limit
-# for titration: the maintenance one is used [R].
-CHANGE_LIMITS: dict[tuple[Origin, Phase], ChangeLimit] = {
-    (Origin.SPINAL, Phase.TITRATION): ChangeLimit(30.0, 20.0, "S46; decrease [R]"),
-    (Origin.CEREBRAL, Phase.TITRATION): ChangeLimit(15.0, 20.0, "S46; decrease [R]"),
-    (Origin.SPINAL, Phase.MAINTENANCE): ChangeLimit(40.0, 20.0, "S46"),
-    (Origin.CEREBRAL, Phase.MAINTENANCE): ChangeLimit(20.0, 20.0, "S46"),
-}
+# Origin, Phase and the change-limit table live in itb.guardrails (one table for the titration
+# advisor and this review); they are re-exported here for the programmer's callers.
+__all__ = [
+    "CHANGE_LIMITS",
+    "ChangeLimit",
+    "Check",
+    "ConfirmationRequiredError",
+    "Origin",
+    "Phase",
+    "ProgramRefusedError",
+    "ProgramReview",
+    "RateRow",
+    "basal_rate_ug_per_h",
+    "likely_tenfold_typo",
+    "percent_change",
+    "rate_rows",
+    "review_program",
+]
 
 # A new value within 10× ÷ 1.25 to 10× × 1.25 of the old (or the same band around 0.1×) is
 # probably a misplaced decimal point [R].
@@ -59,12 +56,12 @@ TYPO_FACTOR = 10.0
 TYPO_TOLERANCE_FACTOR = 1.25
 
 
-class ProgramRefusedError(ValueError):
+class ProgramRefusedError(InputError):
     """A program that fails a REFUSE check. The message lists the reasons."""
 
 
-class ConfirmationRequiredError(ValueError):
-    """A program with WARN checks submitted without a confirmation reason."""
+class ConfirmationRequiredError(InputError):
+    """A program (or a command) with warnings submitted without the confirmation it needs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +128,12 @@ class ProgramReview:
     def accept(self, confirmation_reason: str | None = None) -> Program:
         """The program to send, once every REFUSE is absent and every WARN is confirmed."""
         if self.refused:
-            raise ProgramRefusedError("program refused: " + "; ".join(self.reasons(Verdict.REFUSE)))
+            reasons = "; ".join(self.reasons(Verdict.REFUSE))
+            raise ProgramRefusedError("program", reasons, f"program refused: {reasons}")
         if self.needs_confirmation and not (confirmation_reason or "").strip():
             raise ConfirmationRequiredError(
-                "confirmation_reason: a reason is required to confirm: "
-                + "; ".join(self.reasons(Verdict.WARN))
+                "confirmation_reason",
+                "a reason is required to confirm: " + "; ".join(self.reasons(Verdict.WARN)),
             )
         return self.new_program
 
@@ -270,7 +268,7 @@ def _change_checks(
                 "stop may overdose a patient who has lost tolerance",
             )
         ]
-    limit = CHANGE_LIMITS[(origin, phase)]
+    limit = change_limit(origin, phase)
     what = f"{origin.value} origin, {phase.value}"
     if change > limit.max_increase_percent:
         return [
@@ -354,7 +352,7 @@ def _flow_checks(model: PumpModel, new: Program, concentration_ug_per_ml: float)
         Check(
             "flow",
             Verdict.OK,
-            f"{volume_ml:.4f} mL/day ({volume_ml / HOURS_PER_DAY * 1000:.2f} µL/h) at "
+            f"{volume_ml:.4f} mL/day ({volume_ml / HOURS_PER_DAY * UL_PER_ML:.2f} µL/h) at "
             f"{concentration_ug_per_ml:g} µg/mL (read back from the pump)",
         )
     ]

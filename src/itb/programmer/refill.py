@@ -18,11 +18,27 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from itb.drugs import BACLOFEN, Drug
-from itb.guardrails import DAILY_DOSE, LOW_RESERVOIR_ALARM, LimitError, Verdict, rate_guardrail
+from itb.guardrails import (
+    DAILY_DOSE,
+    DEFAULT_LOW_RESERVOIR_ALARM_ML,
+    LOW_RESERVOIR_ALARM,
+    LimitError,
+    Verdict,
+    rate_guardrail,
+)
 from itb.pump.hardware import PumpModel
 
-# Low-reservoir alarm threshold when none is programmed: 2.0 mL ([R] domain.md).
-DEFAULT_LOW_RESERVOIR_ALARM_ML = 2.0
+__all__ = [
+    "DEFAULT_SAFETY_MARGIN_DAYS",
+    "POCKET_FILL_TOLERANCE_FRACTION",
+    "DiscrepancyCheck",
+    "RefillInput",
+    "RefillSchedule",
+    "check_withdrawn_volume",
+    "plan_refill",
+    "pocket_fill_tolerance_ml",
+    "require_range",
+]
 
 # S24: refill 3 to 5 days before the pump's alarm date. We take the 5-day end: it leaves room
 # for a missed appointment, a holiday or a pump that runs fast within its accuracy band.
@@ -145,11 +161,6 @@ def check_withdrawn_volume(
     )
 
 
-def check_fill_volume(model: PumpModel, fill_ml: float) -> float:
-    """The volume put into the emptied reservoir. Overfill is refused (S27)."""
-    return require_range("fill_ml", fill_ml, 0.0, model.reservoir_ml, "mL")
-
-
 # Refill schedule ---------------------------------------------------------------------------
 
 
@@ -223,61 +234,110 @@ class RefillSchedule:
         return out
 
 
-def plan_refill(
-    model: PumpModel,
-    reservoir_ml: float,
-    concentration_ug_per_ml: float,
-    daily_dose_ug: float,
-    low_reservoir_alarm_ml: float = DEFAULT_LOW_RESERVOIR_ALARM_ML,
-    filled_on: date | None = None,
-    safety_margin_days: float = DEFAULT_SAFETY_MARGIN_DAYS,
-    drug: Drug = BACLOFEN,
-) -> RefillSchedule:
+@dataclass(frozen=True, slots=True)
+class RefillInput:
+    """What the refill plan starts from: the pump, its reservoir after the fill, and the policy.
+
+    ``concentration_ug_per_ml`` is the one read back from the pump; ``filled_on`` dates the
+    schedule (None: days only).
+    """
+
+    model: PumpModel
+    reservoir_ml: float
+    concentration_ug_per_ml: float
+    daily_dose_ug: float
+    low_reservoir_alarm_ml: float = DEFAULT_LOW_RESERVOIR_ALARM_ML
+    filled_on: date | None = None
+    safety_margin_days: float = DEFAULT_SAFETY_MARGIN_DAYS
+    drug: Drug = BACLOFEN
+
+    def check(self) -> None:
+        """Each figure within its range, else a LimitError (or UnknownDrugError) naming it."""
+        require_range("reservoir_ml", self.reservoir_ml, 0.0, self.model.reservoir_ml, "mL")
+        self.drug.check_concentration(self.concentration_ug_per_ml)
+        require_range(
+            "daily_dose_ug",
+            self.daily_dose_ug,
+            0.0,
+            DAILY_DOSE.absolute_max,
+            DAILY_DOSE.unit,
+            low_open=True,
+        )
+        LOW_RESERVOIR_ALARM.check(self.low_reservoir_alarm_ml)  # 0.5 to 10 mL, below any pump
+        require_range("safety_margin_days", self.safety_margin_days, 0.0, 30.0, "days")
+
+
+def plan_refill(fill: RefillInput) -> RefillSchedule:
     """When the reservoir reaches its alarm, runs dry, and when to come back.
 
-    ``concentration_ug_per_ml`` is the one read back from the pump. The next refill is the
-    earliest of the alarm date minus the safety margin (S24) and the stability limit ([R]).
+    The next refill is the earliest of the alarm date minus the safety margin (S24) and the
+    stability limit ([R]).
     """
-    require_range("reservoir_ml", reservoir_ml, 0.0, model.reservoir_ml, "mL")
-    drug.check_concentration(concentration_ug_per_ml)
-    require_range(
-        "daily_dose_ug", daily_dose_ug, 0.0, DAILY_DOSE.absolute_max, DAILY_DOSE.unit, low_open=True
-    )
-    LOW_RESERVOIR_ALARM.check(low_reservoir_alarm_ml)  # 0.5 to 10 mL, below any reservoir
-    require_range("safety_margin_days", safety_margin_days, 0.0, 30.0, "days")
-
-    volume_per_day_ml = daily_dose_ug / concentration_ug_per_ml
+    fill.check()
+    model = fill.model
+    volume_per_day_ml = fill.daily_dose_ug / fill.concentration_ug_per_ml
     rate = rate_guardrail(model.min_flow_ml_per_day, model.max_flow_ml_per_day)
     rate.check(volume_per_day_ml, "volume_per_day_ml")
+    below_lowest_flow = rate.verdict(volume_per_day_ml) is Verdict.WARN
+    days_to_low = max(0.0, fill.reservoir_ml - fill.low_reservoir_alarm_ml) / volume_per_day_ml
+    days_to_empty = fill.reservoir_ml / volume_per_day_ml
+    days_to_empty_fast = days_to_empty / (1.0 + model.flow_accuracy_fraction)
+    next_days, reason = _next_refill(fill, days_to_low)
+    return RefillSchedule(
+        model=model.name,
+        reservoir_ml=fill.reservoir_ml,
+        concentration_ug_per_ml=fill.concentration_ug_per_ml,
+        daily_dose_ug=fill.daily_dose_ug,
+        volume_per_day_ml=volume_per_day_ml,
+        low_reservoir_alarm_ml=fill.low_reservoir_alarm_ml,
+        safety_margin_days=fill.safety_margin_days,
+        days_to_low_reservoir=days_to_low,
+        days_to_empty=days_to_empty,
+        days_to_empty_at_fastest_flow=days_to_empty_fast,
+        stability_days=fill.drug.stability_days,
+        next_refill_days=next_days,
+        next_refill_reason=reason,
+        warnings=_warnings(
+            fill, volume_per_day_ml, below_lowest_flow, next_days, days_to_empty_fast
+        ),
+        filled_on=fill.filled_on,
+    )
+
+
+def _next_refill(fill: RefillInput, days_to_low: float) -> tuple[float, str]:
+    """(days after the fill, reason): the alarm minus the margin, or the stability limit."""
+    stability_days = fill.drug.stability_days
+    by_alarm_days = max(0.0, days_to_low - fill.safety_margin_days)
+    if by_alarm_days <= stability_days:
+        return by_alarm_days, (
+            f"{fill.safety_margin_days:g} days before the low-reservoir alarm at "
+            f"{fill.low_reservoir_alarm_ml:g} mL (day {days_to_low:.1f}; S24: 3 to 5 days before)"
+        )
+    return stability_days, (
+        f"the drug's stability limit in the reservoir, {stability_days:g} days ([R]), "
+        f"comes before the low-reservoir alarm (day {days_to_low:.1f})"
+    )
+
+
+def _warnings(
+    fill: RefillInput,
+    volume_per_day_ml: float,
+    below_lowest_flow: bool,
+    next_days: float,
+    days_to_empty_fast: float,
+) -> tuple[str, ...]:
+    model = fill.model
     warnings: list[str] = []
-    if rate.verdict(volume_per_day_ml) is Verdict.WARN:
+    if below_lowest_flow:
         warnings.append(
-            f"{daily_dose_ug:g} µg/day at {concentration_ug_per_ml:g} µg/mL is "
+            f"{fill.daily_dose_ug:g} µg/day at {fill.concentration_ug_per_ml:g} µg/mL is "
             f"{volume_per_day_ml:.4f} mL/day, below the {model.name}'s lowest flow "
             f"{model.min_flow_ml_per_day:g} mL/day: use a lower concentration"
         )
-
-    days_to_low = max(0.0, reservoir_ml - low_reservoir_alarm_ml) / volume_per_day_ml
-    days_to_empty = reservoir_ml / volume_per_day_ml
-    days_to_empty_fast = days_to_empty / (1.0 + model.flow_accuracy_fraction)
-    stability_days = drug.stability_days
-    by_alarm_days = max(0.0, days_to_low - safety_margin_days)
-    if by_alarm_days <= stability_days:
-        next_days = by_alarm_days
-        reason = (
-            f"{safety_margin_days:g} days before the low-reservoir alarm at "
-            f"{low_reservoir_alarm_ml:g} mL (day {days_to_low:.1f}; S24: 3 to 5 days before)"
-        )
-    else:
-        next_days = stability_days
-        reason = (
-            f"the drug's stability limit in the reservoir, {stability_days:g} days ([R]), "
-            f"comes before the low-reservoir alarm (day {days_to_low:.1f})"
-        )
-    if reservoir_ml <= low_reservoir_alarm_ml:
+    if fill.reservoir_ml <= fill.low_reservoir_alarm_ml:
         warnings.append(
-            f"reservoir {reservoir_ml:g} mL is at or below the low-reservoir alarm "
-            f"{low_reservoir_alarm_ml:g} mL: refill now"
+            f"reservoir {fill.reservoir_ml:g} mL is at or below the low-reservoir alarm "
+            f"{fill.low_reservoir_alarm_ml:g} mL: refill now"
         )
     if next_days > days_to_empty_fast:
         warnings.append(
@@ -285,20 +345,4 @@ def plan_refill(
             f"when the reservoir may run dry if the pump runs at the fast end of its "
             f"±{model.flow_accuracy_fraction * 100:g}% accuracy band: consider an earlier date"
         )
-    return RefillSchedule(
-        model=model.name,
-        reservoir_ml=reservoir_ml,
-        concentration_ug_per_ml=concentration_ug_per_ml,
-        daily_dose_ug=daily_dose_ug,
-        volume_per_day_ml=volume_per_day_ml,
-        low_reservoir_alarm_ml=low_reservoir_alarm_ml,
-        safety_margin_days=safety_margin_days,
-        days_to_low_reservoir=days_to_low,
-        days_to_empty=days_to_empty,
-        days_to_empty_at_fastest_flow=days_to_empty_fast,
-        stability_days=stability_days,
-        next_refill_days=next_days,
-        next_refill_reason=reason,
-        warnings=tuple(warnings),
-        filled_on=filled_on,
-    )
+    return tuple(warnings)

@@ -1,8 +1,13 @@
 """Interrogation report: a pump's status as JSON and as an HTML page a clinic can file.
 
-Input is the firmware's ``status().to_dict()`` (keys in :data:`STATUS_KEYS`) and recent event-log
-entries (``{seq, at, kind, data}``); the time the report is made is passed in. Nothing here talks
-to a pump, reads the clock or writes a file: the caller saves the string.
+Input is the pump's typed status (:class:`itb.pump.status.PumpStatus`, what ``Firmware.status()``
+builds and telemetry carries) and recent event-log entries (``{seq, at, kind, data}``); the time
+the report is made is passed in. Nothing here talks to a pump, reads the clock or writes a file:
+the caller saves the string.
+
+The ERI and EOS dates are the firmware's own (``battery.predicted_eri_at``/``predicted_eos_at``,
+equal to the entered dates once reached): the report never re-derives them, so it shows the
+same dates as the clinic's dashboard and calendar.
 """
 
 from __future__ import annotations
@@ -14,40 +19,25 @@ from typing import Any
 
 import jinja2
 
-from itb.programmer.refill import plan_refill
-from itb.pump.hardware import UnknownModelError, pump_model
+from itb.errors import InputError
+from itb.programmer.refill import RefillInput, plan_refill
+from itb.pump.hardware import pump_model
+from itb.pump.status import BatteryStatus, PumpStatus
 from itb.units import SECONDS_PER_DAY
 
-STATUS_KEYS = (
-    "serial",
-    "model",
-    "now",
-    "mode",
-    "program",
-    "daily_dose_ug",
-    "concentration_ug_per_ml",
-    "reservoir_ml",
-    "low_reservoir_alarm_ml",
-    "battery",
-    "alarms",
-    "delivered_ug",
-    "delivered_ml",
-    "received_ug",
-)
-BATTERY_KEYS = ("remaining_mah", "eri_at", "eos_at")
 EVENT_KEYS = ("seq", "at", "kind", "data")
 DEFAULT_MAX_EVENTS = 50
 DISCLAIMER = "OpenITB simulation report. Not a medical device; not for clinical decisions."
 
 
-class ReportError(ValueError):
-    """A status or event that lacks a field the report needs."""
+class ReportError(InputError):
+    """An event (or a value) that lacks what the report needs; ``field`` says where."""
 
 
 def _require(mapping: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
     missing = [k for k in keys if k not in mapping]
     if missing:
-        raise ReportError(f"{where}: missing {', '.join(missing)}; expected {', '.join(keys)}")
+        raise ReportError(where, f"missing {', '.join(missing)}; expected {', '.join(keys)}")
 
 
 def _time(value: object, where: str) -> datetime | None:
@@ -58,7 +48,8 @@ def _time(value: object, where: str) -> datetime | None:
             return datetime.fromisoformat(value)
         except ValueError:
             pass
-    raise ReportError(f"{where}={value!r}: expected an ISO 8601 time such as 2027-01-04T09:30:00")
+    reason = "expected an ISO 8601 time such as 2027-01-04T09:30:00"
+    raise ReportError(where, reason, f"{where}={value!r}: {reason}")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -70,36 +61,54 @@ def _days_between(start: datetime, end: datetime | None) -> float | None:
 
 
 def build_report(
-    status: Mapping[str, Any],
+    status: PumpStatus,
     events: Sequence[Mapping[str, Any]],
     generated_at: datetime,
     max_events: int = DEFAULT_MAX_EVENTS,
 ) -> dict[str, Any]:
     """The report as one JSON-ready dict (also what the HTML page shows)."""
-    _require(status, STATUS_KEYS, "status")
-    battery = status["battery"]
-    if not isinstance(battery, Mapping):
-        raise ReportError("status.battery: expected an object with remaining_mah, eri_at, eos_at")
-    _require(battery, BATTERY_KEYS, "status.battery")
-    pump_now = _time(status["now"], "status.now")
-    if pump_now is None:
-        raise ReportError("status.now: the pump's time is required")
-
-    reservoir = _reservoir_section(status, pump_now)
-    eri_at = _time(battery["eri_at"], "status.battery.eri_at")
-    eos_at = _time(battery["eos_at"], "status.battery.eos_at")
-    alarms = []
-    for i, alarm in enumerate(status["alarms"]):
-        _require(alarm, ("kind", "priority", "at", "active"), f"status.alarms[{i}]")
-        alarms.append(
-            {
-                "kind": str(alarm["kind"]),
-                "priority": str(alarm["priority"]),
-                "at": _iso(_time(alarm["at"], f"status.alarms[{i}].at")),
-                "active": bool(alarm["active"]),
-            }
-        )
+    alarms = [
+        {
+            "kind": alarm.kind.value,
+            "priority": alarm.priority.value,
+            "at": _iso(alarm.at),
+            "active": alarm.active,
+        }
+        for alarm in status.alarms
+    ]
     alarms.sort(key=lambda a: (not a["active"], a["at"] or ""))  # active first
+    recent = _recent_events(events)
+    program = None if status.program is None else status.program.to_dict()
+    return {
+        "title": f"Pump interrogation report: {status.serial}",
+        "disclaimer": DISCLAIMER,
+        "generated_at": _iso(generated_at),
+        "pump": {
+            "serial": status.serial,
+            "model": status.model,
+            "mode": status.mode.value,
+            "pump_time": _iso(status.now),
+        },
+        "therapy": {
+            "program": program,
+            "daily_dose_ug": float(status.daily_dose_ug),
+            "concentration_ug_per_ml": status.concentration_ug_per_ml,
+        },
+        "reservoir": _reservoir_section(status),
+        "battery": _battery_section(status.battery, status.now),
+        "alarms": alarms,
+        "active_alarm_count": sum(1 for a in alarms if a["active"]),
+        "totals": {
+            "delivered_ug": float(status.delivered_ug),
+            "delivered_ml": float(status.delivered_ml),
+            "received_ug": float(status.received_ug),
+        },
+        "events": recent[:max_events],
+        "events_left_off": max(0, len(recent) - max_events),
+    }
+
+
+def _recent_events(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     recent = []
     for i, event in enumerate(events):
         _require(event, EVENT_KEYS, f"events[{i}]")
@@ -112,67 +121,54 @@ def build_report(
             }
         )
     recent.sort(key=lambda e: e["seq"], reverse=True)  # most recent first
+    return recent
+
+
+def _battery_section(battery: BatteryStatus, pump_now: datetime) -> dict[str, Any]:
+    """The firmware's ERI and EOS: its prediction, or the date it entered them."""
+    eri_at = battery.predicted_eri_at or battery.eri_at
+    eos_at = battery.predicted_eos_at or battery.eos_at
     return {
-        "title": f"Pump interrogation report: {status['serial']}",
-        "disclaimer": DISCLAIMER,
-        "generated_at": _iso(generated_at),
-        "pump": {
-            "serial": str(status["serial"]),
-            "model": str(status["model"]),
-            "mode": str(status["mode"]),
-            "pump_time": _iso(pump_now),
-        },
-        "therapy": {
-            "program": status["program"],
-            "daily_dose_ug": float(status["daily_dose_ug"]),
-            "concentration_ug_per_ml": float(status["concentration_ug_per_ml"]),
-        },
-        "reservoir": reservoir,
-        "battery": {
-            "remaining_mah": float(battery["remaining_mah"]),
-            "eri_at": _iso(eri_at),
-            "days_to_eri": _days_between(pump_now, eri_at),
-            "eos_at": _iso(eos_at),
-            "days_to_eos": _days_between(pump_now, eos_at),
-        },
-        "alarms": alarms,
-        "active_alarm_count": sum(1 for a in alarms if a["active"]),
-        "totals": {
-            "delivered_ug": float(status["delivered_ug"]),
-            "delivered_ml": float(status["delivered_ml"]),
-            "received_ug": float(status["received_ug"]),
-        },
-        "events": recent[:max_events],
-        "events_left_off": max(0, len(recent) - max_events),
+        "remaining_mah": float(battery.remaining_mah),
+        "eri_at": _iso(eri_at),
+        "days_to_eri": _days_between(pump_now, eri_at),
+        "eri_reached": battery.eri_at is not None,
+        "eos_at": _iso(eos_at),
+        "days_to_eos": _days_between(pump_now, eos_at),
+        "eos_reached": battery.eos_at is not None,
     }
 
 
-def _reservoir_section(status: Mapping[str, Any], pump_now: datetime) -> dict[str, Any]:
-    reservoir_ml = float(status["reservoir_ml"])
-    alarm_ml = float(status["low_reservoir_alarm_ml"])
+def _reservoir_section(status: PumpStatus) -> dict[str, Any]:
     section: dict[str, Any] = {
-        "reservoir_ml": reservoir_ml,
-        "low_reservoir_alarm_ml": alarm_ml,
+        "reservoir_ml": float(status.reservoir_ml),
+        "low_reservoir_alarm_ml": float(status.low_reservoir_alarm_ml),
         "days_to_low_reservoir": None,
         "low_reservoir_on": None,
         "days_to_empty": None,
         "empty_on": None,
         "note": "",
     }
+    if status.concentration_ug_per_ml is None:
+        section["note"] = "reservoir dates not computed: the pump does not know its concentration"
+        return section
     try:
-        model = pump_model(str(status["model"]))
+        model = pump_model(status.model)
         section["capacity_ml"] = model.reservoir_ml
         schedule = plan_refill(
-            model,
-            reservoir_ml,
-            float(status["concentration_ug_per_ml"]),
-            float(status["daily_dose_ug"]),
-            alarm_ml,
+            RefillInput(
+                model,
+                status.reservoir_ml,
+                status.concentration_ug_per_ml,
+                status.daily_dose_ug,
+                status.low_reservoir_alarm_ml,
+            )
         )
-    except (UnknownModelError, ValueError) as error:
+    except ValueError as error:  # an InputError: unknown model, a figure out of range
         # The report still files; it says why the dates are missing.
         section["note"] = f"reservoir dates not computed: {error}"
         return section
+    pump_now = status.now
     section["days_to_low_reservoir"] = round(schedule.days_to_low_reservoir, 1)
     section["low_reservoir_on"] = (
         (pump_now + timedelta(days=schedule.days_to_low_reservoir)).date().isoformat()
@@ -212,7 +208,8 @@ th, td { border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }
 <table>
 <tr><th>Daily dose</th><td>{{ "%.1f"|format(r.therapy.daily_dose_ug) }} µg/day</td></tr>
 <tr><th>Concentration (read from pump)</th>
-<td>{{ "%g"|format(r.therapy.concentration_ug_per_ml) }} µg/mL</td></tr>
+<td>{% if r.therapy.concentration_ug_per_ml is not none %}
+{{- "%g"|format(r.therapy.concentration_ug_per_ml) }} µg/mL{% else %}unknown{% endif %}</td></tr>
 <tr><th>Program</th><td><code>{{ program_json }}</code></td></tr>
 </table>
 
@@ -235,10 +232,12 @@ th, td { border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }
 <table>
 <tr><th>Remaining</th><td>{{ "%.1f"|format(r.battery.remaining_mah) }} mAh</td></tr>
 <tr><th>Estimated ERI</th><td>{{ r.battery.eri_at or "not estimated" }}
-{%- if r.battery.days_to_eri is not none %} (in {{ r.battery.days_to_eri }} days){% endif %}
+{%- if r.battery.eri_reached %} (reached)
+{%- elif r.battery.days_to_eri is not none %} (in {{ r.battery.days_to_eri }} days){% endif %}
 </td></tr>
 <tr><th>Estimated end of service</th><td>{{ r.battery.eos_at or "not estimated" }}
-{%- if r.battery.days_to_eos is not none %} (in {{ r.battery.days_to_eos }} days){% endif %}
+{%- if r.battery.eos_reached %} (reached)
+{%- elif r.battery.days_to_eos is not none %} (in {{ r.battery.days_to_eos }} days){% endif %}
 </td></tr>
 </table>
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from itb.drugs import BACLOFEN
+from itb.errors import InputError
 from itb.pharmacology.exact import Bolus, predict
 from itb.pharmacology.model import EFFECT, Patients, effect_mas, typical_patient
 from itb.pharmacology.screening import (
@@ -44,6 +45,7 @@ from itb.pharmacology.screening import (
     next_screening_step,
 )
 from itb.pharmacology.titration import LONG_EFFECT_H, FirstDoseAdvice, first_pump_dose
+from itb.units import SECONDS_PER_HOUR
 
 __all__ = [
     "ALLOWED_DOSES_UG",
@@ -80,27 +82,21 @@ MIN_SCORES_AFTER_BOLUS = 4
 CLINIC_LAST_HOUR = 8  # the clinic scores hourly for 8 h (HOURLY_FOR_8H, the pharmacology issue)
 
 
-class ScreeningInputError(ValueError):
-    """Bad screening input: ``field`` names it and the message gives the allowed range."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
+class ScreeningInputError(InputError):
+    """Bad screening input: ``field`` names it and ``reason`` gives the allowed range."""
 
 
 def _check_dose(dose_ug: float, field: str = "dose_ug") -> float:
     if not (math.isfinite(dose_ug) and dose_ug in ALLOWED_DOSES_UG):
-        raise ScreeningInputError(
-            field, f"{field}={dose_ug:g}: allowed 25, 50, 75 or 100 µg (S45 S46 S48)"
-        )
+        reason = "allowed 25, 50, 75 or 100 µg (S45 S46 S48)"
+        raise ScreeningInputError(field, reason, f"{field}={dose_ug:g}: {reason}")
     return float(dose_ug)
 
 
 def _check_mas(value: float, field: str) -> float:
     if not (math.isfinite(value) and MAS_MIN <= value <= MAS_MAX):
-        raise ScreeningInputError(
-            field, f"{field}={value:g}: allowed 0 to 5 (Modified Ashworth, 1+ coded 2; S74 S75)"
-        )
+        reason = "allowed 0 to 5 (Modified Ashworth, 1+ coded 2; S74 S75)"
+        raise ScreeningInputError(field, reason, f"{field}={value:g}: {reason}")
     return float(value)
 
 
@@ -133,16 +129,16 @@ class TrialDose:
             if not (math.isfinite(s.t_h) and 0.0 < s.t_h <= LAST_SCORE_H):
                 raise ScreeningInputError(
                     "scores",
-                    f"scores: hour {s.t_h:g}: allowed more than 0 up to {LAST_SCORE_H:g} h after "
+                    f"hour {s.t_h:g}: allowed more than 0 up to {LAST_SCORE_H:g} h after "
                     "the bolus (hour 0 is the baseline)",
                 )
             _check_mas(s.mas, f"scores[{s.t_h:g}]")
         if len(set(hours)) != len(hours):
-            raise ScreeningInputError("scores", "scores: each hour may be scored once")
+            raise ScreeningInputError("scores", "each hour may be scored once")
         if len(self.scores) < MIN_SCORES_AFTER_BOLUS:
             raise ScreeningInputError(
                 "scores",
-                f"scores: {len(self.scores)} after the bolus; at least {MIN_SCORES_AFTER_BOLUS} "
+                f"{len(self.scores)} after the bolus; at least {MIN_SCORES_AFTER_BOLUS} "
                 "are needed (hourly for 8 h; the peak comes at 4 to 6 h, S45)",
             )
         object.__setattr__(self, "scores", tuple(sorted(self.scores, key=lambda s: s.t_h)))
@@ -162,11 +158,11 @@ def dose_from_hourly_scores(
     for hour in scores_by_hour:
         if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= last_hour:
             raise ScreeningInputError(
-                "scores", f"scores: hour {hour!r}: allowed whole hours 0 to {last_hour}"
+                "scores", f"hour {hour!r}: allowed whole hours 0 to {last_hour}"
             )
     if 0 not in scores_by_hour:
         raise ScreeningInputError(
-            "scores", "scores: hour 0 (the baseline MAS before the bolus) is required"
+            "scores", "hour 0 (the baseline MAS before the bolus) is required"
         )
     baseline = _check_mas(float(scores_by_hour[0]), "scores[0]")
     after = []
@@ -206,11 +202,11 @@ class ScreeningTrial:
 
 
 def _check_spacing(field: str, before: datetime, after: datetime) -> None:
-    gap_h = (after - before).total_seconds() / 3600.0
+    gap_h = (after - before).total_seconds() / SECONDS_PER_HOUR
     if gap_h < MIN_INTERVAL_H:
         raise ScreeningInputError(
             field,
-            f"{field}: a screening dose {gap_h:.1f} h after the previous one; allowed "
+            f"a screening dose {gap_h:.1f} h after the previous one; allowed "
             f"{MIN_INTERVAL_H:g} h or more after it (S45 S46)",
         )
 

@@ -29,9 +29,8 @@ CATHETER_MAX_TRIM_CM = CATHETER_LENGTH_CM - 1.0
 def implanted_catheter_volume_ml(trimmed_cm: float) -> float:
     """Volume of the implanted catheter after ``trimmed_cm`` were cut off (S31)."""
     if not (math.isfinite(trimmed_cm) and 0.0 <= trimmed_cm <= CATHETER_MAX_TRIM_CM):
-        raise InputError(
-            "catheter_trimmed_cm",
-            f"{trimmed_cm:g} cm is outside the allowed range 0 to {CATHETER_MAX_TRIM_CM:g} cm",
+        raise guardrails.LimitError(
+            "catheter_trimmed_cm", trimmed_cm, 0.0, CATHETER_MAX_TRIM_CM, "cm"
         )
     return (CATHETER_LENGTH_CM - trimmed_cm) * CATHETER_VOLUME_ML_PER_CM
 

@@ -14,17 +14,21 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from itb.errors import InputError
 from itb.pumpd.state import ClockAnchor, StateDir
 from itb.therapy import from_pump_s
 
 MAX_SPEED = 1_000_000.0
 
 
-class ClockError(ValueError):
+class ClockError(InputError):
+    """A clock setting out of range (``field``: ``reason``)."""
+
     def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
+        super().__init__(field, reason)
+
+    def __reduce__(self) -> tuple[type[ClockError], tuple[str, str]]:
+        return (ClockError, (self.field, self.reason))
 
 
 def check_speed(speed: float) -> float:

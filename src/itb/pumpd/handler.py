@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from itb.pump.alarms import AlarmKind
-from itb.pump.firmware import BolusKind, CommandRejected, Firmware, PatientBolusLimits
+from itb.pump.checks import CommandRejected
+from itb.pump.firmware import Firmware
+from itb.pump.status import PatientBolusLimits
 from itb.pumpd.state import StateDir
 from itb.telemetry.endpoint import PairedKey, RefusalReport, Role
 from itb.telemetry.messages import (
@@ -97,7 +98,7 @@ class FirmwareHandler:
         fw = self.firmware
         now = self._now_charged()
         if isinstance(request, Interrogate):
-            return StatusReport.from_status_dict(fw.status().to_dict())
+            return StatusReport(fw.status())
         if isinstance(request, ReadEventLog):
             return self._log_page(request)
         if not isinstance(request, Command):  # pragma: no cover - every request is one of these
@@ -180,7 +181,7 @@ class FirmwareHandler:
 
 
 def _summary_view(fw: Firmware) -> dict[str, JSON]:
-    wire = StatusReport.from_status_dict(fw.status().to_dict()).to_wire()
+    wire = StatusReport(fw.status()).to_wire()
     return {name: wire.get(name) for name in SUMMARY_FIELDS}
 
 
@@ -193,7 +194,7 @@ def _apply_to(fw: Firmware, request: Command, now: datetime) -> None:
     elif isinstance(request, StartBolus):
         fw.start_bolus(
             now,
-            BolusKind(request.kind.value),
+            request.kind,
             dose_ug=request.dose_ug,
             volume_ml=request.volume_ml,
             duration_min=request.duration_min,
@@ -205,7 +206,7 @@ def _apply_to(fw: Firmware, request: Command, now: datetime) -> None:
     elif isinstance(request, Refill):
         fw.refill(now, request.volume_ml, request.concentration_ug_per_ml)
     elif isinstance(request, ClearAlarm):
-        fw.clear_alarm(now, AlarmKind(request.kind.value))
+        fw.clear_alarm(now, request.kind)
     elif isinstance(request, SetPatientBolusLimits):
         fw.set_patient_bolus_limits(
             now,

@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from itb.errors import InputError
 from itb.link.keys import KeyOwner, load_private_key, public_key_of, write_keypair
 from itb.link.keys import write_public_key as _write_public_key
 from itb.pump.firmware import Firmware
@@ -39,6 +40,7 @@ from itb.pump.memory import DualBankMemory
 from itb.pump.world import World
 from itb.telemetry.endpoint import MAX_PAIRED_KEYS, PairedKey, Role
 from itb.therapy import from_pump_s
+from itb.units import UL_PER_ML
 
 IDENTITY_FILE = "identity.json"
 BANK_FILES = ("bank0.bin", "bank1.bin")
@@ -49,8 +51,14 @@ PUMP_PUB_FILE = "pump.pub"
 _TMP_SUFFIX = ".tmp"
 
 
-class StateError(ValueError):
+class StateError(InputError):
     """A state directory that cannot be used; the message names the file and what is wrong."""
+
+    def __init__(self, message: str, field: str = "pumpdir") -> None:
+        super().__init__(field, message, message)
+
+    def __reduce__(self) -> tuple[type[StateError], tuple[str, str]]:
+        return (type(self), (str(self), self.field))
 
 
 class PumpBusyError(StateError):
@@ -244,7 +252,7 @@ class StateDir:
                 return World.from_state(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-        return World(reservoir_ul=model.reservoir_ml * 1000.0)
+        return World(reservoir_ul=model.reservoir_ml * UL_PER_ML)
 
     def boot(self, at: datetime | None = None) -> Booted:
         """Start the firmware from the newest valid bank (``Firmware.boot`` semantics).

@@ -12,23 +12,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from itb.errors import InputError
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
 from itb.pump.alarms import AlarmKind
-from itb.pump.firmware import (
-    DEFAULT_CATHETER_VOLUME_ML,
-    BolusKind,
-    CommandRejected,
-    FaultKind,
-    Firmware,
-    PatientBolusLimits,
-)
-from itb.pump.hardware import DEFAULT_MODEL, pump_model
+from itb.pump.checks import CommandRejected
+from itb.pump.faults import FaultKind
+from itb.pump.firmware import Firmware, ImplantSettings
+from itb.pump.hardware import DEFAULT_MODEL, FULL_CATHETER_VOLUME_ML, pump_model
+from itb.pump.status import BolusKind, PatientBolusLimits
 from itb.therapy import Program, ProgramError, program_from_dict
 from itb.tomlfile import describe, read_toml
 from itb.units import UnitError, parse_duration_s
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario file that cannot be run; the message names the field."""
+
+    def __init__(self, message: str, field: str = "scenario") -> None:
+        super().__init__(field, message, message)
+
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[str, str]]:
+        return (ScenarioError, (str(self), self.field))
 
 
 class _Strict(BaseModel):
@@ -39,8 +43,8 @@ class PumpSection(_Strict):
     model: str = DEFAULT_MODEL
     start: datetime
     serial: str = "SIM-0001"
-    low_reservoir_alarm_ml: float = 2.0
-    catheter_volume_ml: float = Field(DEFAULT_CATHETER_VOLUME_ML, ge=0.0, le=1.0)
+    low_reservoir_alarm_ml: float = DEFAULT_LOW_RESERVOIR_ALARM_ML
+    catheter_volume_ml: float = Field(FULL_CATHETER_VOLUME_ML, ge=0.0, le=1.0)
     catheter_primed: bool = True
     flow_error_fraction: float = Field(0.0, ge=-0.5, le=0.5)
 
@@ -164,9 +168,7 @@ class Scenario(_Strict):
         return program_from_dict(dict(self.program))
 
     def build_firmware(self, *, record_received: bool = False) -> Firmware:
-        fw = Firmware.implant(
-            pump_model(self.pump.model),
-            self.pump.start,
+        settings = ImplantSettings(
             serial=self.pump.serial,
             concentration_ug_per_ml=self.drug.concentration_ug_per_ml,
             volume_ml=self.drug.volume_ml,
@@ -177,6 +179,7 @@ class Scenario(_Strict):
             flow_error_fraction=self.pump.flow_error_fraction,
             record_received=record_received,
         )
+        fw = Firmware.implant(pump_model(self.pump.model), self.pump.start, settings)
         if self.patient_bolus is not None:
             fw.set_patient_bolus_limits(
                 self.pump.start, PatientBolusLimits(**self.patient_bolus.model_dump())

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from itb.pump.firmware import CommandRejected, Firmware
+from itb.pump.checks import CommandRejected
+from itb.pump.firmware import Firmware
 from itb.scenario import Event, Scenario
+from itb.telemetry.status_wire import status_to_wire
 from itb.therapy import RateSegment, to_pump_s
 from itb.units import parse_duration_s
 
@@ -31,7 +33,7 @@ class SimulationResult:
         ]
 
     def to_dict(self) -> dict[str, object]:
-        status = self.firmware.status().to_dict()
+        status = self.firmware.status()
         alarms = [
             {"kind": e.data["alarm"], "at": e.at.isoformat(), "priority": e.data.get("priority")}
             for e in self.firmware.log.entries()
@@ -40,15 +42,15 @@ class SimulationResult:
         return {
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
-            "delivered_ug": status["delivered_ug"],
-            "delivered_ml": status["delivered_ml"],
-            "received_ug": status["received_ug"],
-            "reservoir_ml": status["reservoir_ml"],
+            "delivered_ug": status.delivered_ug,
+            "delivered_ml": status.delivered_ml,
+            "received_ug": status.received_ug,
+            "reservoir_ml": status.reservoir_ml,
             "alarms": alarms,
             "events": [e.to_dict() for e in self.firmware.log.entries()],
             "events_lost": self.firmware.log.lost_count,
             "rejected": self.rejected,
-            "status": status,
+            "status": status_to_wire(status),  # the pump's status as it sends it
         }
 
 

@@ -13,12 +13,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from itb.errors import InputError
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML, LOW_RESERVOIR_ALARM
 from itb.pump.hardware import pump_model
 from itb.tomlfile import describe, read_toml
 
 
-class CohortError(ValueError):
+class CohortError(InputError):
     """A cohort file that cannot be run; the message names the field."""
+
+    def __init__(self, message: str, field: str = "cohort") -> None:
+        super().__init__(field, message, message)
+
+    def __reduce__(self) -> tuple[type[CohortError], tuple[str, str]]:
+        return (CohortError, (str(self), self.field))
 
 
 class _Strict(BaseModel):
@@ -52,7 +60,11 @@ class PopulationSection(_Strict):
 class PumpsSection(_Strict):
     # Pump models and their shares; the shares are normalised.
     models: dict[str, float] = {"peristaltic-20": 0.5, "peristaltic-40": 0.5}
-    low_reservoir_alarm_ml: float = Field(default=2.0, ge=0.5, le=10.0)
+    low_reservoir_alarm_ml: float = Field(
+        default=DEFAULT_LOW_RESERVOIR_ALARM_ML,
+        ge=LOW_RESERVOIR_ALARM.absolute_min,
+        le=LOW_RESERVOIR_ALARM.absolute_max,
+    )
     # The clinic picks the lowest concentration that gives at least this refill interval [R].
     target_refill_interval_days: float = Field(default=60.0, ge=7.0, le=180.0)
     # Each pump's real flow error is normal with this SD as a share of the model's accuracy

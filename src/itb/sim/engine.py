@@ -15,6 +15,7 @@ import numpy as np
 
 from itb.sim.config import CohortConfig
 from itb.sim.patient import ALARM_KINDS, PatientOutcome, horizon_days, simulate_patient
+from itb.units import UG_PER_MG
 
 Progress = Callable[[int], None]
 
@@ -64,8 +65,8 @@ class CohortResult:
             "replacements": sum(o.replacements for o in out),
             "catheter_faults": sum(o.catheter_faults for o in out),
             "motor_stalls": sum(o.motor_stalls for o in out),
-            "delivered_mg": sum(o.delivered_ug for o in out) / 1000.0,
-            "received_mg": sum(o.received_ug for o in out) / 1000.0,
+            "delivered_mg": sum(o.delivered_ug for o in out) / UG_PER_MG,
+            "received_mg": sum(o.received_ug for o in out) / UG_PER_MG,
             "refill_interval_mean_days": float(np.mean(intervals)) if intervals else None,
             "visits_per_week_mean": float(per_week.mean()),
             "visits_per_week_max": int(per_week.max()),

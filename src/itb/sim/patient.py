@@ -16,10 +16,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from itb.drugs import BACLOFEN
-from itb.programmer.refill import plan_refill
+from itb.programmer.refill import RefillInput, plan_refill
 from itb.pump.alarms import AlarmKind
-from itb.pump.firmware import CommandRejected, FaultKind, Firmware, Mode, Span
+from itb.pump.checks import CommandRejected
+from itb.pump.faults import FaultKind
+from itb.pump.firmware import Firmware
 from itb.pump.hardware import PumpModel, pump_model
+from itb.pump.spans import Span
+from itb.pump.status import Mode
 from itb.sim.config import CohortConfig
 from itb.therapy import FlexStep, Program, continuous, flex, from_pump_s, to_pump_s
 from itb.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
@@ -191,12 +195,14 @@ class _Clinic:
     def schedule_refill(self, t_s: float) -> None:
         fw, policy = self.fw, self.config.policy
         plan = plan_refill(
-            fw.model,
-            fw.reservoir_ml,
-            fw.concentration_ug_per_ml,
-            fw.program.mean_daily_dose_ug(),
-            low_reservoir_alarm_ml=fw.low_alarm_ul / 1000.0,
-            safety_margin_days=policy.refill_margin_days,
+            RefillInput(
+                fw.model,
+                fw.reservoir_ml,
+                fw.concentration_ug_per_ml,
+                fw.program.mean_daily_dose_ug(),
+                low_reservoir_alarm_ml=fw.low_reservoir_alarm_ml,
+                safety_margin_days=policy.refill_margin_days,
+            )
         )
         late_days = (
             float(self.rng.exponential(policy.late_visit_days_mean))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol, TypeVar
 
+from itb.errors import InputError
 from itb.telemetry.messages import (
     JSON,
     MessageError,
@@ -45,13 +46,8 @@ _HEADER = struct.Struct(">2sBBHH")
 _CRC = struct.Struct(">I")
 
 
-class CodecError(ValueError):
+class CodecError(InputError):
     """Malformed bytes. ``field`` names the part, ``reason`` says what was wrong."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
 
 
 class FrameError(CodecError):

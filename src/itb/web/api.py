@@ -14,6 +14,16 @@ from itb.clinic import auth, calendar, services
 from itb.clinic.audit import verify_chain
 from itb.clinic.errors import InputError
 from itb.clinic.models import Role, User
+from itb.clinic.services.screening import NOTES_MAX_CHARS
+from itb.drugs import BACLOFEN
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
+from itb.programmer.screening import ALLOWED_DOSES_UG, CLINIC_LAST_HOUR, MIN_SCORES_AFTER_BOLUS
+from itb.pump.hardware import (
+    CATHETER_LENGTH_CM,
+    CATHETER_MAX_TRIM_CM,
+    CATHETER_VOLUME_ML_PER_CM,
+    MODELS,
+)
 from itb.web.deps import Caller, Db, need, now, session_cookie_name, set_cookie
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -62,24 +72,28 @@ class RefillIn(BaseModel):
         description="required (true) when the withdrawn volume is flagged: possible pump, "
         "catheter or pocket-fill problem (S28, the pump's accuracy band)",
     )
-    discrepancy_note: str = Field("", max_length=500, description="free text, kept in the visit")
+    discrepancy_note: str = Field(
+        "", max_length=services.REASON_MAX_CHARS, description="free text, kept in the visit"
+    )
 
 
 MasScore = Annotated[float, Field(allow_inf_nan=False)]
+_TRIAL_DOSES = ", ".join(f"{d:g}" for d in ALLOWED_DOSES_UG[:-1]) + f" or {ALLOWED_DOSES_UG[-1]:g}"
 
 
 class ScreeningIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dose_ug: float = Field(allow_inf_nan=False, description="trial bolus: 25, 50, 75 or 100 µg")
+    dose_ug: float = Field(allow_inf_nan=False, description=f"trial bolus: {_TRIAL_DOSES} µg")
     scores: dict[int, MasScore] = Field(
         description="Modified Ashworth (0 to 5, 1+ coded 2) by whole hour after the bolus: "
-        "0 = baseline (required) and at least 4 of hours 1 to 8",
+        f"0 = baseline (required) and at least {MIN_SCORES_AFTER_BOLUS} of hours 1 to "
+        f"{CLINIC_LAST_HOUR}",
         examples=[{"0": 3, "1": 3, "2": 2, "3": 2, "4": 1, "5": 1, "6": 2, "7": 2, "8": 3}],
     )
     given_at: datetime | None = Field(
         None, description="when the bolus was given (default: the last score was just taken)"
     )
-    notes: str = Field("", max_length=2000)
+    notes: str = Field("", max_length=NOTES_MAX_CHARS)
 
 
 class PatientIn(BaseModel):
@@ -96,24 +110,27 @@ class PatientIn(BaseModel):
 
 class ImplantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(description="pump model: peristaltic-20, peristaltic-40, valve-gated-20, "
-                       "valve-gated-40")  # fmt: skip
+    model: str = Field(description=f"pump model: {', '.join(MODELS)}")
     serial: str = Field(min_length=1, max_length=32, description="the pump's serial, unique")
     implanted_at: datetime | None = Field(None, description="default: now")
     catheter_trimmed_cm: float = Field(
         allow_inf_nan=False,
-        description="cm cut off the 110 cm catheter, 0 to 109 (S31): implanted volume = "
-        "(110 − catheter_trimmed_cm) × 0.0026 mL",
+        description=f"cm cut off the {CATHETER_LENGTH_CM:g} cm catheter, 0 to "
+        f"{CATHETER_MAX_TRIM_CM:g} (S31): implanted volume = ({CATHETER_LENGTH_CM:g} − "
+        f"catheter_trimmed_cm) × {CATHETER_VOLUME_ML_PER_CM:g} mL",
     )
-    concentration_ug_per_ml: float = Field(allow_inf_nan=False, description="50, 500, 1000, 2000")
+    concentration_ug_per_ml: float = Field(
+        allow_inf_nan=False,
+        description=", ".join(f"{c:g}" for c in BACLOFEN.concentrations_ug_per_ml),
+    )
     filled_ml: float = Field(allow_inf_nan=False, description="first fill, at most the reservoir")
     program: dict[str, Any] = Field(
         description="the scenario's [program] keys: rate_ug_per_day, steps or week",
         examples=[{"rate_ug_per_day": 600.0}],
     )
-    low_reservoir_alarm_ml: float = Field(2.0, allow_inf_nan=False)
+    low_reservoir_alarm_ml: float = Field(DEFAULT_LOW_RESERVOIR_ALARM_ML, allow_inf_nan=False)
     confirm: bool = False
-    reason: str = Field("", max_length=500)
+    reason: str = Field("", max_length=services.REASON_MAX_CHARS)
 
 
 class ReplacementIn(BaseModel):
@@ -128,7 +145,7 @@ class ReplacementIn(BaseModel):
     program: dict[str, Any] | None = Field(None, description="default: the old pump's program")
     low_reservoir_alarm_ml: float | None = Field(None, allow_inf_nan=False)
     confirm: bool = False
-    reason: str = Field("", max_length=500)
+    reason: str = Field("", max_length=services.REASON_MAX_CHARS)
 
 
 def _local(when: datetime | None, field: str) -> datetime | None:
@@ -339,7 +356,13 @@ def refill(
     """Interrogate, check the withdrawn volume, refill. A flagged withdrawn volume is 422 on
     ``acknowledge_discrepancy`` (with the reasons) until the body carries it; nothing is sent."""
     patient = services.get_patient(db, patient_id)
-    values = services.RefillInput(body.withdrawn_ml, body.filled_ml, body.concentration_ug_per_ml)
+    values = services.RefillInput(
+        body.withdrawn_ml,
+        body.filled_ml,
+        body.concentration_ug_per_ml,
+        acknowledge_discrepancy=body.acknowledge_discrepancy,
+        discrepancy_note=body.discrepancy_note,
+    )
     record = services.refill(
         db,
         request.app.state.settings.links,
@@ -347,8 +370,6 @@ def refill(
         caller.user,
         values,
         now(request),
-        acknowledge_discrepancy=body.acknowledge_discrepancy,
-        discrepancy_note=body.discrepancy_note,
     )
     return services.refill_summary(db, record, now(request))
 
@@ -367,16 +388,8 @@ def screening(
     given_at = body.given_at
     if given_at is not None and given_at.tzinfo is not None:
         given_at = given_at.astimezone().replace(tzinfo=None)  # the clinic's clock: naive local
-    visit, assessment = services.record_screening_dose(
-        db,
-        patient,
-        caller.user,
-        body.dose_ug,
-        body.scores,
-        now(request),
-        given_at,
-        body.notes,
-    )
+    dose = services.ScreeningDose(body.dose_ug, body.scores, given_at, body.notes)
+    visit, assessment = services.record_screening_dose(db, patient, caller.user, dose, now(request))
     return {**services.visit_dict(visit), "assessment": assessment.to_dict()}
 
 

@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException
 
 from itb.clinic import auth
 from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
-from itb.clinic.errors import ConflictError, InputError, NotFoundError, SerialMismatchError
+from itb.clinic.errors import ConflictError, NotFoundError, SerialMismatchError
 from itb.clinic.pumps import PumpCommandUncertainError, PumpUnreachableError
+from itb.errors import InputError
 from itb.web import api, pages
 from itb.web.deps import SECURITY_HEADERS, LoginRequired
 from itb.web.settings import ClinicSettings
@@ -41,7 +42,8 @@ def create_app(settings: ClinicSettings) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
-    app.include_router(pages.router)
+    for router in pages.ROUTERS:
+        app.include_router(router)
     _add_error_handlers(app)
 
     @app.middleware("http")
@@ -63,7 +65,8 @@ PUBLIC_ROUTES = frozenset({("POST", "/api/login"), ("GET", "/login"), ("POST", "
 
 def app_routes() -> list[APIRoute]:
     """Every route of the app (the role-check test walks them)."""
-    return [r for r in (*api.router.routes, *pages.router.routes) if isinstance(r, APIRoute)]
+    routers = (api.router, *pages.ROUTERS)
+    return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
 
 
 def route_action(route: APIRoute) -> str | None:
@@ -80,7 +83,9 @@ def _is_api(request: Request) -> bool:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    def page_or_json(request: Request, status: int, message: str, field: str | None = None):  # type: ignore[no-untyped-def]
+    def page_or_json(
+        request: Request, status: int, message: str, field: str | None = None
+    ) -> Response:
         if _is_api(request):
             if field is not None:
                 detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
@@ -97,11 +102,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         response = page_or_json(request, exc.status_code, str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
-        return response  # type: ignore[no-any-return]
+        return response
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> Response:
-        return page_or_json(request, 422, str(exc), exc.field)  # type: ignore[no-any-return]
+        return page_or_json(request, 422, str(exc), exc.field)
 
     for error, status in (
         (NotFoundError, 404),
@@ -114,6 +119,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     ):
 
         def handler(request: Request, exc: Exception, status: int = status) -> Response:
-            return page_or_json(request, status, str(exc))  # type: ignore[no-any-return]
+            return page_or_json(request, status, str(exc))
 
         app.add_exception_handler(error, handler)

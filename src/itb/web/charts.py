@@ -3,13 +3,15 @@ effect of the current program over the next days."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from markupsafe import Markup, escape
 
 from itb.clinic.effect import EffectForecast
-from itb.programmer.screening import Assessment, predicted_mas_course
+from itb.programmer.screening import CLINIC_LAST_HOUR, Assessment, predicted_mas_course
 from itb.therapy import MINUTES_PER_DAY, Program
+from itb.units import SECONDS_PER_HOUR
 
 WIDTH_PX = 600
 HEIGHT_PX = 160
@@ -55,7 +57,8 @@ def dose_schedule_svg(program: Program, weekday: int = 0) -> Markup:
         f'<text x="{MARGIN_PX - 4}" y="{y(top_ug_per_h / 1.15) + 4:.1f}" font-size="10" '
         f'text-anchor="end">{top_ug_per_h / 1.15:.3g}</text>'
     )
-    return Markup(
+    # Built only from formatted numbers and escape()d text: safe to mark as markup.
+    return Markup(  # nosec B704
         f'<svg class="chart" viewBox="0 0 {WIDTH_PX} {HEIGHT_PX}" role="img" '
         f'aria-label="dose schedule">'
         f'<rect x="{MARGIN_PX}" y="{MARGIN_PX}" width="{plot_w}" height="{plot_h}" '
@@ -73,83 +76,131 @@ LEFT_PX, RIGHT_PX, TOP_PX, BOTTOM_PX = 44, 12, 28, 40
 MAS_TOP = 5.0  # the Modified Ashworth scale, 0 to 5 with 1+ coded 2 (S74 S75)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plot:
+    """The plotting area of a chart: where a time (h) and a MAS score land, in pixels."""
+
+    span_h: float
+    width_px: float
+    height_px: float
+    mas_down: bool = False  # True: MAS 0 at the top (less tone is up), as in the pk plots
+
+    def x(self, t_h: float) -> float:
+        return LEFT_PX + self.width_px * t_h / self.span_h
+
+    def y(self, mas: float) -> float:
+        fraction = mas / MAS_TOP if self.mas_down else 1 - mas / MAS_TOP
+        return TOP_PX + self.height_px * fraction
+
+    def frame(self) -> str:
+        return (
+            f'<rect x="{LEFT_PX}" y="{TOP_PX}" width="{self.width_px}" height="{self.height_px}" '
+            f'fill="#fff" stroke="#c8d1dc"/>'
+        )
+
+    def hline(self, mas: float, stroke: str, dash: str) -> str:
+        return (
+            f'<line x1="{LEFT_PX}" x2="{LEFT_PX + self.width_px}" y1="{self.y(mas):.1f}" '
+            f'y2="{self.y(mas):.1f}" stroke="{stroke}" stroke-dasharray="{dash}"/>'
+        )
+
+    def vline(self, t_h: float, stroke: str, extra: str = "") -> str:
+        return (
+            f'<line x1="{self.x(t_h):.1f}" x2="{self.x(t_h):.1f}" y1="{TOP_PX}" '
+            f'y2="{TOP_PX + self.height_px}" stroke="{stroke}"{extra}/>'
+        )
+
+    def mas_axis(self, title: str) -> list[str]:
+        middle = TOP_PX + self.height_px / 2
+        labels = [
+            f'<text x="{LEFT_PX - 6}" y="{self.y(mas) + 4:.1f}" font-size="10" '
+            f'text-anchor="end">{mas}</text>'
+            for mas in range(int(MAS_TOP) + 1)
+        ]
+        return [
+            *labels,
+            f'<text x="12" y="{middle:.1f}" font-size="10" text-anchor="middle" '
+            f'transform="rotate(-90 12 {middle:.1f})">{escape(title)}</text>',
+        ]
+
+
 def effect_forecast_svg(forecast: EffectForecast) -> Markup:
     """Predicted MAS against date and time: the response band (MAS fall ≥ 1, S51) shaded, the
     withdrawal threshold dashed, the projected empty reservoir and withdrawal risk marked."""
-    plot_w = EFFECT_WIDTH_PX - LEFT_PX - RIGHT_PX
-    plot_h = EFFECT_HEIGHT_PX - TOP_PX - BOTTOM_PX
     span_h = float(forecast.t_h[-1]) or 1.0
-
-    def x(t_h: float) -> float:
-        return LEFT_PX + plot_w * t_h / span_h
-
-    def y(mas: float) -> float:
-        return TOP_PX + plot_h * (1 - mas / MAS_TOP)
-
+    plot = _Plot(
+        span_h, EFFECT_WIDTH_PX - LEFT_PX - RIGHT_PX, EFFECT_HEIGHT_PX - TOP_PX - BOTTOM_PX
+    )
+    fall_mas = forecast.baseline_mas - forecast.response_mas
+    y_response = plot.y(forecast.response_mas)
     parts = [
         f'<svg class="chart" viewBox="0 0 {EFFECT_WIDTH_PX} {EFFECT_HEIGHT_PX}" role="img" '
         f'aria-label="predicted spasticity over the next {span_h:g} hours">',
-        f'<rect x="{LEFT_PX}" y="{TOP_PX}" width="{plot_w}" height="{plot_h}" fill="#fff" '
-        f'stroke="#c8d1dc"/>',
-        # the response band: MAS at least 1.0 below baseline, down to 0
-        f'<rect x="{LEFT_PX}" y="{y(forecast.response_mas):.1f}" width="{plot_w}" '
-        f'height="{y(0) - y(forecast.response_mas):.1f}" fill="#2a9d8f" fill-opacity="0.14">'
-        f"<title>response band: MAS fall of at least 1.0 from baseline "
+        plot.frame(),
+        # the response band: MAS at least the response fall below baseline, down to 0
+        f'<rect x="{LEFT_PX}" y="{y_response:.1f}" width="{plot.width_px}" '
+        f'height="{plot.y(0) - y_response:.1f}" fill="#2a9d8f" fill-opacity="0.14">'
+        f"<title>response band: MAS fall of at least {fall_mas:.1f} from baseline "
         f"{forecast.baseline_mas:g} (S51)</title></rect>",
-        f'<line x1="{LEFT_PX}" x2="{LEFT_PX + plot_w}" y1="{y(forecast.baseline_mas):.1f}" '
-        f'y2="{y(forecast.baseline_mas):.1f}" stroke="#888" stroke-dasharray="2 3"/>',
-        f'<line x1="{LEFT_PX}" x2="{LEFT_PX + plot_w}" y1="{y(forecast.withdrawal_mas):.1f}" '
-        f'y2="{y(forecast.withdrawal_mas):.1f}" stroke="#b00020" stroke-dasharray="6 4"/>',
+        plot.hline(forecast.baseline_mas, "#888", "2 3"),
+        plot.hline(forecast.withdrawal_mas, "#b00020", "6 4"),
+        *plot.mas_axis("MAS (points, 0-5)"),
+        *_clock_ticks(forecast, plot),
     ]
-    for mas in range(6):  # y axis: MAS points
-        parts.append(
-            f'<text x="{LEFT_PX - 6}" y="{y(mas) + 4:.1f}" font-size="10" '
-            f'text-anchor="end">{mas}</text>'
-        )
-    parts.append(
-        f'<text x="12" y="{TOP_PX + plot_h / 2:.1f}" font-size="10" text-anchor="middle" '
-        f'transform="rotate(-90 12 {TOP_PX + plot_h / 2:.1f})">MAS (points, 0-5)</text>'
-    )
-    # x axis: every 12 h on the clock, labelled with the date at midnight
-    tick = forecast.start.replace(hour=0, minute=0, second=0, microsecond=0)
-    while tick < forecast.start:
-        tick += timedelta(hours=12)
-    while tick <= forecast.end:
-        t_h = (tick - forecast.start).total_seconds() / 3600.0
-        label = tick.strftime("%a %d %b") if tick.hour == 0 else tick.strftime("%H:%M")
-        parts.append(
-            f'<line x1="{x(t_h):.1f}" x2="{x(t_h):.1f}" y1="{TOP_PX}" y2="{TOP_PX + plot_h}" '
-            f'stroke="#e3e8ee"/><text x="{x(t_h):.1f}" y="{TOP_PX + plot_h + 14}" '
-            f'font-size="10" text-anchor="middle">{label}</text>'
-        )
-        tick += timedelta(hours=12)
     path = " ".join(
-        f"{x(float(t)):.1f},{y(float(m)):.1f}"
+        f"{plot.x(float(t)):.1f},{plot.y(float(m)):.1f}"
         for t, m in zip(forecast.t_h, forecast.mas, strict=True)
     )
     parts.append(f'<polyline points="{path}" fill="none" stroke="#5a189a" stroke-width="2"/>')
-    for mark_h, text, color in (
-        (forecast.empty_at_h, "reservoir empty (projected)", "#b00020"),
-        (forecast.risk_after_empty_h, "withdrawal risk", "#6a040f"),
-    ):
-        if mark_h is None or mark_h > span_h:
-            continue
-        parts.append(
-            f'<line x1="{x(mark_h):.1f}" x2="{x(mark_h):.1f}" y1="{TOP_PX}" y2="{TOP_PX + plot_h}" '
-            f'stroke="{color}" stroke-width="1.5"/><text x="{x(mark_h) - 3:.1f}" '
-            f'y="{TOP_PX + 4}" font-size="10" fill="{color}" text-anchor="end" '
-            f'dominant-baseline="hanging">{escape(text)}</text>'
-        )
+    parts += _event_marks(forecast, plot)
     legend = escape(
         f"predicted MAS, typical patient on {forecast.mean_daily_dose_ug:.4g} µg/day "
         "(higher = more spasticity)"
     )
     parts.append(
         f'<text x="{LEFT_PX}" y="{TOP_PX - 10}" font-size="10.5">{legend}</text>'
-        f'<text x="{LEFT_PX + plot_w / 2:.1f}" y="{EFFECT_HEIGHT_PX - 6}" font-size="10" '
+        f'<text x="{LEFT_PX + plot.width_px / 2:.1f}" y="{EFFECT_HEIGHT_PX - 6}" font-size="10" '
         f'text-anchor="middle">date and time (clinic clock)</text></svg>'
     )
-    return Markup("".join(parts))
+    # Built only from formatted numbers and escape()d text: safe to mark as markup.
+    return Markup("".join(parts))  # nosec B704
+
+
+TICK_EVERY = timedelta(hours=12)
+
+
+def _clock_ticks(forecast: EffectForecast, plot: _Plot) -> list[str]:
+    """The x axis: every 12 h on the clock, labelled with the date at midnight."""
+    ticks = []
+    tick = forecast.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while tick < forecast.start:
+        tick += TICK_EVERY
+    while tick <= forecast.end:
+        t_h = (tick - forecast.start).total_seconds() / SECONDS_PER_HOUR
+        label = tick.strftime("%a %d %b") if tick.hour == 0 else tick.strftime("%H:%M")
+        ticks.append(
+            plot.vline(t_h, "#e3e8ee") + f'<text x="{plot.x(t_h):.1f}" '
+            f'y="{TOP_PX + plot.height_px + 14}" font-size="10" text-anchor="middle">{label}</text>'
+        )
+        tick += TICK_EVERY
+    return ticks
+
+
+def _event_marks(forecast: EffectForecast, plot: _Plot) -> list[str]:
+    """The projected empty reservoir and the withdrawal risk after it, when in the window."""
+    marks = []
+    for mark_h, name, text, color in (
+        (forecast.empty_at_h, "empty", "reservoir empty (projected)", "#b00020"),
+        (forecast.risk_after_empty_h, "withdrawal-risk", "withdrawal risk", "#6a040f"),
+    ):
+        if mark_h is None or mark_h > plot.span_h:
+            continue
+        marks.append(
+            plot.vline(mark_h, color, f' stroke-width="1.5" data-mark="{name}"')
+            + f'<text x="{plot.x(mark_h) - 3:.1f}" y="{TOP_PX + 4}" font-size="10" '
+            f'fill="{color}" text-anchor="end" dominant-baseline="hanging">{escape(text)}</text>'
+        )
+    return marks
 
 
 # The screening-trial chart -----------------------------------------------------------------------
@@ -163,60 +214,59 @@ def screening_svg(assessment: Assessment, predicted_step_h: float = 0.1) -> Mark
     is up). The response band (a fall of at least the rule's points from baseline) is shaded."""
     comparison, rule_fall = assessment.comparison, assessment.classification.min_fall_mas
     baseline = comparison.baseline_mas
-    span_h = max(8.0, comparison.rows[-1].hour_h)
-    plot_w = SCREENING_WIDTH_PX - LEFT_PX - RIGHT_PX
-    plot_h = SCREENING_HEIGHT_PX - TOP_PX - BOTTOM_PX
-
-    def x(t_h: float) -> float:
-        return LEFT_PX + plot_w * t_h / span_h
-
-    def y(mas: float) -> float:
-        return TOP_PX + plot_h * mas / MAS_TOP  # inverted: 0 at the top
-
-    steps = round(span_h / predicted_step_h)
-    times_h = [i * span_h / steps for i in range(steps + 1)]
-    predicted = predicted_mas_course(comparison.dose_ug, baseline, times_h)
+    span_h = max(float(CLINIC_LAST_HOUR), comparison.rows[-1].hour_h)
+    plot = _Plot(
+        span_h,
+        SCREENING_WIDTH_PX - LEFT_PX - RIGHT_PX,
+        SCREENING_HEIGHT_PX - TOP_PX - BOTTOM_PX,
+        mas_down=True,
+    )
     band_mas = max(baseline - rule_fall, 0.0)
     parts = [
         f'<svg class="chart" viewBox="0 0 {SCREENING_WIDTH_PX} {SCREENING_HEIGHT_PX}" role="img" '
         f'aria-label="screening trial: observed and predicted MAS">',
-        f'<rect x="{LEFT_PX}" y="{TOP_PX}" width="{plot_w}" height="{plot_h}" fill="#fff" '
-        f'stroke="#c8d1dc"/>',
-        f'<rect x="{LEFT_PX}" y="{TOP_PX}" width="{plot_w}" height="{y(band_mas) - TOP_PX:.1f}" '
+        plot.frame(),
+        f'<rect x="{LEFT_PX}" y="{TOP_PX}" width="{plot.width_px}" '
+        f'height="{plot.y(band_mas) - TOP_PX:.1f}" '
         f'fill="#2a9d8f" fill-opacity="0.14"><title>response: MAS fall of at least '
         f"{rule_fall:g} from baseline {baseline:g} (S51)</title></rect>",
-        f'<line x1="{LEFT_PX}" x2="{LEFT_PX + plot_w}" y1="{y(baseline):.1f}" '
-        f'y2="{y(baseline):.1f}" stroke="#888" stroke-dasharray="2 3"/>',
+        plot.hline(baseline, "#888", "2 3"),
+        *plot.mas_axis("MAS (0 at the top)")[:-1],
     ]
-    for mas in range(6):
-        parts.append(
-            f'<text x="{LEFT_PX - 6}" y="{y(mas) + 4:.1f}" font-size="10" '
-            f'text-anchor="end">{mas}</text>'
-        )
     for hour in range(int(span_h) + 1):
         parts.append(
-            f'<text x="{x(hour):.1f}" y="{TOP_PX + plot_h + 14}" font-size="10" '
+            f'<text x="{plot.x(hour):.1f}" y="{TOP_PX + plot.height_px + 14}" font-size="10" '
             f'text-anchor="middle">{hour}</text>'
         )
-    path = " ".join(f"{x(t):.1f},{y(m):.1f}" for t, m in zip(times_h, predicted, strict=True))
-    parts.append(
-        f'<polyline class="predicted" points="{path}" fill="none" stroke="#5a189a" '
-        f'stroke-width="2"/>'
-    )
+    parts.append(_predicted_line(comparison.dose_ug, baseline, plot, predicted_step_h))
     for t_h, seen_mas in [(0.0, baseline), *((r.hour_h, r.observed_mas) for r in comparison.rows)]:
         parts.append(
-            f'<circle class="observed" cx="{x(t_h):.1f}" cy="{y(seen_mas):.1f}" r="4" fill="#111">'
-            f"<title>{t_h:g} h: observed MAS {seen_mas:g}</title></circle>"
+            f'<circle class="observed" cx="{plot.x(t_h):.1f}" cy="{plot.y(seen_mas):.1f}" r="4" '
+            f'fill="#111"><title>{t_h:g} h: observed MAS {seen_mas:g}</title></circle>'
         )
     legend = escape(
         f"{comparison.dose_ug:g} µg: observed MAS (dots) and the model's prediction for a "
         "typical patient (line)"
     )
-    parts.append(
-        f'<text x="{LEFT_PX}" y="{TOP_PX - 10}" font-size="10.5">{legend}</text>'
-        f'<text x="12" y="{TOP_PX + plot_h / 2:.1f}" font-size="10" text-anchor="middle" '
-        f'transform="rotate(-90 12 {TOP_PX + plot_h / 2:.1f})">MAS (0 at the top)</text>'
-        f'<text x="{LEFT_PX + plot_w / 2:.1f}" y="{SCREENING_HEIGHT_PX - 6}" font-size="10" '
-        f'text-anchor="middle">hours after the bolus</text></svg>'
+    parts += [
+        f'<text x="{LEFT_PX}" y="{TOP_PX - 10}" font-size="10.5">{legend}</text>',
+        plot.mas_axis("MAS (0 at the top)")[-1],
+        f'<text x="{LEFT_PX + plot.width_px / 2:.1f}" y="{SCREENING_HEIGHT_PX - 6}" '
+        f'font-size="10" text-anchor="middle">hours after the bolus</text></svg>',
+    ]
+    # Built only from formatted numbers and escape()d text: safe to mark as markup.
+    return Markup("".join(parts))  # nosec B704
+
+
+def _predicted_line(dose_ug: float, baseline_mas: float, plot: _Plot, step_h: float) -> str:
+    """The model's MAS for a typical patient after the bolus, sampled every ``step_h``."""
+    steps = round(plot.span_h / step_h)
+    times_h = [i * plot.span_h / steps for i in range(steps + 1)]
+    predicted = predicted_mas_course(dose_ug, baseline_mas, times_h)
+    path = " ".join(
+        f"{plot.x(t):.1f},{plot.y(m):.1f}" for t, m in zip(times_h, predicted, strict=True)
     )
-    return Markup("".join(parts))
+    return (
+        f'<polyline class="predicted" points="{path}" fill="none" stroke="#5a189a" '
+        f'stroke-width="2"/>'
+    )

@@ -1,0 +1,82 @@
+"""The battery: what drains it, and when it reaches the elective replacement indicator (ERI).
+
+Theory of operation
+-------------------
+The battery sees the continuous flow (not the counted strokes): a quiescent current plus a
+charge per quantum of volume (``hardware.PumpModel``). At a rate ``scale * profile(t) + extra``
+(µL/s) the charge drawn is linear in the profile's integral, so the time to ERI is one
+``RateProfile.time_to_integral`` call, the same closed form the reservoir alarms use. EOS follows
+ERI by ``PumpModel.eos_after_eri_s`` (S3 S21).
+
+The cohort simulator asks for the prediction on every event, twice; :class:`EriPredictor`
+remembers the last answer and what it depended on, so the second ask costs a comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itb.pump.hardware import PumpModel
+from itb.therapy import Program
+from itb.units import UC_PER_MAH
+
+# The battery reaches ERI when the charge used is within this share of the usable charge.
+_CHARGE_SLACK = 1e-12
+
+
+def reached_eri(model: PumpModel, battery_used_uc: float) -> bool:
+    return battery_used_uc >= model.usable_charge_to_eri_mah * UC_PER_MAH * (1 - _CHARGE_SLACK)
+
+
+def time_to_eri_s(
+    model: PumpModel,
+    program: Program,
+    t_s: float,
+    battery_used_uc: float,
+    rate: tuple[float, float],
+) -> float:
+    """When the battery reaches ERI if the pumping ``rate`` (scale on the program profile in
+    µL per µg, extra µL/s) goes on from ``t_s`` (pump seconds)."""
+    scale, extra = rate
+    remaining_uc = model.usable_charge_to_eri_mah * UC_PER_MAH - battery_used_uc
+    uc_per_ul = model.charge_per_quantum_uc / model.quantum_ul
+    return program.profile.time_to_integral(
+        t_s, remaining_uc, uc_per_ul * scale, model.quiescent_current_ua + uc_per_ul * extra
+    )
+
+
+@dataclass(slots=True)
+class _Prediction:
+    t_s: float
+    battery_used_uc: float
+    rate: tuple[float, float]
+    program: Program
+    eri_s: float
+
+
+@dataclass(slots=True)
+class EriPredictor:
+    """:func:`time_to_eri_s`, computed once per state of the pump."""
+
+    last: _Prediction | None = None
+
+    def predict(
+        self,
+        model: PumpModel,
+        program: Program,
+        t_s: float,
+        battery_used_uc: float,
+        rate: tuple[float, float],
+    ) -> float:
+        last = self.last
+        if (
+            last is not None
+            and last.t_s == t_s
+            and last.battery_used_uc == battery_used_uc
+            and last.rate == rate
+            and last.program is program
+        ):
+            return last.eri_s
+        eri_s = time_to_eri_s(model, program, t_s, battery_used_uc, rate)
+        self.last = _Prediction(t_s, battery_used_uc, rate, program, eri_s)
+        return eri_s

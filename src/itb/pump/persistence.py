@@ -1,0 +1,200 @@
+"""The pump's non-volatile state: the memory image, boot after a reset, and the safe state.
+
+Theory of operation
+-------------------
+What the pump keeps across a reset is everything in :class:`~itb.pump.firmware.Firmware` but
+the world (the real reservoir and catheter are not the pump's). The image is canonical JSON
+(sorted keys, no spaces) tagged with :data:`IMAGE_FORMAT`, so two pumps in the same state have
+byte-identical images: a refused command is proven to change nothing by comparing images.
+
+At boot (:func:`boot`) the dual-bank memory (:mod:`itb.pump.memory`) gives the newest valid
+image. One bad bank: the other one (last known good) with a non-critical memory alarm. Both bad,
+an image that does not decode, or one from another pump: the safe state (:func:`safe_state`),
+the model's minimum rate with a critical alarm until a clinician reprograms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from itb.drugs import BACLOFEN
+from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
+from itb.pump.alarms import Alarm, AlarmKind, Priority
+from itb.pump.bolus import Bolus
+from itb.pump.eventlog import EventLog
+from itb.pump.hardware import PumpModel, UnknownModelError, pump_model
+from itb.pump.memory import DualBankMemory, MemoryCorrupted
+from itb.pump.modes import INITIAL, Start
+from itb.pump.spans import Span
+from itb.pump.status import Mode, PatientBolusLimits
+from itb.pump.world import World
+from itb.therapy import Program, ProgramError, continuous, program_from_dict, to_pump_s
+from itb.units import UL_PER_ML
+
+if TYPE_CHECKING:
+    from itb.pump.firmware import Firmware
+
+IMAGE_FORMAT = 1
+_INFINITY = "inf"  # JSON has no infinity: a stall until the programmer resets it
+
+
+def to_state(fw: Firmware) -> dict[str, Any]:
+    """What the pump keeps in non-volatile memory (the world is not the pump's)."""
+    limits = fw.patient_limits
+    return {  # every key of the image, in one place
+        "format": IMAGE_FORMAT,
+        "model": fw.model.name,
+        "serial": fw.serial,
+        "t_s": fw.t_s,
+        "program": fw.program.to_dict(),
+        "concentration_ug_per_ml": fw.concentration_ug_per_ml,
+        "reservoir_ul": fw.reservoir_ul,
+        "low_alarm_ul": fw.low_alarm_ul,
+        "mode": fw.mode.value,
+        "acc_ul": fw.acc_ul,
+        "battery_used_uc": fw.battery_used_uc,
+        "eri_s": fw.eri_s,
+        "eos_s": fw.eos_s,
+        "stall_until_s": _time_to_state(fw.stall_until_s),
+        "bolus": fw.bolus.to_state() if fw.bolus else None,
+        "patient_limits": asdict(limits) if limits else None,
+        "patient_bolus_times_s": fw.patient_bolus_times_s,
+        "alarms": [a.to_dict() for a in fw.alarms.values()],
+        "delivered_ul": fw.delivered_ul,
+        "delivered_ug": fw.delivered_ug,
+        "received_ug": fw.received_ug,
+        "last_refill_s": fw.last_refill_s,
+        "delivered_since_refill_ul": fw.delivered_since_refill_ul,
+        "recent": [[s.start_s, s.end_s, s.scale, s.extra_ug_per_s] for s in fw.recent],
+        "log": fw.log.to_state(),
+    }
+
+
+def to_image(fw: Firmware) -> bytes:
+    return json.dumps(to_state(fw), sort_keys=True, separators=(",", ":")).encode()
+
+
+def from_image(cls: type[Firmware], image: bytes, world: World) -> Firmware:
+    """Rebuild the pump from its memory image. Raises ValueError on a malformed image."""
+    try:
+        s = json.loads(image)
+        if s.get("format") != IMAGE_FORMAT:
+            raise ValueError(f"memory image format {s.get('format')!r}; expected {IMAGE_FORMAT}")
+        program = program_from_dict(s["program"])
+        fw = cls(
+            model=pump_model(s["model"]),
+            serial=str(s["serial"]),
+            t_s=float(s["t_s"]),
+            program=program,
+            concentration_ug_per_ml=float(s["concentration_ug_per_ml"]),
+            reservoir_ul=float(s["reservoir_ul"]),
+            low_alarm_ul=float(s["low_alarm_ul"]),
+            world=world,
+            mode=Mode(s["mode"]),
+            acc_ul=float(s["acc_ul"]),
+            battery_used_uc=float(s["battery_used_uc"]),
+            eri_s=_optional_float(s["eri_s"]),
+            eos_s=_optional_float(s["eos_s"]),
+            stall_until_s=_time_from_state(s["stall_until_s"]),
+            bolus=Bolus.from_state(s["bolus"]) if s["bolus"] else None,
+            patient_limits=PatientBolusLimits(**s["patient_limits"])
+            if s["patient_limits"]
+            else None,
+            patient_bolus_times_s=[float(t) for t in s["patient_bolus_times_s"]],
+            alarms={a.kind: a for a in (Alarm.from_dict(d) for d in s["alarms"])},
+            delivered_ul=float(s["delivered_ul"]),
+            delivered_ug=float(s["delivered_ug"]),
+            received_ug=float(s["received_ug"]),
+            last_refill_s=float(s["last_refill_s"]),
+            delivered_since_refill_ul=float(s["delivered_since_refill_ul"]),
+            log=EventLog.from_state(s["log"]),
+        )
+        fw.recent = deque(Span(a, b, program.profile, sc, ex) for a, b, sc, ex in s["recent"])
+        return fw
+    except (KeyError, TypeError, ValueError, ProgramError, UnknownModelError) as err:
+        raise ValueError(f"memory image is not a valid pump state: {err}") from None
+
+
+def boot(
+    cls: type[Firmware],
+    memory: DualBankMemory,
+    model: PumpModel,
+    serial: str,
+    at: datetime,
+    world: World,
+) -> Firmware:
+    """Start from non-volatile memory after a reset. One bad bank: fall back to the other
+    (last known good) with a non-critical memory alarm. Both bad: the safe state."""
+    bad = memory.bad_banks()
+    try:
+        fw = from_image(cls, memory.read(), world)
+    except (MemoryCorrupted, ValueError):
+        return safe_state(cls, model, serial, at, world)
+    if fw.model.name != model.name or fw.serial != serial:
+        return safe_state(cls, model, serial, at, world)
+    if bad:
+        fw.alarms[AlarmKind.MEMORY_ERROR] = Alarm(
+            AlarmKind.MEMORY_ERROR, fw.t_s, Priority.NON_CRITICAL
+        )
+        fw.log.append(
+            fw.t_s,
+            "alarm",
+            {
+                "alarm": "memory_error",
+                "priority": "non_critical",
+                "detail": f"bank {bad[0]} failed its check; using the other",
+            },
+        )
+    return fw
+
+
+def safe_state(
+    cls: type[Firmware], model: PumpModel, serial: str, at: datetime, world: World
+) -> Firmware:
+    """What a pump runs when both memory banks are corrupted: no trusted settings, so the
+    minimum rate (stopping baclofen is not safe, security.md) and a critical alarm.
+    The concentration is unknown; the lowest marketed one keeps dose accounting
+    conservative, and the reservoir estimate is the model's full volume so that the
+    minimum rate keeps the catheter open until a clinician interrogates and refills."""
+    t_s = to_pump_s(at)
+    concentration = BACLOFEN.concentrations_ug_per_ml[0]
+    fw = cls(
+        model=model,
+        serial=serial,
+        t_s=t_s,
+        program=minimum_program(model, concentration),
+        concentration_ug_per_ml=concentration,
+        reservoir_ul=model.reservoir_ml * UL_PER_ML,
+        low_alarm_ul=DEFAULT_LOW_RESERVOIR_ALARM_ML * UL_PER_ML,
+        world=world,
+        mode=INITIAL[Start.BOTH_BANKS_LOST],
+        last_refill_s=t_s,
+    )
+    fw.raise_alarm(AlarmKind.MEMORY_ERROR, {"detail": "both settings banks failed their check"})
+    return fw
+
+
+def minimum_program(model: PumpModel, concentration_ug_per_ml: float) -> Program:
+    """The model's minimum flow as a program: what a pump with no trusted settings runs."""
+    return continuous(model.min_flow_ml_per_day * concentration_ug_per_ml)
+
+
+def _time_to_state(t_s: float | None) -> float | str | None:
+    if t_s is None:
+        return None
+    return _INFINITY if math.isinf(t_s) else t_s
+
+
+def _time_from_state(value: object) -> float | None:
+    if value is None:
+        return None
+    return math.inf if value == _INFINITY else float(value)  # type: ignore[arg-type]
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,71 @@
+"""What every page module shares: rendering with the session's context, the error page,
+redirects after a form, the path and form types, and the notices a redirect can show."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from fastapi import Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from itb.clinic import auth
+from itb.web.deps import Caller, now
+
+DB_ID_MAX = 2**31 - 1
+PatientId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
+FORM_TEXT_MAX_CHARS = 4000  # any one form field; longer is a 422 before a route runs
+
+# Amber on the dashboard, the patient page and the reports: due within this many days [R].
+# A pump replacement (ERI) is surgery to plan months ahead; EOS is past ERI already.
+SOON_DAYS = {"due": 7.0, "eri": 180.0, "eos": 30.0}
+
+# ``?notice=...`` after a redirect: the words shown in the page's notice box.
+NOTICES = {
+    "refilled": "Refill completed and recorded.",
+    "refilled_flagged": "Refill recorded. The withdrawn volume was flagged: see the visit below "
+    "(possible pocket fill, catheter or pump problem).",
+    "programmed": "New program sent to the pump and recorded.",
+    "interrogated": "Pump interrogated.",
+    "screening": "Screening dose recorded: result and decision below.",
+    "created": "Patient created. Record the implant when the pump is in.",
+    "implanted": "Implant recorded: pump, catheter, first fill and program version 1.",
+    "replaced": "Pump replacement recorded: the old pump is retired, the catheter kept.",
+}
+
+
+class NoticeBox(TypedDict):
+    notice: str  # the words shown
+    notice_key: str  # what happened (``data-notice``), one of NOTICES' keys or ""
+
+
+def notice_box(key: str) -> NoticeBox:
+    """The notice box after a redirect; an unknown key shows nothing."""
+    known = key if key in NOTICES else ""
+    return {"notice": NOTICES.get(known, ""), "notice_key": known}
+
+
+def render(
+    request: Request, name: str, caller: Caller | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """A template with the signed-in user, the CSRF token, the role check and the clinic's
+    clock added to ``context``."""
+    templates = request.app.state.templates
+    user = caller.user if caller else None
+    context |= {
+        "user": user,
+        "csrf_token": caller.web_session.csrf_token if caller else "",
+        "can": (lambda action: auth.authorize(user.role, action)) if user else (lambda a: False),
+        "now": now(request),
+        "soon_days": SOON_DAYS,
+    }
+    response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
+    return response
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", None, status, status_code=status, message=message)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """After a form: 303, so that a reload does not post it again."""
+    return RedirectResponse(url, status_code=303)
