@@ -71,7 +71,9 @@ def seed(url: str) -> None:
                  "low_reservoir_alarm_ml": DEFAULT_LOW_RESERVOIR_ALARM_ML,
                  "last_event_seq": 0, "low_reservoir_at": d.low_reservoir_at,
                  "empty_at": d.empty_at, "stability_at": d.stability_at, "eri_at": d.eri_at,
-                 "next_due_at": d.next_due_at, "next_refill_at": d.next_refill_at}
+                 "next_due_at": d.next_due_at, "next_refill_at": d.next_refill_at,
+                 "eos_at": d.eos_at, "harm_at": d.harm_at,
+                 "harm": d.harm.value if d.harm else None}
             )  # fmt: skip
         db.execute(insert(Pump), rows)
         db.commit()

@@ -34,6 +34,7 @@ HARMS = {
     "pocket fill",
     "wrong patient or pump",
     "telemetry attack",
+    "clinic attack",
     "data loss",
     "clock/time-zone error",
     "use error",

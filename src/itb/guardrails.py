@@ -171,6 +171,65 @@ def change_limit(origin: Origin, phase: Phase) -> ChangeLimit:
     return CHANGE_LIMITS[(origin, phase)]
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedChangeLimit:
+    """The change limit a review applies, and in words why (which origin and phase, or that one
+    was not given and the strictest of the candidates applies)."""
+
+    limit: ChangeLimit
+    description: str
+    assumed: tuple[str, ...]  # what was not given, in words; empty when both were given
+
+
+def strictest_change_limit(origin: Origin | None, phase: Phase | None) -> AppliedChangeLimit:
+    """The given origin and phase's limit; where one is not given, the strictest over every
+    value it could have (the smallest increase and the smallest decrease allowed). Not knowing
+    must never loosen a limit: the old default, spinal maintenance (+40%), was the loosest."""
+    origins = (origin,) if origin is not None else tuple(Origin)
+    phases = (phase,) if phase is not None else tuple(Phase)
+    rows = [(o, p, CHANGE_LIMITS[(o, p)]) for o in origins for p in phases]
+    o_inc, p_inc, inc = min(rows, key=lambda row: row[2].max_increase_percent)
+    dec = min(rows, key=lambda row: row[2].max_decrease_percent)[2]
+    limit = ChangeLimit(
+        inc.min_increase_percent,
+        inc.max_increase_percent,
+        dec.max_decrease_percent,
+        inc.source if dec is inc else f"{inc.source}; decrease {dec.source}",
+    )
+    assumed = []
+    if origin is None:
+        assumed.append(f"origin not given: the strictest limits apply ({o_inc.value})")
+    if phase is None:
+        assumed.append(f"phase not given: the strictest limits apply ({p_inc.value})")
+    description = f"{o_inc.value} origin, {p_inc.value}"
+    return AppliedChangeLimit(limit, description, tuple(assumed))
+
+
+# Children. S25 reports, under 12 years, a maintenance dose of mean 274 µg/day, range 24 to
+# 1199 µg/day: outside that range a child's daily dose needs a confirmation with a reason (the
+# absolute range stays the drug's). The sources give NO separate titration or change limit for
+# children (S46 S52 give per-origin limits only), so the per-origin change limits apply to them
+# unchanged; none is invented here. "Very small children" screen at 25 µg (S45 S46 S48) without
+# an age or weight threshold, so that is not applied from the age either.
+CHILD_AGE_LIMIT_YEARS = 12.0  # S25: "under 12 years"
+CHILD_DAILY_DOSE = Guardrail(
+    field="daily_dose_ug",
+    unit="µg/day",
+    absolute_min=0.0,
+    absolute_max=BACLOFEN.absolute_max_daily_dose_ug,
+    recommended_min=24.0,  # S25: lowest reported under 12 years
+    recommended_max=1199.0,  # S25: highest reported under 12 years
+    source="S25, under 12 years",
+)
+
+
+def daily_dose_guardrail(age_years: float | None) -> Guardrail:
+    """The daily-dose guardrail for a patient of this age (None: an adult's, not known)."""
+    if age_years is not None and age_years < CHILD_AGE_LIMIT_YEARS:
+        return CHILD_DAILY_DOSE
+    return DAILY_DOSE
+
+
 def rate_guardrail(min_flow_ml_per_day: float, max_flow_ml_per_day: float) -> Guardrail:
     """The basal flow rate a given pump model can deliver (its hardware range)."""
     return Guardrail(

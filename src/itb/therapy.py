@@ -187,7 +187,13 @@ def program_from_dict(data: dict[str, object]) -> Program:
         for i, b in enumerate(_as_list(data.get("periodic_boluses", []), "periodic_boluses"))
     ]
     given = [k for k in ("rate_ug_per_day", "steps", "week") if k in data]
-    if len(given) != 1:
+    if len(given) > 1:
+        # Ambiguous: a daily rate and a schedule are two different prescriptions. Neither wins
+        # silently; the clinician says which one is meant (issue 11).
+        both = " and ".join(given)
+        reason = f"{both} given together: give exactly one (which one is meant?)"
+        raise ProgramError(given[0], reason, f"{both}: {reason}")
+    if not given:
         raise ProgramError("program", "give exactly one of rate_ug_per_day, steps or week")
     if "rate_ug_per_day" in data:
         return continuous(_number(data["rate_ug_per_day"], "rate_ug_per_day"), boluses)

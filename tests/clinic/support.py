@@ -152,6 +152,16 @@ class Clinic:
         return next(r for r in rows if r["id"] == patient_id)
 
 
+def send_reviewed(clinic: Clinic, patient_id: int, body: dict[str, Any]) -> Any:
+    """POST the program to /program/review, then send it to /program with the review's token
+    (a send must carry the token of the review of that very program)."""
+    program = {k: v for k, v in body.items() if k not in ("confirm", "reason")}
+    review = clinic.client.post(f"/api/patients/{patient_id}/program/review", json=program)
+    token = review.json().get("review_token") if review.status_code == 200 else None
+    sent = {**body, "review_token": token} if token else body
+    return clinic.client.post(f"/api/patients/{patient_id}/program", json=sent)
+
+
 @pytest.fixture
 def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2id parameters: the tests check behaviour, not the hash cost."""

@@ -15,7 +15,16 @@ import pytest
 from sqlalchemy import func, select
 
 from itb.clinic import services
-from itb.clinic.models import AuditEntry, Interrogation, Patient, Pump, PumpEvent, User, Visit
+from itb.clinic.models import (
+    AuditEntry,
+    Catheter,
+    Interrogation,
+    Patient,
+    Pump,
+    PumpEvent,
+    User,
+    Visit,
+)
 from itb.clinic.pumps import (
     PumpCommandRefusedError,
     PumpCommandUncertainError,
@@ -27,7 +36,7 @@ from itb.clinic.telemetry_links import PumpDirectoryError, TelemetryPumps
 from itb.link.keys import KeyOwner, load_public_key, write_keypair
 from itb.link.transport import ProgrammerClient
 from itb.therapy import continuous
-from tests.clinic.support import Clinic
+from tests.clinic.support import Clinic, send_reviewed
 from tests.pumpd.support import PumpProcess, connection, itb, itb_json, make_pump, running
 
 SERIAL = "TEST-0001"  # the serial of tests/pumpd/support.py's scenario
@@ -150,20 +159,22 @@ def test_nurse_refills_and_physician_reprograms_a_pump_process(
         json={
             "withdrawn_ml": round(pump_said["reservoir_ml"], 2),
             "filled_ml": 18.0,
-            "concentration_ug_per_ml": 1000.0,
+            # the pump's concentration: another is a physician's concentration change (H33)
+            "concentration_ug_per_ml": 500.0,
         },
     )
     assert refill.status_code == 200, refill.text
     assert refill.json()["discrepancy_flagged"] is False
     after_refill = read_pump(pump, clinic_key)
     assert after_refill["reservoir_ml"] == pytest.approx(18.0, abs=0.01)
-    assert after_refill["concentration_ug_per_ml"] == 1000.0
+    assert after_refill["concentration_ug_per_ml"] == 500.0
     assert clinic.row(patient_id)["reservoir_ml"] == pytest.approx(18.0, abs=0.01)
 
     clinic.login("dr_demo")
-    program = clinic.client.post(
-        f"/api/patients/{patient_id}/program",
-        json={"rate_ug_per_day": 540.0, "confirm": True, "reason": "less tone at night"},
+    program = send_reviewed(
+        clinic,
+        patient_id,
+        {"rate_ug_per_day": 540.0, "confirm": True, "reason": "less tone at night"},
     )
     assert program.status_code == 200, program.text
     assert program.json()["version"] == 2
@@ -280,6 +291,12 @@ class _Wrapped(RealPumps):
 
             def refill(self, volume_ml: float, concentration_ug_per_ml: float) -> None:
                 wrapper._refill(real, volume_ml, concentration_ug_per_ml)
+
+            def prime(self, volume_ml: float) -> None:
+                real.prime(volume_ml)
+
+            def bridge(self, volume_ml: float, duration_min: float) -> None:
+                real.bridge(volume_ml, duration_min)
 
         return Link()
 
@@ -419,3 +436,89 @@ def test_serve_exits_2_on_a_bad_directory_before_touching_the_database(
     assert not database.exists()
     alone = itb("serve", "--pumps", str(directory), "--database-url", f"sqlite:///{database}")
     assert alone.returncode == 2 and "--programmer-key" in alone.stderr
+
+
+def _record_implant(clinic: Clinic, telemetry: TelemetryPumps) -> tuple[int, Any]:
+    """An implant record (physician) for the telemetry pump of tests/pumpd/support.py."""
+    connect_clinic(clinic, telemetry)
+    clinic.login("dr_demo")
+    patient = {"name": "Implant Telemetry", "mrn": "TEL-IMP", "age_years": 40, "origin": "spinal"}
+    patient_id = int(clinic.client.post("/api/patients", json=patient).json()["id"])
+    implant = {"model": "peristaltic-20", "serial": SERIAL, "catheter_trimmed_cm": 40.0,
+               "concentration_ug_per_ml": 500.0, "filled_ml": 20.0,
+               "program": {"rate_ug_per_day": 600.0}}  # fmt: skip
+    return patient_id, clinic.client.post(f"/api/patients/{patient_id}/implant", json=implant)
+
+
+def _priming_entries(clinic: Clinic) -> list[str]:
+    with clinic.sessions() as db:
+        rows = db.execute(
+            select(PumpEvent.data_json).where(
+                PumpEvent.serial == SERIAL, PumpEvent.kind == "bolus_start"
+            )
+        ).scalars()
+        return [r for r in rows if '"kind":"priming"' in r]
+
+
+def test_an_implant_record_primes_a_telemetry_pump_through_prepare_and_commit(
+    clinic: Clinic, tmp_path: Path, pump: PumpProcess, clinic_key: Path
+) -> None:
+    """Q2 over the real link: StartBolus kind priming (a high-risk command: prepare, commit)
+    goes to the pump; its log has the priming; the clinic stores it."""
+    patient_id, response = _record_implant(clinic, pumps_for(tmp_path, pump, clinic_key))
+    assert response.status_code == 201, response.text
+    # catheter (110 − 40) × 0.0026 = 0.182 mL + the pump's 0.2 mL of tubing
+    [entry] = _priming_entries(clinic)
+    assert '"volume_ml":0.382' in entry
+    visit = clinic.client.get(f"/api/patients/{patient_id}/visits").json()[0]
+    assert visit["details"]["priming_sent"] is True
+    assert read_pump(pump, clinic_key)["bolus"]["kind"] == "priming"
+
+
+def test_a_pump_whose_log_already_has_a_priming_is_never_primed_again(
+    clinic: Clinic, tmp_path: Path, pump: PumpProcess, clinic_key: Path
+) -> None:
+    telemetry = pumps_for(tmp_path, pump, clinic_key)
+    telemetry.link(SERIAL).prime(0.382)  # primed in the operating room by another programmer
+    patient_id, response = _record_implant(clinic, telemetry)
+    assert response.status_code == 201, response.text
+    assert len(_priming_entries(clinic)) == 1  # the operating room's, not a second one
+    visit = clinic.client.get(f"/api/patients/{patient_id}/visits").json()[0]
+    assert visit["details"]["priming_sent"] is False
+
+
+def test_a_physicians_concentration_change_sends_refill_bridge_and_program_over_the_link(
+    clinic: Clinic, tmp_path: Path, pump: PumpProcess, clinic_key: Path
+) -> None:
+    """H33 over the real link: a nurse's 500 -> 1000 µg/mL is refused before the pump is read;
+    a physician's, confirmed, sends the refill, StartBolus kind bridge and the program."""
+    connect_clinic(clinic, pumps_for(tmp_path, pump, clinic_key))
+    patient_id = add_patient(clinic, SERIAL, clinic_key)
+    with clinic.sessions() as db:  # the catheter the bridge needs: 95 cm, 0.247 mL (S31)
+        pump_id = db.execute(select(Pump.id).where(Pump.serial == SERIAL)).scalar_one()
+        db.add(Catheter(patient_id=patient_id, pump_id=pump_id, length_cm=95.0,
+                        volume_ml=0.247, implanted_at=PUMP_START))  # fmt: skip
+        db.commit()
+    left_ml = read_pump(pump, clinic_key)["reservoir_ml"]
+    body = {"withdrawn_ml": round(left_ml, 2), "filled_ml": 18.0, "concentration_ug_per_ml": 1000.0}
+    clinic.login("nurse_demo")
+    refused = clinic.client.post(f"/api/patients/{patient_id}/refill", json=body)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][-1] == "concentration_ug_per_ml"
+    clinic.login("dr_demo")
+    done = clinic.client.post(
+        f"/api/patients/{patient_id}/refill", json={**body, "confirm_concentration_change": True}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["concentration_change_given"] == {"bridge_sent": True, "program_sent": True}
+    after = read_pump(pump, clinic_key)
+    assert after["concentration_ug_per_ml"] == 1000.0 and after["bolus"]["kind"] == "bridge"
+    with clinic.sessions() as db:
+        kinds = list(
+            db.execute(
+                select(PumpEvent.kind).where(PumpEvent.serial == SERIAL).order_by(PumpEvent.seq)
+            ).scalars()
+        )
+    assert [k for k in kinds if k in ("refill", "bolus_start", "program")] == [
+        "refill", "bolus_start", "program"
+    ]  # fmt: skip

@@ -29,15 +29,17 @@ def one_json_object(stdout: str) -> dict[str, object]:
 
 
 def test_plan_json_gives_days_and_dates() -> None:
-    # 0.2 mL/day: alarm at day 90, empty at 100, next refill 85 = 2027-03-30.
+    # 0.2 mL/day: alarm at day 90, empty at 100 (87.34 at +14.5 %), next refill
+    # 87.34 − 5 = 82.3 = 2027-03-27.
     result = runner.invoke(app, [*PLAN, "--from", "2027-01-04", "--json"])
     assert result.exit_code == 0
     data = one_json_object(result.stdout)
     assert data["days_to_low_reservoir"] == 90.0
     assert data["days_to_empty"] == 100.0
     assert data["stability_days"] == 180.0
-    assert data["next_refill_days"] == 85.0
-    assert data["next_refill_on"] == "2027-03-30"
+    assert data["next_refill_days"] == 82.3
+    assert data["next_refill_bound"] == "fast_flow_empty"
+    assert data["next_refill_on"] == "2027-03-27"
     assert data["empty_on"] == "2027-04-14"
 
 
@@ -45,7 +47,21 @@ def test_plan_without_from_has_no_dates_and_a_table_for_people() -> None:
     data = one_json_object(runner.invoke(app, [*PLAN, "--json"]).stdout)
     assert "next_refill_on" not in data
     text = runner.invoke(app, PLAN).stdout
-    assert "85.0 days" in text and "0.2000 mL/day" in text
+    assert "82.3 days" in text and "0.2000 mL/day" in text and "fast_flow_empty" in text
+
+
+def test_plan_for_the_issue_11_pump_recommends_a_safe_day_and_takes_eos() -> None:
+    # 40 mL at 400 µg/day of 2000 µg/mL: dry at 174.7 at the fast end; was day 180.
+    args = ["plan", "--model", "peristaltic-40", "--reservoir-ml", "40",
+            "--concentration-ug-per-ml", "2000", "--daily-dose-ug", "400", "--json"]  # fmt: skip
+    data = one_json_object(runner.invoke(app, args).stdout)
+    assert data["next_refill_days"] == 169.7 and data["next_refill_bound"] == "fast_flow_empty"
+    data = one_json_object(runner.invoke(app, [*args, "--eos-in-days", "100"]).stdout)
+    assert data["next_refill_days"] == 95.0 and data["next_refill_bound"] == "eos"
+    data = one_json_object(runner.invoke(app, [*args, "--drug-expires-in-days", "90"]).stdout)
+    assert data["next_refill_days"] == 90.0 and data["next_refill_bound"] == "drug_expiry"
+    result = runner.invoke(app, [*args, "--eos-in-days", "-3"])
+    assert result.exit_code == 2 and one_json_object(result.stdout)["field"] == "days_to_eos"
 
 
 def test_plan_refuses_an_overfill_with_one_json_error() -> None:

@@ -12,7 +12,7 @@ from itb.errors import InputError
 from itb.pharmacology.exact import Bolus, Piece
 from itb.pharmacology.population import draw_patients
 from itb.pharmacology.titration import first_pump_dose, parse_origin
-from itb.programmer.programming import Origin, Phase, review_program
+from itb.programmer.programming import Origin, Phase, ReviewContext, review_program
 from itb.programmer.report import build_report
 from itb.programmer.screening import dose_from_hourly_scores
 from itb.pump.hardware import pump_model
@@ -23,13 +23,19 @@ P20 = pump_model("peristaltic-20")
 
 
 def _refused() -> None:
-    review = review_program(P20, None, continuous(2500.0), 2000.0, Origin.SPINAL, Phase.TITRATION)
+    review = review_program(
+        P20, None, continuous(2500.0), 2000.0, ReviewContext(Origin.SPINAL, Phase.TITRATION)
+    )
     review.accept("a reason")
 
 
 def _unconfirmed() -> None:
     review = review_program(
-        P20, continuous(100.0), continuous(1000.0), 2000.0, Origin.SPINAL, Phase.MAINTENANCE
+        P20,
+        continuous(100.0),
+        continuous(1000.0),
+        2000.0,
+        ReviewContext(Origin.SPINAL, Phase.MAINTENANCE),
     )
     review.accept(None)
 

@@ -16,6 +16,7 @@ from itb.programmer.programming import (
     Phase,
     ProgramRefusedError,
     ProgramReview,
+    ReviewContext,
     likely_tenfold_typo,
     review_program,
 )
@@ -34,7 +35,7 @@ def review(
     phase: Phase = MAINT,
     conc: float = 1000.0,
 ) -> ProgramReview:
-    return review_program(P20, old, new, conc, origin, phase)
+    return review_program(P20, old, new, conc, ReviewContext(origin, phase))
 
 
 def names(r: ProgramReview, verdict: Verdict) -> set[str]:
@@ -113,8 +114,10 @@ def test_a_tenfold_typo_in_one_step_is_caught_even_if_the_daily_change_is_allowe
     assert r.old_daily_dose_ug == pytest.approx(208.0)
     assert r.new_daily_dose_ug == pytest.approx(280.0)
     assert r.change_percent == pytest.approx(34.615, abs=0.001)
-    assert names(r, Verdict.WARN) == {"tenfold_typo"}
-    assert any("20:00" in reason for reason in r.reasons(Verdict.WARN))
+    # The step's own change (2 -> 20 µg/h, +900 %) is beyond the limit too (issue 11: per-step
+    # rates are reviewed), so both say so.
+    assert names(r, Verdict.WARN) == {"tenfold_typo", "step_rate_change"}
+    assert all("20:00" in reason for reason in r.reasons(Verdict.WARN))
 
 
 def test_a_program_that_crosses_midnight_is_compared_correctly() -> None:
@@ -130,7 +133,11 @@ def test_a_program_that_crosses_midnight_is_compared_correctly() -> None:
     assert rows["00:00"].old_rate_ug_per_h == pytest.approx(400.0 / 24.0)
     assert rows["00:00"].change_percent == pytest.approx(80.0)
     assert rows["06:00"].change_percent == pytest.approx(-40.0)
-    assert r.verdict is Verdict.OK
+    # Same daily dose, reshaped: +80 % at night and −40 % by day are beyond +40 % / −20 %
+    # (issue 11: per-step rates are reviewed with the same limits), so it needs a confirmation.
+    assert names(r, Verdict.WARN) == {"step_rate_change"}
+    (reason,) = r.reasons(Verdict.WARN)
+    assert all(f"every day {t}" in reason for t in ("00:00", "06:00", "22:00"))
 
 
 def test_above_the_warning_level_needs_confirmation() -> None:
@@ -149,7 +156,9 @@ def test_above_the_absolute_maximum_is_refused_even_with_a_reason() -> None:
 
 def test_a_rate_the_pump_cannot_push_is_refused() -> None:
     # 1250 µg/day at 50 µg/mL = 25 mL/day > 24 mL/day.
-    r = review_program(P20, continuous(1200.0), continuous(1250.0), 50.0, SPINAL, MAINT)
+    r = review_program(
+        P20, continuous(1200.0), continuous(1250.0), 50.0, ReviewContext(SPINAL, MAINT)
+    )
     assert "flow" in names(r, Verdict.REFUSE)
 
 

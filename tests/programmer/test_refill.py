@@ -21,17 +21,19 @@ V20 = pump_model("valve-gated-20")
 # Refill schedule -------------------------------------------------------------------------
 
 
-def test_20ml_pump_at_100_ug_per_day_comes_back_five_days_before_the_alarm() -> None:
+def test_20ml_pump_at_100_ug_per_day_comes_back_five_days_before_a_possible_empty() -> None:
     # 100 µg/day at 500 µg/mL = 0.2 mL/day; (20 − 2) mL / 0.2 = 90 days to the alarm,
-    # 20 / 0.2 = 100 days to empty; next refill 90 − 5 = 85 days.
+    # 20 / 0.2 = 100 days to empty, 100 / 1.145 = 87.34 at the fast end of ±14.5 %.
+    # Bounds: alarm 90 − 5 = 85, fast-flow empty 87.34 − 5 = 82.34, stability 180: 82.34.
     s = plan_refill(RefillInput(P20, 20.0, 500.0, 100.0, filled_on=date(2027, 1, 4)))
     assert s.volume_per_day_ml == pytest.approx(0.2)
     assert s.days_to_low_reservoir == pytest.approx(90.0)
     assert s.days_to_empty == pytest.approx(100.0)
-    assert s.next_refill_days == pytest.approx(85.0)
-    assert "low-reservoir alarm" in s.next_refill_reason
-    # 2027-01-04 + 85 days: 27 left in January, 28 in February, 30 into March.
-    assert s.next_refill_on == date(2027, 3, 30)
+    assert s.next_refill_days == pytest.approx(100.0 / 1.145 - 5.0)
+    assert s.next_refill_bound == "fast_flow_empty"
+    assert "fast end" in s.next_refill_reason
+    # 2027-01-04 + 82 days: 27 left in January, 28 in February, 27 into March.
+    assert s.next_refill_on == date(2027, 3, 27)
     assert s.low_reservoir_on == date(2027, 4, 4)
     assert s.empty_on == date(2027, 4, 14)
     assert s.stability_limit_on == date(2027, 7, 3)
@@ -39,34 +41,39 @@ def test_20ml_pump_at_100_ug_per_day_comes_back_five_days_before_the_alarm() -> 
 
 
 def test_40ml_pump_at_low_dose_is_limited_by_drug_stability() -> None:
-    # 0.2 mL/day: (40 − 2) / 0.2 = 190 days to the alarm, 185 with the margin: stability
-    # (180 days) comes first.
-    s = plan_refill(RefillInput(P40, 40.0, 500.0, 100.0))
-    assert s.days_to_low_reservoir == pytest.approx(190.0)
+    # 50 µg/day at 500 µg/mL = 0.1 mL/day: (40 − 2) / 0.1 = 380 days to the alarm, dry at
+    # 400 / 1.145 = 349 at the fast end: stability (180 days) comes first.
+    s = plan_refill(RefillInput(P40, 40.0, 500.0, 50.0))
+    assert s.days_to_low_reservoir == pytest.approx(380.0)
     assert s.next_refill_days == pytest.approx(180.0)
+    assert s.next_refill_bound == "stability"
     assert "stability" in s.next_refill_reason
     assert s.next_refill_on is None  # no fill date given, no dates
 
 
 def test_dates_round_down_so_they_are_never_later_than_the_event() -> None:
-    # 700 µg/day at 2000 µg/mL = 0.35 mL/day; 18 / 0.35 = 51.43 days to alarm; next 46.43,
-    # shown as 2027-01-04 + 46 days = 2027-02-19.
+    # 700 µg/day at 2000 µg/mL = 0.35 mL/day; dry at 20 / 0.35 / 1.145 = 49.91 days at the
+    # fast end; next 44.91, shown as 2027-01-04 + 44 days = 2027-02-17.
     s = plan_refill(RefillInput(P20, 20.0, 2000.0, 700.0, filled_on=date(2027, 1, 4)))
-    assert s.next_refill_days == pytest.approx(18 / 0.35 - 5)
-    assert s.next_refill_on == date(2027, 2, 19)
+    assert s.next_refill_days == pytest.approx(20 / 0.35 / 1.145 - 5)
+    assert s.next_refill_on == date(2027, 2, 17)
 
 
 def test_a_three_day_margin_moves_the_refill_two_days_later() -> None:
     s = plan_refill(RefillInput(P20, 20.0, 500.0, 100.0, safety_margin_days=3.0))
-    assert s.next_refill_days == pytest.approx(87.0)
+    assert s.next_refill_days == pytest.approx(100.0 / 1.145 - 3.0)  # 84.34, was 82.34
 
 
-def test_warns_when_the_refill_falls_after_a_possible_empty_at_the_fast_end_of_accuracy() -> None:
-    # 40 mL at 0.2 mL/day: at +14.5 % the reservoir is dry after 200 / 1.145 = 174.7 days,
-    # before the day-180 refill. The 20 mL pump (refill day 85, dry at 87.3) is fine.
-    s40 = plan_refill(RefillInput(P40, 40.0, 500.0, 100.0))
+def test_the_refill_is_never_after_a_possible_empty_at_the_fast_end_of_accuracy() -> None:
+    # Issue 11: 40 mL at 400 µg/day of 2000 µg/mL = 0.2 mL/day; at +14.5 % the reservoir is
+    # dry after 200 / 1.145 = 174.7 days. The plan used to recommend day 180 (stability) and
+    # warn about day 174.7; now it recommends 174.7 − 5 = 169.7 and says why.
+    s40 = plan_refill(RefillInput(P40, 40.0, 2000.0, 400.0))
     assert s40.days_to_empty_at_fastest_flow == pytest.approx(174.67, abs=0.01)
-    assert any("accuracy band" in w for w in s40.warnings)
+    assert s40.next_refill_days == pytest.approx(200.0 / 1.145 - 5.0)
+    assert s40.next_refill_bound == "fast_flow_empty"
+    assert "174.7" in s40.next_refill_reason
+    assert s40.warnings == ()
     s20 = plan_refill(RefillInput(P20, 20.0, 500.0, 100.0))
     assert s20.days_to_empty_at_fastest_flow == pytest.approx(87.34, abs=0.01)
     assert s20.warnings == ()
@@ -217,10 +224,12 @@ def test_bad_withdrawal_input_is_refused(
     ("model", "dose_ug", "conc", "next_days"),
     [
         # docs/refill.md table: about one to six months, as clinics see (S24 S25).
-        ("peristaltic-20", 1000.0, 2000.0, 31.0),  # 0.5 mL/day: 18 / 0.5 − 5
-        ("peristaltic-40", 1000.0, 2000.0, 71.0),  # 38 / 0.5 − 5
-        ("peristaltic-20", 100.0, 500.0, 85.0),  # 18 / 0.2 − 5
-        ("peristaltic-40", 100.0, 500.0, 180.0),  # 38 / 0.2 − 5 = 185 > stability 180
+        # Each is the fast-flow empty (volume / rate / 1.145) minus 5 days, earlier than the
+        # alarm minus 5 days (the alarm counts the nominal flow).
+        ("peristaltic-20", 1000.0, 2000.0, 20 / 0.5 / 1.145 - 5),  # 0.5 mL/day: 29.93
+        ("peristaltic-40", 1000.0, 2000.0, 40 / 0.5 / 1.145 - 5),  # 64.87
+        ("peristaltic-20", 100.0, 500.0, 20 / 0.2 / 1.145 - 5),  # 82.34
+        ("peristaltic-40", 100.0, 500.0, 40 / 0.2 / 1.145 - 5),  # 169.67 < stability 180
     ],
 )
 def test_documented_refill_intervals(
@@ -230,3 +239,43 @@ def test_documented_refill_intervals(
     assert plan_refill(
         RefillInput(m, m.reservoir_ml, conc, dose_ug)
     ).next_refill_days == pytest.approx(next_days)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "bound", "next_days"),
+    [
+        # 20 mL at 0.2 mL/day: fast-flow empty 87.34 − 5 = 82.34 unless a bound comes first.
+        ({"days_to_eos": 60.0}, "eos", 55.0),  # EOS on day 60, minus the 5-day margin
+        ({"days_to_eos": 87.34}, "fast_flow_empty", 100 / 1.145 - 5),  # EOS later
+        ({"days_to_drug_expiry": 40.0}, "drug_expiry", 40.0),  # the drug's own expiry
+        ({"days_to_eos": 3.0}, "eos", 0.0),  # EOS within the margin: now
+    ],
+)
+def test_the_next_refill_is_never_after_eos_or_the_drugs_expiry_and_names_the_bound(
+    kwargs: dict[str, float], bound: str, next_days: float
+) -> None:
+    s = plan_refill(RefillInput(P20, 20.0, 500.0, 100.0, **kwargs))  # type: ignore[arg-type]
+    assert s.next_refill_bound == bound
+    assert s.next_refill_days == pytest.approx(next_days)
+    assert s.to_dict()["next_refill_bound"] == bound
+
+
+@pytest.mark.parametrize("model", ["peristaltic-20", "peristaltic-40", "valve-gated-20"])
+@pytest.mark.parametrize("dose_ug", [25.0, 100.0, 400.0, 1000.0])
+@pytest.mark.parametrize("conc", [500.0, 1000.0, 2000.0])
+def test_no_plan_recommends_a_date_it_calls_unsafe(model: str, dose_ug: float, conc: float) -> None:
+    # The class of problem, not the example: over pumps, doses and concentrations the
+    # recommendation is never after the fast-flow empty minus the margin, nor after stability.
+    m = pump_model(model)
+    s = plan_refill(RefillInput(m, m.reservoir_ml, conc, dose_ug))
+    assert s.next_refill_days <= s.days_to_empty_at_fastest_flow - s.safety_margin_days + 1e-9
+    assert s.next_refill_days <= s.days_to_low_reservoir - s.safety_margin_days + 1e-9
+    assert s.next_refill_days <= s.stability_days
+    assert not any("accuracy band" in w for w in s.warnings)
+
+
+@pytest.mark.parametrize("field", ["days_to_eos", "days_to_drug_expiry"])
+def test_a_bad_eos_or_expiry_bound_names_its_field(field: str) -> None:
+    with pytest.raises(LimitError) as info:
+        plan_refill(RefillInput(P20, 20.0, 500.0, 100.0, **{field: -1.0}))  # type: ignore[arg-type]
+    assert info.value.field == field

@@ -3,13 +3,16 @@ image puts the pump in its safe state instead of running a garbage program."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from itb.drugs import BACLOFEN
 from itb.pump.alarms import AlarmKind, Priority
-from itb.pump.firmware import Firmware
+from itb.pump.firmware import CommandRejected, Firmware
 from itb.pump.hardware import pump_model
 from itb.pump.memory import DualBankMemory, MemoryCorrupted, decode_bank, encode_bank
-from itb.pump.status import BolusKind, Mode
+from itb.pump.status import BolusKind, Mode, PatientBolusLimits
 from itb.therapy import continuous
 
 from .helpers import START, days, hours, new_pump
@@ -97,3 +100,82 @@ def test_a_garbage_image_with_a_valid_crc_is_still_refused() -> None:
     memory.write(b'{"format": 1, "model": "peristaltic-20"}')
     booted = Firmware.boot(memory, fw.model, fw.serial, fw.now, fw.world)
     assert booted.mode is Mode.SAFE_STATE
+
+
+def _safe_stated() -> Firmware:
+    _, new, fw = _two_states()
+    memory = DualBankMemory()
+    memory.write(new)
+    memory.write(new)
+    for bank in memory.banks:
+        bank[30] ^= 0x01
+    return Firmware.boot(memory, fw.model, fw.serial, fw.now, fw.world)
+
+
+def test_a_pump_that_lost_both_banks_never_reports_a_concentration_or_dose_it_does_not_know() -> (
+    None
+):
+    booted = _safe_stated()
+    status = booted.status()
+    assert status.concentration_ug_per_ml is None
+    assert status.program is None and status.daily_dose_ug == 0.0
+    # the memory image keeps "unknown": a restart does not turn it into a number
+    again = Firmware.from_image(booted.to_image(), booted.world)
+    assert again.to_state()["concentration_ug_per_ml"] is None
+    assert again.status().concentration_ug_per_ml is None
+    assert again.status().program is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(lambda fw: fw.set_program(fw.now, continuous(600.0)), id="program"),
+        pytest.param(
+            lambda fw: fw.start_bolus(fw.now, BolusKind.CLINICIAN, dose_ug=25.0, duration_min=20),
+            id="clinician_bolus",
+        ),
+        pytest.param(
+            lambda fw: fw.start_bolus(fw.now, BolusKind.BRIDGE, volume_ml=0.1, duration_min=60),
+            id="bridge_bolus",
+        ),
+        pytest.param(lambda fw: fw.patient_bolus(fw.now), id="patient_bolus"),
+        pytest.param(lambda fw: (fw.stop(fw.now), fw.resume(fw.now)), id="stop_then_resume"),
+    ],
+)
+def test_what_needs_the_concentration_is_refused_until_a_refill_sets_it(
+    command: Callable[[Firmware], object],
+) -> None:
+    booted = _safe_stated()
+    booted.set_patient_bolus_limits(booted.now, PatientBolusLimits(25.0, 10.0, 60.0, 4))
+    with pytest.raises(CommandRejected) as refused:
+        command(booted)
+    assert refused.value.field == "concentration_ug_per_ml"
+    assert "refill" in refused.value.reason
+    assert booted.mode in (Mode.SAFE_STATE, Mode.STOPPED)  # never running a guessed schedule
+    assert booted.bolus is None
+    assert AlarmKind.MEMORY_ERROR in booted.alarms
+
+
+def test_a_refill_sets_the_concentration_and_then_a_program_is_accepted() -> None:
+    booted = _safe_stated()
+    model = booted.model
+    booted.advance(booted.now + days(1))
+    booted.refill(booted.now, 18.0, 500.0)
+    status = booted.status()
+    assert status.concentration_ug_per_ml == 500.0
+    # what the safe state delivers anyway: the model's minimum flow, now known in µg
+    assert status.daily_dose_ug == pytest.approx(model.min_flow_ml_per_day * 500.0)
+    assert status.mode is Mode.SAFE_STATE  # a refill is not a clinician's program
+    booted.set_program(booted.now, continuous(600.0))
+    assert booted.mode is Mode.RUNNING and booted.status().daily_dose_ug == 600.0
+    # the critical alarm stays until the clinician clears it
+    assert booted.alarms[AlarmKind.MEMORY_ERROR].priority is Priority.CRITICAL
+
+
+def test_the_minimum_flow_is_counted_against_the_24h_maximum_at_the_highest_concentration() -> None:
+    booted = _safe_stated()
+    booted.advance(booted.now + days(1))
+    # 0.048 mL/day could have been 2000 µg/mL: the rolling window assumes the most
+    assert booted.rolling_24h_ug(0.0) == pytest.approx(
+        booted.model.min_flow_ml_per_day * max(BACLOFEN.concentrations_ug_per_ml), rel=0.01
+    )

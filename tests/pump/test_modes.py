@@ -11,6 +11,7 @@ import pytest
 
 import itb.pump
 from itb.pump.checks import CommandRejected
+from itb.pump.faults import FaultKind
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.pump.modes import INITIAL, REFUSALS, TRANSITIONS, Start, Trigger, next_mode
@@ -51,18 +52,20 @@ def _mode_assignments(path: Path) -> list[str]:
 
 def test_the_firmware_changes_its_mode_in_one_place_that_reads_the_table() -> None:
     assignments = [a for path in PUMP_SOURCES for a in _mode_assignments(path)]
-    assert assignments == ["firmware.py:_go"]
+    assert assignments == ["firmware.py:change_mode"]
     source = (Path(itb.pump.__file__).parent / "firmware.py").read_text(encoding="utf-8")
-    go = source[source.index("def _go(") :]
+    go = source[source.index("def change_mode(") :]
     assert "next_mode(self.mode, trigger)" in go.split("def ", 2)[1]
 
 
 def _in_mode(mode: Mode, *, eos_in_s: float | None = None) -> Firmware:
     """A pump in ``mode``, built through its public seams (commands, boot, the memory image)."""
-    if mode is Mode.SAFE_STATE and eos_in_s is None:
-        model = pump_model("peristaltic-20")
-        return Firmware.safe_state(model, "T-1", START, World(reservoir_ul=20_000.0))
     fw = new_pump()
+    if mode is Mode.SAFE_STATE and eos_in_s is None:
+        # a low battery reset: settings lost, the concentration still known (a pump that lost
+        # both memory banks also lost its concentration and refuses programs until a refill)
+        fw.inject_fault(START, FaultKind.LOW_BATTERY_RESET)
+        return fw
     fw.advance(START + hours(1))
     state = fw.to_state()
     state["mode"] = mode.value
@@ -77,6 +80,7 @@ TRIGGERS: dict[Trigger, Callable[[Firmware], None]] = {
     Trigger.RESUME: lambda fw: fw.resume(fw.now),
     Trigger.PROGRAM: lambda fw: fw.set_program(fw.now, continuous(500.0)),
     Trigger.EOS_REACHED: lambda fw: fw.advance(fw.now + hours(1)),
+    Trigger.SETTINGS_LOST: lambda fw: fw.inject_fault(fw.now, FaultKind.LOW_BATTERY_RESET),
 }
 
 

@@ -17,6 +17,7 @@ from itb.therapy import FlexStep, Program, continuous, flex, to_pump_s
 from itb.units import SECONDS_PER_DAY, UL_PER_ML
 
 from .helpers import START, new_pump
+from .test_patient_gate import assert_status_matches_the_pump
 
 CONCENTRATIONS = (500.0, 1000.0, 2000.0)
 
@@ -141,6 +142,9 @@ class PumpMachine(RuleBasedStateMachine):
                 FaultKind.MRI,
                 FaultKind.CATHETER_OCCLUSION,
                 FaultKind.CATHETER_CLEARED,
+                FaultKind.LOW_BATTERY_RESET,
+                FaultKind.PREMATURE_ERI,
+                FaultKind.PREMATURE_EOS,
             ]
         ),
         recovery_h=st.floats(0.5, 24.0),
@@ -167,6 +171,12 @@ class PumpMachine(RuleBasedStateMachine):
         seqs = [e.seq for e in log.entries()]
         assert seqs == list(range(log.first_seq, log.next_seq))
         assert log.first_seq - 1 == log.lost_count
+
+    @invariant()
+    def the_status_says_a_patient_bolus_is_available_exactly_when_the_pump_gives_one(
+        self,
+    ) -> None:
+        assert_status_matches_the_pump(self.fw)
 
     @invariant()
     def memory_image_round_trips(self) -> None:

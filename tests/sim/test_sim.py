@@ -17,6 +17,13 @@ from itb.sim.patient import simulate_patient
 
 runner = CliRunner()
 
+NO_FAULTS: dict[str, float] = {
+    "catheter_occlusion_per_year": 0.0,
+    "motor_stall_per_year": 0.0,
+    "low_battery_reset_per_year": 0.0,
+    "premature_eri_per_year": 0.0,
+    "premature_eos_per_year": 0.0,
+}
 QUIET = {  # no randomness in the pumps or the clinic: numbers can be worked by hand
     "cohort": {"patients": 1, "years": 1, "seed": 1},
     "population": {
@@ -29,22 +36,25 @@ QUIET = {  # no randomness in the pumps or the clinic: numbers can be worked by 
     },
     "pumps": {"models": {"peristaltic-20": 1.0}, "flow_error_sd_of_band": 0.0},
     "policy": {"refill_margin_days": 14, "late_visit_days_mean": 0.0, "missed_visit_rate": 0.0},
-    "faults": {"catheter_occlusion_per_year": 0.0, "motor_stall_per_year": 0.0},
+    "faults": NO_FAULTS,
 }
 
 
 def test_one_patient_worked_by_hand() -> None:
     # 500 µg/day in a 20 mL pump: 1000 µg/mL lasts (20 - 2) / 0.5 = 36 days, under the 60-day
-    # target, so the clinic picks 2000 µg/mL: 0.25 mL/day, alarm on day 72, refill 14 days
-    # earlier, on day 58, then every 58 days: days 58, 116, ..., 348 is six refills in a year.
+    # target, so the clinic picks 2000 µg/mL: 0.25 mL/day, alarm on day 72. The refill plan is
+    # never after the fast-flow empty date minus the 14-day margin: at +14.5% (S9) the 20 mL
+    # last 20 / (0.25 × 1.145) = 69.87 days, so the refill is on day 55.87, then every 55.87
+    # days: days 55.87, ..., 335.2 is six refills in a year.
+    interval_days = 20.0 / (0.25 * 1.145) - 14.0
     out = simulate_patient(parse_cohort(QUIET), 0)
     assert out.concentration_ug_per_ml == 2000.0
     assert out.refills == 6
-    assert out.refill_interval_mean_days == pytest.approx(58.0, abs=1e-3)
+    assert out.refill_interval_mean_days == pytest.approx(interval_days, abs=1e-3)
     assert out.delivered_ug == pytest.approx(365.25 * 500.0, abs=0.5)  # a stroke is 0.5 µg
     assert sum(out.alarms.values()) == 0
     assert out.withdrawal_h == 0.0
-    assert out.visit_days == pytest.approx([58.0 * k for k in range(1, 7)], abs=1e-3)
+    assert out.visit_days == pytest.approx([interval_days * k for k in range(1, 7)], abs=1e-3)
 
 
 def test_a_missed_refill_runs_the_pump_dry_and_the_patient_into_withdrawal() -> None:
@@ -70,7 +80,7 @@ def test_a_missed_refill_runs_the_pump_dry_and_the_patient_into_withdrawal() -> 
 def test_cutting_the_refill_margin_to_zero_means_more_withdrawal_days() -> None:
     base = {
         "cohort": {"patients": 60, "years": 3, "seed": 11},
-        "faults": {"catheter_occlusion_per_year": 0.0, "motor_stall_per_year": 0.0},
+        "faults": NO_FAULTS,
     }
     zero = run_cohort(parse_cohort({**base, "policy": {"refill_margin_days": 0}})).summary()
     two_weeks = run_cohort(parse_cohort({**base, "policy": {"refill_margin_days": 14}})).summary()
@@ -149,6 +159,7 @@ def test_cli_json_outputs_and_plots(tmp_path: Path) -> None:
         "eos",
         "motor_stall",
         "memory_error",
+        "low_battery_reset",
     }
     for key in ("withdrawal_days", "refills", "replacements"):
         assert key in summary
@@ -188,3 +199,45 @@ def test_ctrl_c_keeps_the_finished_patients() -> None:
     assert [o.index for o in result.outcomes] == list(range(20))
     assert result.summary()["patients"] == 20
     assert result.summary()["interrupted"] is True
+
+
+@pytest.mark.parametrize(
+    ("fault", "alarm", "counted"),
+    [
+        ("low_battery_reset", "low_battery_reset", "low_battery_resets"),
+        ("premature_eri", "eri", "premature_eris"),
+        ("premature_eos", "eos", "premature_eoss"),
+    ],
+)
+def test_the_advisorys_battery_faults_are_counted_alarmed_and_end_in_a_replacement(
+    fault: str, alarm: str, counted: str
+) -> None:
+    # about two faults a year over two years of a one-patient cohort: each raises its alarm
+    # and the clinic replaces the pump (S5: as soon as possible)
+    config = {
+        **QUIET,
+        "cohort": {"patients": 1, "years": 2, "seed": 3},
+        "faults": {**NO_FAULTS, f"{fault}_per_year": 2.0},
+    }
+    out = simulate_patient(parse_cohort(config), 0)
+    injected = getattr(out, counted)
+    assert injected > 0
+    assert out.alarms[alarm] >= injected
+    assert out.replacements >= 1
+    summary = run_cohort(parse_cohort(config)).summary()
+    assert summary[counted] == injected
+    if fault == "premature_eos":
+        assert out.no_delivery_h > 0  # delivery stopped until the urgent replacement
+
+
+def test_a_low_battery_reset_is_answered_by_reprogramming_at_the_next_visit() -> None:
+    config = {
+        **QUIET,
+        "cohort": {"patients": 1, "years": 1, "seed": 4},
+        "faults": {**NO_FAULTS, "low_battery_reset_per_year": 3.0},
+        "pharmacology": {"enabled": False},
+    }
+    out = simulate_patient(parse_cohort(config), 0)
+    assert out.low_battery_resets > 0
+    # the reprogramming visits and replacements are clinic visits beyond the six refills
+    assert len(out.visit_days) > out.refills

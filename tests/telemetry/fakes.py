@@ -119,7 +119,7 @@ class FakePump:
 
     def on_refused(self, report: RefusalReport) -> None:
         self.refusals.append(report)
-        self.record("link_refused", report.to_log_data())
+        self.record(report.log_kind, report.to_log_data())
 
     def save_link_state(self, state: dict[str, JSON]) -> None:
         self.saved_states.append(state)

@@ -22,6 +22,7 @@ from itb.telemetry.endpoint import (
     PumpConnection,
     PumpEndpoint,
     RefusalReason,
+    RefusalSummary,
     Resolution,
     ResponseReceived,
     Role,
@@ -70,8 +71,10 @@ def rid(n: int) -> str:
 class Link:
     """A programmer and a pump connection joined back to back."""
 
-    def __init__(self, pump: PumpEndpoint, private: bytes, now_s: float = 0.0) -> None:
-        self.pump = pump.connection()
+    def __init__(
+        self, pump: PumpEndpoint, private: bytes, now_s: float = 0.0, source: str | None = None
+    ) -> None:
+        self.pump = pump.connection(source, now_s)
         self.programmer = ProgrammerConnection(private, KEYS.pump_public)
         self.now_s = now_s
         self.events = self.deliver(self.programmer.start_handshake())
@@ -225,20 +228,76 @@ def test_paired_keys_serialize_and_bad_ones_are_refused() -> None:
         PairedKey.from_dict({**key.to_dict(), "public_key": "abcd"})
 
 
-def test_repeated_failures_block_the_link_for_a_while() -> None:
+def test_garbage_backs_off_its_source_but_never_a_handshake_that_completes() -> None:
     pump, fake = make_pump(KEYS)
-    conn = pump.connection()
-    for _ in range(5):
-        conn.receive_data(b"garbage!" * 3, 100.0)
-    assert pump.retry_after_s(100.0) > 0.0
-    # While blocked even a genuine handshake is dropped unanswered, and logged once.
-    link = Link(pump, KEYS.clinician_private, now_s=100.0)
-    assert link.events == []
-    assert [r.reason for r in fake.refusals].count(RefusalReason.RATE_LIMITED) == 1
-    later = 100.0 + pump.retry_after_s(100.0)
-    link = Link(pump, KEYS.clinician_private, now_s=later)
+    garbage = pump.connection("10.0.0.9", 100.0)
+    answers = [garbage.receive_data(b"garbage!" * 3, 100.0) for _ in range(5)]
+    # 3 free failures, the 4th backs the source off (1 s, 2 s ...): the 5th is dropped unread.
+    assert answers[:4] == [encode_frame(FrameType.REFUSAL, b"")] * 4 and answers[4] == b""
+    assert pump.source_retry_after_s("10.0.0.9", 100.0) > 0.0
+    assert pump.source_retry_after_s("10.0.0.7", 100.0) == 0.0  # another source is not blocked
+    # While backed off, a sealed frame from that source is dropped unread and unanswered...
+    other = pump.connection("10.0.0.9", 100.0)
+    assert other.receive_data(encode_frame(FrameType.SEALED, bytes(40)), 100.0) == b""
+    # ...but a paired programmer's handshake from the same source is answered and completes.
+    link = Link(pump, KEYS.clinician_private, now_s=100.0, source="10.0.0.9")
     assert isinstance(link.events[0], SessionOpened)
-    assert pump.retry_after_s(later) == 0.0  # success resets the limiter
+    assert pump.source_retry_after_s("10.0.0.9", 100.0) > 0.0  # answered is not proved
+    assert isinstance(link.ask(Interrogate()), StatusReport)
+    assert pump.source_retry_after_s("10.0.0.9", 100.0) == 0.0  # a proved session resets it
+    # The burst was logged once (its first refusal), the rest counted for the summary, which
+    # the clinician's proved session brought into the log.
+    assert [r.log_kind for r in fake.refusals] == ["link_refused", "link_refusals"]
+    summary = fake.refusals[1]
+    assert isinstance(summary, RefusalSummary)
+    # 4 refused (the first logged as it is, 3 counted), 2 dropped unread (the 5th, the sealed)
+    assert summary.refused == 3 and summary.dropped_unread == 2
+
+
+def test_unauthenticated_refusals_are_logged_at_most_once_a_minute() -> None:
+    pump, fake = make_pump(KEYS)
+    for i in range(600):  # ten minutes of one garbage connection a second, each its own source
+        conn = pump.connection(f"10.0.{i // 250}.{i % 250}", float(i))
+        conn.receive_data(b"not a frame", float(i))
+        conn.close()
+        pump.tick(float(i))
+    kinds = [r.log_kind for r in fake.refusals]
+    # t = 0 s: the first refusal as it is; then one summary a minute (at 60, 120 ... 540 s).
+    assert kinds == ["link_refused"] + ["link_refusals"] * 9
+    summaries = [r for r in fake.refusals if isinstance(r, RefusalSummary)]
+    assert [s.refused for s in summaries] == [60] * 9  # 1 + 9 × 60 = 541 of the 600 refusals
+    assert sum(s.links_closed for s in summaries) == 540
+    pump.tick(600.0)
+    assert [r.log_kind for r in fake.refusals][-1] == "link_refusals"
+    assert sum(s.refused for s in fake.refusals if isinstance(s, RefusalSummary)) == 599
+
+
+def test_a_replayed_first_message_is_refused_stale_and_moves_nothing() -> None:
+    pump, fake = make_pump(KEYS)
+    programmer = ProgrammerConnection(KEYS.clinician_private, KEYS.pump_public)
+    hello = programmer.start_handshake()
+    reply = pump.connection("10.0.0.1").receive_data(hello, 0.0)
+    assert reply[3] == FrameType.HANDSHAKE_REPLY  # answered once; never proved (no sealed frame)
+    saved = list(fake.saved_states)
+    for i in range(50):
+        again = pump.connection("10.0.0.66", float(i))
+        assert again.receive_data(hello, float(i)) in (encode_frame(FrameType.REFUSAL, b""), b"")
+    assert pump.handshakes == 0  # no session counted, no battery charge
+    assert fake.saved_states == saved  # no memory write
+    assert [r.reason for r in fake.refusals] == [RefusalReason.STALE_HANDSHAKE]  # one entry
+    assert pump.source_retry_after_s("10.0.0.66", 49.0) > 0.0  # and the replays back off
+
+
+def test_a_new_handshake_does_not_end_a_proved_session_until_it_is_proved() -> None:
+    pump, fake = make_pump(KEYS)
+    link = Link(pump, KEYS.clinician_private)
+    assert isinstance(link.ask(Interrogate()), StatusReport)
+    # An injected message 1 (a recorded one from another session) on the live link...
+    other = ProgrammerConnection(KEYS.clinician_private, KEYS.pump_public)
+    assert link.pump.receive_data(other.start_handshake(), 0.0)[3] == FrameType.HANDSHAKE_REPLY
+    # ...leaves the proved session serving.
+    assert isinstance(link.ask(Interrogate()), StatusReport)
+    assert fake.refusals == []
 
 
 def test_a_long_event_log_page_is_trimmed_to_fit_one_frame() -> None:
@@ -427,3 +486,20 @@ def test_fuzz_forged_commits_change_nothing(forged: bytes, other_id: bool) -> No
     answer = Link.answer(counter, list(programmer.receive_data(pump.receive_data(frame, 0.0))))
     assert answer == Refused() and fake.therapy() == before
     assert fake.refusals[-1].reason is RefusalReason.BAD_COMMIT
+
+
+@pytest.mark.parametrize("lost", [None, 0, 1])
+def test_a_retried_handshake_opens_whichever_reply_comes_first(lost: int | None) -> None:
+    """A slow pump: the programmer retries before the first reply; the replies come in order
+    (or one is lost). The first reply to arrive opens the session, and the pump accepts it."""
+    pump, fake = make_pump(KEYS)
+    conn = pump.connection("clinic", 0.0)
+    programmer = ProgrammerConnection(KEYS.clinician_private, KEYS.pump_public)
+    replies = [conn.receive_data(programmer.start_handshake(), 0.0) for _ in range(2)]
+    arriving = [r for i, r in enumerate(replies) if i != lost]
+    events = [e for reply in arriving for e in programmer.receive_data(reply)]
+    assert isinstance(events[0], SessionOpened)  # never HandshakeFailed
+    counter, frame = programmer.send(Interrogate())
+    (answer,) = programmer.receive_data(conn.receive_data(frame, 0.1))
+    assert isinstance(answer, ResponseReceived) and answer.counter == counter
+    assert isinstance(answer.response, StatusReport) and fake.refusals == []

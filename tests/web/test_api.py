@@ -17,7 +17,7 @@ from itb.clinic.models import (
     Visit,
 )
 from itb.web.app import app_routes
-from tests.clinic.support import Clinic
+from tests.clinic.support import Clinic, send_reviewed
 
 
 def _count(clinic: Clinic, model: type) -> int:
@@ -69,19 +69,20 @@ def test_dashboard_lists_most_urgent_first_with_the_day_counts(clinic: Clinic) -
     clinic.login("viewer_demo")
     rows = clinic.client.get("/api/patients").json()
     assert {"id", "name", "days_to_low_reservoir", "days_to_empty", "days_to_eri"} <= set(rows[0])
-    urgency = [
-        min(
-            d
-            for d in (r["days_to_low_reservoir"], r["days_to_stability_limit"], r["days_to_eri"])
-            if d is not None
+    # ranked by days until harm (H35): the soonest of a dry reservoir (fast end of the
+    # accuracy band), the pump's EOS and the drug's stability limit
+    with_pump = [r for r in rows if r["serial"]]
+    harm_days = [r["days_to_harm"] for r in with_pump]
+    assert harm_days == sorted(harm_days)
+    for r in with_pump:
+        soonest = min(
+            d for d in (r["days_to_empty"], r["days_to_eos"], r["days_to_stability_limit"]) if d
         )
-        for r in rows
-        if r["serial"]
-    ]
-    assert urgency == sorted(urgency)
+        assert r["days_to_harm"] <= soonest + 0.05, r
     by_name = {r["name"]: r for r in rows}
     assert by_name["Alex Near-Empty"]["days_to_low_reservoir"] < 3
     assert by_name["Dana Stability"]["days_to_stability_limit"] < 30
+    assert by_name["Dana Stability"]["harm"] == "drug_expired"
     # past ERI, the row says when delivery stops: 90 days after ERI (S3 S21)
     blake = by_name["Blake Battery-ERI"]
     assert blake["days_to_eri"] < 0
@@ -121,9 +122,10 @@ def test_a_nurse_may_not_change_a_program_either(clinic: Clinic) -> None:
 def test_a_physician_changes_the_program_and_every_version_is_kept(clinic: Clinic) -> None:
     clinic.login("dr_demo")
     pid = clinic.patient_id("DEMO-003")
-    response = clinic.client.post(
-        f"/api/patients/{pid}/program",
-        json={
+    response = send_reviewed(
+        clinic,
+        pid,
+        {
             "steps": [
                 {"start": "00:00", "rate_ug_per_h": 8.0},
                 {"start": "08:00", "rate_ug_per_h": 10.0},
@@ -159,7 +161,7 @@ def test_an_out_of_range_program_gets_422_naming_the_field_and_changes_nothing(
     clinic.login("dr_demo")
     pid = clinic.patient_id("DEMO-003")
     visits, versions = _count(clinic, Visit), _count(clinic, ProgramVersion)
-    response = clinic.client.post(f"/api/patients/{pid}/program", json={"rate_ug_per_day": 5000})
+    response = send_reviewed(clinic, pid, {"rate_ug_per_day": 5000})
     assert response.status_code == 422
     detail = response.json()["detail"][0]
     assert detail["loc"][-1] == "daily_dose_ug" and "2000" in detail["msg"]
@@ -183,9 +185,12 @@ def test_a_nurse_refills_and_the_dashboard_shows_the_new_dates(clinic: Clinic) -
     body = response.json()
     assert abs(body["expected_ml"] - 2.9) < 0.05 and not body["discrepancy_flagged"]
     after = clinic.row(pid)
-    # 18 mL above the 2 mL alarm at 0.9 mL/day; the next refill 5 days before it (S24)
+    # 18 mL above the 2 mL alarm at 0.9 mL/day; the next refill 5 days (S24) before the
+    # earliest the reservoir can run dry: 20 mL / (0.9 × 1.145) mL/day = 19.4 days at the fast
+    # end of the ±14.5 % band, so day 14.4 (plan_refill: never after the fast-flow empty date)
     assert abs(after["days_to_low_reservoir"] - 20.0) < 0.1
-    assert after["next_refill_at"][:10] == (clinic.clock() + timedelta(days=15)).date().isoformat()
+    refill_at = clinic.clock() + timedelta(days=20 / (0.9 * 1.145) - 5)
+    assert after["next_refill_at"][:10] == refill_at.date().isoformat()
     assert after["next_refill_at"] > before["next_refill_at"]
     assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 20.0
     visits = clinic.client.get(f"/api/patients/{pid}/visits").json()
@@ -365,7 +370,8 @@ def test_the_audit_log_is_intact_after_the_changes(clinic: Clinic) -> None:
 
 # Program checks (itb.programmer.programming, docs/refill.md "Programming checks") -------------
 def _program(clinic: Clinic, pid: int, body: dict) -> object:  # type: ignore[type-arg]
-    return clinic.client.post(f"/api/patients/{pid}/program", json=body)
+    """Review the program, then send it with the review's token (what you review you send)."""
+    return send_reviewed(clinic, pid, body)
 
 
 def test_a_change_beyond_the_titration_limit_needs_confirm_and_a_reason(clinic: Clinic) -> None:

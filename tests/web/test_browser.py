@@ -138,3 +138,26 @@ def test_a_viewer_is_refused_a_program_change(page: Page) -> None:
     assert api.status == 403
     page.goto(patient_url)
     assert page.get_attribute("#program", "data-program-version") == "5"  # unchanged
+
+
+def test_a_program_edited_after_its_review_is_not_sent_from_the_browser(page: Page) -> None:
+    """H32 in Chromium: review 230 µg/day, edit the field to 280, press Send: the confirmation
+    names the reviewed dose in words and units, and the edited program goes back to review."""
+    _log_in(page, "dr_demo")
+    page.click('tr[data-mrn="DEMO-003"] a')  # Casey Titration, 200 µg/day, program version 5
+    patient_url = page.url
+    page.goto(patient_url + "/program")
+    page.fill("input[name=rate_ug_per_day]", "230")
+    page.click("button[value=review]")
+    page.wait_for_selector("#program-send")
+    questions: list[str] = []
+    page.on("dialog", lambda dialog: questions.append(dialog.message))  # the fixture accepts
+    page.fill("input[name=rate_ug_per_day]", "280")  # edited after the review
+    page.click("#program-send")
+    page.wait_for_selector("#program-error")
+    assert "230 µg/day (two hundred thirty micrograms per day)" in questions[0]
+    assert page.get_attribute("#program-error", "data-field") == "review_token"
+    new = page.locator('tr[data-quantity="daily_dose_ug"]')
+    assert new.get_attribute("data-new") == "280"  # the review of what is now in the form
+    page.goto(patient_url)
+    assert page.get_attribute("#program", "data-program-version") == "5"  # nothing sent

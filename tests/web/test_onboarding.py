@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from itb.clinic.models import AuditEntry, Catheter, Patient, ProgramVersion, Pump, Visit
+from itb.clinic.models import (
+    AuditEntry,
+    Catheter,
+    Patient,
+    ProgramVersion,
+    Pump,
+    PumpEvent,
+    Visit,
+)
 from tests.clinic.support import Clinic
 from tests.web.markup import find, find_all
 
@@ -57,11 +65,12 @@ def test_a_physician_creates_a_patient_and_records_the_implant(clinic: Clinic) -
     assert answer["catheter_volume_ml"] == pytest.approx(0.182)
     # priming: catheter 0.182 mL + the peristaltic pump's internal tubing 0.2 mL [R]
     assert answer["priming"]["priming_volume_ml"] == pytest.approx(0.382)
-    # 600 µg/day at 500 µg/mL = 1.2 mL/day; (20 − 2) mL / 1.2 mL/day = 15.0 days
+    # 600 µg/day at 500 µg/mL = 1.2 mL/day; the priming bolus takes 0.382 mL first (Q2):
+    # (20 − 0.382 − 2) mL / 1.2 mL/day = 14.68 days
     row = clinic.row(patient_id)
     assert row["serial"] == "NEW-PUMP-1"
-    assert row["days_to_low_reservoir"] == 15.0
-    assert row["days_to_empty"] == pytest.approx(20 / 1.2, abs=0.05)
+    assert row["days_to_low_reservoir"] == 14.7
+    assert row["days_to_empty"] == pytest.approx((20 - 0.382) / 1.2, abs=0.05)
     page = clinic.client.get(f"/patients/{patient_id}")
     pump = find(page.text, id="serial")
     assert (pump["data-serial"], pump["data-model"]) == ("NEW-PUMP-1", "peristaltic-20")
@@ -226,3 +235,44 @@ def test_a_viewer_cannot_open_the_onboarding_pages(clinic: Clinic) -> None:
     assert clinic.client.get("/patients/new").status_code == 403
     frankie = clinic.patient_id("DEMO-006")
     assert clinic.client.get(f"/patients/{frankie}/implant").status_code == 403
+
+
+def test_the_priming_bolus_of_an_implant_leaves_the_reservoir_and_is_in_the_pump_log(
+    clinic: Clinic,
+) -> None:
+    """Q2: the implant record primes the new pump (the firmware's priming bolus, replacing the
+    basal), the priming volume leaves the reservoir, the pump's log has it, and a second
+    priming is never sent to a pump whose log already has one."""
+    clinic.login("dr_demo")
+    patient_id = _implanted(clinic)
+    fw = clinic.pumps.firmware("NEW-PUMP-1")
+    primings = [e for e in fw.log.entries() if e.kind == "bolus_start"]
+    assert [(e.data["kind"], round(float(str(e.data["volume_ml"])), 4)) for e in primings] == [
+        ("priming", 0.382)  # catheter 0.182 mL + pump tubing 0.2 mL
+    ]
+    visit = clinic.client.get(f"/api/patients/{patient_id}/visits").json()[0]
+    assert visit["kind"] == "implant" and visit["details"]["priming_sent"] is True
+    # an hour later: 0.382 mL at the 24 mL/day maximum flow takes 0.382 / 24 × 1440 = 22.9 min
+    # (no basal meanwhile), then 1.2 mL/day for the other 37.1 min: 0.0309 mL
+    clinic.clock.advance(1 / 24)
+    read = clinic.client.post(f"/api/patients/{patient_id}/interrogate").json()["status"]
+    basal_ml = 1.2 * (60 - 0.382 / 24 * 1440) / 1440
+    assert read["reservoir_ml"] == pytest.approx(20.0 - 0.382 - basal_ml, abs=1e-3)
+    query = select(PumpEvent.data_json).where(
+        PumpEvent.serial == "NEW-PUMP-1", PumpEvent.kind == "bolus_start"
+    )
+    with clinic.sessions() as db:
+        stored = list(db.execute(query).scalars())
+    assert len(stored) == 1 and '"kind":"priming"' in stored[0]
+
+
+def test_a_replacement_sends_no_priming_bolus_through_the_full_catheter(clinic: Clinic) -> None:
+    clinic.login("dr_demo")
+    blake = clinic.patient_id("DEMO-002")
+    response = clinic.client.post(
+        f"/api/patients/{blake}/replacement",
+        json={"model": "peristaltic-40", "serial": "NEW-PUMP-40", "filled_ml": 40.0},
+    )
+    assert response.status_code == 201, response.text
+    kinds = [e.kind for e in clinic.pumps.firmware("NEW-PUMP-40").log.entries()]
+    assert "bolus_start" not in kinds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from itb.web.app import PUBLIC_ROUTES, app_routes, route_action
@@ -153,6 +154,7 @@ def test_program_page_reviews_old_and_new_and_sends_only_once_confirmed(clinic: 
     assert find(html, "table", id="review-rates")["data-unit"] == "ug_per_h"
     assert find(html, "fieldset", data_field="confirm")
     assert find(html, "input", name="confirm", type="checkbox")
+    form["review_token"] = find(html, "input", name="review_token")["value"]
     unconfirmed = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "send"})
     assert unconfirmed.status_code == 422
     assert find(unconfirmed.text, "p", data_field="confirm")
@@ -269,3 +271,45 @@ def test_a_form_field_over_4000_characters_is_422_naming_it_and_changes_nothing(
     assert response.status_code == 422
     assert [e["loc"] for e in response.json()["detail"]] == [["body", "withdrawn_ml"]]
     assert clinic.pumps.firmware("SIM-001").status().reservoir_ml < 3
+
+
+def test_a_program_edited_after_its_review_goes_back_to_review_and_is_not_sent(
+    clinic: Clinic,
+) -> None:
+    """H32: a reviewed 230 µg/day edited to 280 before Send is not sent; the page shows the
+    review of 280 with its own token, and only a Send after that review goes out."""
+    _page_login(clinic, "dr_demo")
+    pid = clinic.patient_id("DEMO-003")  # 200 µg/day, spinal, titrating (+30 % a day)
+    csrf = _csrf(clinic.client.get(f"/patients/{pid}/program").text)
+    form = {"csrf_token": csrf, "rate_ug_per_day": "230"}
+    reviewed = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "review"})
+    assert reviewed.status_code == 200
+    token_230 = find(reviewed.text, "input", name="review_token")["value"]
+    # the confirmation says the dose in words and units: 230 µg/day = 0.46 mL/day at 500 µg/mL
+    send_button = find(reviewed.text, "button", id="program-send")
+    assert "230 µg/day (two hundred thirty micrograms per day)" in send_button["data-confirm"]
+    assert "0.46 mL/day at 500 µg/mL" in send_button["data-confirm"]
+
+    edited = clinic.client.post(
+        f"/patients/{pid}/program",
+        data={**form, "rate_ug_per_day": "280", "review_token": token_230, "action": "send"},
+    )
+    assert edited.status_code == 422
+    assert find(edited.text, "p", id="program-error")["data-field"] == "review_token"
+    # nothing sent: the pump still runs 200 µg/day, no program version was added
+    assert clinic.pumps.firmware("SIM-003").status().daily_dose_ug == pytest.approx(200.0)
+    # the page now shows the review of 280 (200 -> 280 = +40 %, beyond +30 %: confirm)
+    dose = find(edited.text, "tr", data_quantity="daily_dose_ug")
+    assert (dose["data-new"], dose["data-change-percent"]) == ("280", "+40.0")
+    token_280 = find(edited.text, "input", name="review_token")["value"]
+    assert token_280 != token_230
+    assert "two hundred eighty" in find(edited.text, "button", id="program-send")["data-confirm"]
+
+    sent = clinic.client.post(
+        f"/patients/{pid}/program",
+        data={**form, "rate_ug_per_day": "280", "review_token": token_280, "action": "send",
+              "confirm": "yes", "reason": "still spastic at 200"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert sent.status_code == 303, sent.text
+    assert clinic.pumps.firmware("SIM-003").status().daily_dose_ug == pytest.approx(280.0)

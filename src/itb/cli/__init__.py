@@ -5,12 +5,14 @@ from __future__ import annotations
 import typer
 
 from itb.cli import clinic, pk, programmer, pump, refill, screening, sim
+from itb.cli.guard import GuardedGroup
 
 app = typer.Typer(
     name="itb",
     help="OpenITB: intrathecal baclofen pump therapy, simulated. Not a medical device.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=GuardedGroup,  # no traceback reaches a user: one line and a non-zero exit
 )
 app.add_typer(pump.app, name="pump")
 app.add_typer(pk.app, name="pk")

@@ -46,7 +46,7 @@ DatabaseUrl = typer.Option(
 )
 
 
-def serve(
+def serve(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     demo: bool = typer.Option(False, "--demo", help="A fresh demo clinic with simulated pumps."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
@@ -65,6 +65,12 @@ def serve(
         "--programmer-key",
         help="The clinic's programmer.key, paired with the clinician role on each pump.",
     ),
+    trusted_proxy: list[str] = typer.Option(
+        [],
+        "--trusted-proxy",
+        help="A reverse proxy's address whose X-Forwarded-For is believed (repeatable). "
+        "Default: none; the client is the socket's peer (docs/security.md).",
+    ),
 ) -> None:
     """Serve the clinic web app; the schema is created or migrated at start."""
     import uvicorn
@@ -82,6 +88,7 @@ def serve(
             database_url=resolve_database_url(database_url),
             links=_telemetry_pumps(pumps_file, programmer_key),
         )
+    settings.trusted_proxies = frozenset(trusted_proxy)
     app = create_app(settings)
     if demo:
         _seed_demo(app.state.sessions, settings)
@@ -89,7 +96,9 @@ def serve(
     typer.echo(
         f"OpenITB clinic on http://{host}:{port}/  (database: {_safe(settings.database_url)})"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any loopback peer as
+    # the client (rotating it dodged the login limit); ClinicSettings.trusted_proxies decides
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 def _demo_settings(database_url: str | None, demo_speed: float) -> ClinicSettings:

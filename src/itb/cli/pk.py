@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from itb.cli.outputs import check_writable_file
 from itb.drugs import BACLOFEN
 from itb.pharmacology.bolus import BolusCourse, bolus_course
 from itb.pharmacology.exact import DosingError, Piece, Propagator, pieces_from_segments, predict
@@ -73,6 +74,8 @@ def bolus(
     ),
 ) -> None:
     """Onset, peak, duration and hourly course of one intrathecal bolus."""
+    if plot is not None:
+        check_writable_file(plot, "--plot")
     patient = typical_patient()
     try:
         course = bolus_course(patient, dose_ug, horizon_h=max(hours, 48.0))
@@ -189,6 +192,8 @@ def program(
     """Hour-by-hour CSF level and effect of a pump scenario, with withdrawal risk after stops."""
     if days is not None and not (math.isfinite(days) and 0.0 < days <= MAX_DAYS):
         _fail(f"--days={days}: allowed more than 0 up to {MAX_DAYS:g} days")
+    if plot is not None:
+        check_writable_file(plot, "--plot")
     try:
         course = _scenario_course(scenario_path, days, fraction, from_zero)
     except (ValueError, DosingError, ParameterError) as err:

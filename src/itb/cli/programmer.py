@@ -12,8 +12,9 @@ import json
 import tomllib
 from collections.abc import Callable
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -30,9 +31,9 @@ from itb.cli.programmer_run import (
 )
 from itb.cli.programmer_run import out as screen
 from itb.errors import InputError
-from itb.link.client import PumpSession, review_new_program
+from itb.link.client import PumpSession
 from itb.link.keys import KeyFileError, KeyOwner, load_public_key, write_keypair
-from itb.programmer.programming import Origin, Phase
+from itb.programmer.programming import Origin, Phase, ProgramReview, ReviewContext
 from itb.pump.alarms import AlarmKind
 from itb.pump.status import BolusKind
 from itb.telemetry.messages import CLINICIAN_BOLUS_KINDS
@@ -44,6 +45,7 @@ app = typer.Typer(
     help="The programmer: interrogate, program, refill and bolus a pump over its telemetry link.",
     no_args_is_help=True,
 )
+_E = TypeVar("_E", bound=Enum)
 JSON_HELP = "Print exactly one JSON object on stdout."
 
 PumpOpt = typer.Option(..., "--pump", help="The pump's HOST:PORT.")
@@ -122,7 +124,10 @@ def interrogate(
 
 
 def _load_program(rate_ug_per_day: float | None, program_file: Path | None) -> Program:
-    if (rate_ug_per_day is None) == (program_file is None):
+    if rate_ug_per_day is not None and program_file is not None:
+        reason = "give one of --rate-ug-per-day or --file, not both: which one is meant?"
+        raise ProgramError("rate_ug_per_day", f"--rate-ug-per-day and --file: {reason}")
+    if rate_ug_per_day is None and program_file is None:
         raise ProgramError("program", "give exactly one of --rate-ug-per-day or --file")
     if rate_ug_per_day is not None:
         return program_from_dict({"rate_ug_per_day": rate_ug_per_day})
@@ -163,6 +168,22 @@ def _print_review(r: dict[str, Any]) -> None:
     )
     for check in review["checks"]:
         screen.print(f"{check['verdict']}: {check['name']}: {check['reason']}", soft_wrap=True)
+    if "review_token" in r:
+        screen.print(f"review token {r['review_token']} (send with --review-token to check it)")
+
+
+def _optional_enum(value: str | None, enum_type: type[_E], field: str) -> _E | None:
+    return None if value is None else enum_option(value, enum_type, field)
+
+
+def _review_result(review: ProgramReview, token: str) -> dict[str, Any]:
+    return {
+        "command": "program",
+        "status": "done",
+        "sent": False,
+        "review": review.to_dict(),
+        "review_token": token,
+    }
 
 
 @app.command("program")
@@ -176,23 +197,42 @@ def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     program_file: Path | None = typer.Option(
         None, "--file", help="TOML with the scenario's [program] keys (rate_ug_per_day, steps...)."
     ),
-    origin: str = typer.Option("spinal", "--origin", help="spinal or cerebral (change limits)."),
-    phase: str = typer.Option("maintenance", "--phase", help="maintenance or titration."),
+    origin: str | None = typer.Option(
+        None, "--origin", help="spinal or cerebral (change limits; not given: the strictest)."
+    ),
+    phase: str | None = typer.Option(
+        None, "--phase", help="maintenance or titration (not given: the strictest limits)."
+    ),
+    age_years: float | None = typer.Option(
+        None, "--age-years", help="The patient's age: under 12, the children's dose range."
+    ),
     confirm: bool = typer.Option(False, "--confirm", help="Confirm the review's warnings."),
     reason: str | None = typer.Option(None, "--reason", help="Why (needed with --confirm)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the review; send nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show the review and its token; send nothing."
+    ),
+    token: str | None = typer.Option(
+        None,
+        "--review-token",
+        help="The token a --dry-run printed: refuse to send if the program or the pump's "
+        "program changed since that review.",
+    ),
     timeout_s: float = TimeoutOpt,
     attempts: int = AttemptsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Review a new program against the pump's (old vs new, checks) and send it."""
-    new, origin_value, phase_value = checked_input(
+    """Review a new program against the pump's (old vs new, the program of 24 h ago, checks)
+    and send it. Without --review-token the review and the send happen in one session."""
+    new, context = checked_input(
         as_json,
         "program",
         lambda: (
             _load_program(rate_ug_per_day, program_file),
-            enum_option(origin, Origin, "origin"),
-            enum_option(phase, Phase, "phase"),
+            ReviewContext(
+                _optional_enum(origin, Origin, "origin"),
+                _optional_enum(phase, Phase, "phase"),
+                age_years,
+            ),
         ),
     )
     confirmation = reason if confirm else None
@@ -206,18 +246,12 @@ def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
 
     async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:
         if dry_run:
-            review = review_new_program(await session.interrogate(), new, origin_value, phase_value)
-            return {
-                "command": "program",
-                "status": "done",
-                "sent": False,
-                "review": review.to_dict(),
-            }
+            return _review_result(*await session.review(new, context))
         report = await session.program(
             new,
-            origin=origin_value,
-            phase=phase_value,
+            context=context,
             confirmation_reason=confirmation,
+            reviewed_token=token,
             on_sent=on_sent,
         )
         return report.to_dict()

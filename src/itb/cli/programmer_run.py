@@ -36,7 +36,7 @@ from itb.telemetry.outcomes import Outcome
 from itb.telemetry.pairing import key_id_of
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
 
 EXIT_DONE, EXIT_NOT_APPLIED, EXIT_BAD_INPUT, EXIT_UNCERTAIN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_OF_STATUS = {

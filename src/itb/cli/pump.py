@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import sys
 import tomllib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from itb.link.keys import KeyFileError, KeyOwner, load_public_key
@@ -30,7 +31,10 @@ console = Console()
 
 
 def fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    # one line whatever the width (soft_wrap), the message as written (escape)
+    Console(stderr=True, soft_wrap=True, highlight=False).print(
+        f"[red]error:[/red] {escape(message)}"
+    )
     return typer.Exit(code=2)
 
 
@@ -91,6 +95,8 @@ def simulate_command(
         until_s = parse_duration_s(until) if until is not None else None
     except (ScenarioError, UnitError) as err:
         raise fail(str(err)) from None
+    if until is not None and until_s is not None:
+        _check_until(scenario.pump.start, until, until_s)
     result = simulate(scenario, until_s)
     out = result.to_dict()
     if as_json:
@@ -116,6 +122,15 @@ def simulate_command(
         f"delivered {out['delivered_ug']:.1f} µg ({out['delivered_ml']:.3f} mL), "
         f"received {out['received_ug']:.1f} µg, reservoir {out['reservoir_ml']:.3f} mL at the end"
     )
+
+
+def _check_until(start: datetime, until: str, until_s: float) -> None:
+    """The simulated span must end on a date the calendar can hold (year 9999 at most)."""
+    try:
+        start + timedelta(seconds=until_s)
+    except OverflowError:
+        span_y = (datetime.max - start).days // 366
+        raise fail(f"--until={until}: allowed up to about {span_y}y from the start") from None
 
 
 # The pump as a process ------------------------------------------------------------------------
@@ -247,6 +262,8 @@ def serve_command(
 
     Prints "itb pump listening on HOST:PORT" when ready. Survives SIGKILL at any moment: on
     restart the pump time resumes from the wall clock, so delivery covers the time it was down.
+    A settings bank or allow-list copy that fails its check is kept aside (``<file>.corrupt-<n>``)
+    and named in one warning line on stderr before the pump serves.
     """
     from itb.pumpd.clock import ClockError, check_speed
     from itb.pumpd.server import run_pump
@@ -255,7 +272,18 @@ def serve_command(
     try:
         host, port = parse_host_port(listen, "listen")
         check_speed(speed)
-        run_pump(StateDir(state), host, port, speed)
+        pump = StateDir(state)
+        pump.identity()  # a missing or non-pump directory is named as such, not as --listen
+        with pump.locked():
+            warning = pump.keep_corrupt_copies().warning()
+    except (StateError, KeyFileError, ClockError, ValueError) as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"state={state}: {err.strerror or err}") from None
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
+    try:
+        run_pump(pump, host, port, speed)
     except (StateError, KeyFileError, ClockError, ValueError) as err:
         raise fail(str(err)) from None
     except OSError as err:

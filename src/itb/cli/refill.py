@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from itb.errors import InputError
@@ -40,7 +41,7 @@ app = typer.Typer(
 )
 
 _out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
 _T = TypeVar("_T")
 
 MODEL_HELP = f"Pump model: {', '.join(MODELS)}."
@@ -52,13 +53,21 @@ def _run(as_json: bool, compute: Callable[[], _T]) -> _T:
     """Run a calculation; bad input becomes a message naming the field, and exit code 2."""
     try:
         return compute()
-    except ValueError as error:  # an InputError (limit, drug, model...) names its field
+    except (ValueError, OverflowError) as caught:
+        # an InputError (limit, drug, model...) names its field; an overflow is a fill date
+        # so near year 9999 that the dates it plans do not exist
+        error = caught if isinstance(caught, ValueError) else InputError("from", _TOO_LATE)
         field = error.field if isinstance(error, InputError) else None
         if as_json:
             print(json.dumps({"error": str(error), "field": field}, ensure_ascii=False))
         else:
-            _err.print(f"[red]error:[/red] {error}")
+            _err.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(code=2) from None
+
+
+_TOO_LATE = (
+    "the planned dates fall after the year 9999; allowed an earlier fill date or a larger dose"
+)
 
 
 def _emit(
@@ -107,9 +116,17 @@ def plan(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     from_date: str | None = typer.Option(
         None, "--from", help="Fill date, YYYY-MM-DD: also print the dates."
     ),
+    eos_in_days: float | None = typer.Option(
+        None, "--eos-in-days", help="Days from the fill to the battery's end of service."
+    ),
+    drug_expires_in_days: float | None = typer.Option(
+        None, "--drug-expires-in-days", help="Days from the fill to the filled drug's expiry."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Days (and dates) to the low-reservoir alarm, empty, stability limit and next refill."""
+    """Days (and dates) to the low-reservoir alarm, empty, stability limit and next refill.
+    The next refill is never after a possible empty at the pump's fast flow (minus the margin),
+    the end of service or the drug's expiry; the plan names the bound that set it."""
     schedule = _run(
         as_json,
         lambda: plan_refill(
@@ -121,6 +138,8 @@ def plan(  # noqa: PLR0913  (a Typer command: its options are its parameters)
                 alarm_ml,
                 _parse_date(from_date),
                 margin_days,
+                days_to_eos=eos_in_days,
+                days_to_drug_expiry=drug_expires_in_days,
             )
         ),
     )
@@ -129,14 +148,19 @@ def plan(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     def when(days: float, on: date | None) -> str:
         return f"{days:.1f} days" + ("" if on is None else f" ({on.isoformat()})")
 
-    rows = [
-        ("volume per day", f"{s.volume_per_day_ml:.4f} mL/day"),
-        ("low-reservoir alarm", when(s.days_to_low_reservoir, s.low_reservoir_on)),
-        ("empty", when(s.days_to_empty, s.empty_on)),
-        ("stability limit", when(s.stability_days, s.stability_limit_on)),
-        ("next refill", when(s.next_refill_days, s.next_refill_on)),
-    ]
-    _emit(as_json, s.to_dict(), f"Refill plan: {s.model}, {s.reservoir_ml:g} mL", rows)
+    def table() -> tuple[dict[str, object], list[tuple[str, str]]]:
+        # the dates are computed here: one past year 9999 is refused like any bad input
+        return s.to_dict(), [
+            ("volume per day", f"{s.volume_per_day_ml:.4f} mL/day"),
+            ("low-reservoir alarm", when(s.days_to_low_reservoir, s.low_reservoir_on)),
+            ("empty", when(s.days_to_empty, s.empty_on)),
+            ("stability limit", when(s.stability_days, s.stability_limit_on)),
+            ("next refill", when(s.next_refill_days, s.next_refill_on)),
+            ("set by", s.next_refill_bound),
+        ]
+
+    data, rows = _run(as_json, table)
+    _emit(as_json, data, f"Refill plan: {s.model}, {s.reservoir_ml:g} mL", rows)
     _reasons(as_json, [s.next_refill_reason])
     _reasons(as_json, s.warnings, "warning")
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from itb.cli.outputs import check_writable_file
 from itb.errors import InputError
 from itb.pharmacology.model import ParameterError
 from itb.pharmacology.screening import MAS_MAX, MAS_MIN
@@ -50,7 +52,7 @@ def _group() -> None:
     """Screening trial (a group, so that ``itb screening assess`` keeps its name)."""
 
 
-_err = Console(stderr=True, highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
 
 
 def _parse_scores(text: str) -> tuple[Observation, ...]:
@@ -113,7 +115,7 @@ def _fail(as_json: bool, error: InputError) -> None:
     if as_json:
         print(json.dumps({"error": str(error), "field": field}, ensure_ascii=False))
     else:
-        _err.print(f"[red]error:[/red] {error}")
+        _err.print(f"[red]error:[/red] {escape(str(error))}")
     raise typer.Exit(code=2)
 
 
@@ -144,6 +146,8 @@ def assess_command(  # noqa: PLR0913  (a Typer command: its options are its para
     ),
 ) -> None:
     """Observed against predicted MAS, the classification and the decision for this dose."""
+    if plot is not None:
+        check_writable_file(plot, "--plot")
     try:
         rule = ResponseRule(min_fall_mas)
         dose = TrialDose(dose_ug, baseline_mas, _parse_scores(scores), _parse_time(given_at))

@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from itb.sim.config import CohortError, load_cohort
-from itb.sim.engine import run_cohort
+from itb.cli.outputs import check_writable_dir
+from itb.errors import InputError
+from itb.sim.config import CohortConfig, CohortError, load_cohort
+from itb.sim.engine import CohortResult, run_cohort
 from itb.sim.outputs import write_plots, write_results
 
 app = typer.Typer(
@@ -41,22 +43,48 @@ def run(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     try:
         config = load_cohort(cohort_file).with_overrides(patients, years, seed)
     except CohortError as error:
-        err.print(f"[red]error:[/red] {error}")
+        err.print(f"[red]error:[/red] {error}", soft_wrap=True)
         raise typer.Exit(2) from None
+    # before the simulation, not after it: an unwritable output would waste the whole run
+    if out is not None:
+        check_writable_dir(out, "--out")
+    if plot is not None:
+        check_writable_dir(plot, "--plot")
+    try:
+        result = _simulate(config, workers, cluster, err, as_json)
+    except OSError as error:
+        if cluster is None:
+            raise
+        reason = error.strerror or str(error)
+        raise InputError(
+            "--cluster", f"{cluster}: the scheduler cannot be reached ({reason})"
+        ) from None
+    _report(result, out, plot, as_json)
+    if result.interrupted:
+        err.print("[yellow]interrupted: the finished patients' results are kept[/yellow]")
+        raise typer.Exit(130)
+
+
+def _simulate(
+    config: CohortConfig, workers: int | None, cluster: str | None, err: Console, as_json: bool
+) -> CohortResult:
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
-        transient=as_json,
+        transient=True,  # no bar left behind: an error after it stays one line
         disable=as_json,
     ) as bar:
         task = bar.add_task("patients", total=config.cohort.patients)
         local = workers if workers is not None else (os.cpu_count() or 1)
-        result = run_cohort(
+        return run_cohort(
             config, workers=local, cluster=cluster, progress=lambda k: bar.advance(task, k)
         )
+
+
+def _report(result: CohortResult, out: Path | None, plot: Path | None, as_json: bool) -> None:
     summary = result.summary()
     if out is not None:
         summary["files"] = write_results(result, out)
@@ -78,6 +106,3 @@ def run(  # noqa: PLR0913  (a Typer command: its options are its parameters)
             )
             table.add_row(key, text)
         Console().print(table)
-    if result.interrupted:
-        err.print("[yellow]interrupted: the finished patients' results are kept[/yellow]")
-        raise typer.Exit(130)

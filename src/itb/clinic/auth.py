@@ -1,5 +1,9 @@
 """Users, passwords (argon2id), server-side sessions, the login rate limit and the role check.
 
+The login limit (5 attempts per username, 20 per client, in a 15-minute window) is reserved in
+the database with one conditional UPDATE before the password is checked, so it holds across
+threads, workers and servers sharing the database, on SQLite and PostgreSQL.
+
 :func:`authorize` is the one role check: an action not in :data:`PERMISSIONS` is denied.
 """
 
@@ -8,14 +12,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from itb.clinic import audit
-from itb.clinic.models import LoginFailure, Role, User, WebSession
+from itb.clinic.models import LoginBudget, LoginFailure, Role, User, WebSession
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 
@@ -99,28 +109,76 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def authenticate(db: Session, username: str, password: str, client: str) -> User:
-    """Check the password under the rate limit; record the failure or the login. Commits."""
-    now = audit.utc_now()
-    since = now - LOGIN_WINDOW
-    by_user = db.execute(
-        select(func.count()).where(LoginFailure.username == username, LoginFailure.at_utc > since)
-    ).scalar_one()
-    by_client = db.execute(
-        select(func.count()).where(LoginFailure.client == client, LoginFailure.at_utc > since)
-    ).scalar_one()
-    if by_user >= MAX_FAILURES_PER_USERNAME or by_client >= MAX_FAILURES_PER_CLIENT:
+def _ensure_budget_row(db: Session, key: str, now: datetime) -> None:
+    """The budget's row, inserted if missing; a concurrent insert of the same key is no error."""
+    dialect = db.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = {"key": key, "window_start_utc": now, "used": 0}
+    db.execute(insert(LoginBudget).values(values).on_conflict_do_nothing(index_elements=["key"]))
+
+
+def _reserve(db: Session, key: str, limit: int, now: datetime) -> bool:
+    """Take one attempt from ``key``'s budget: one conditional UPDATE, so that concurrent
+    requests (threads, workers, servers on one database) can never take more than ``limit``
+    within a window. A window older than LOGIN_WINDOW starts afresh with this attempt."""
+    _ensure_budget_row(db, key, now)
+    expired = LoginBudget.window_start_utc <= now - LOGIN_WINDOW
+    result = db.execute(
+        update(LoginBudget)
+        .where(LoginBudget.key == key, or_(LoginBudget.used < limit, expired))
+        .values(
+            used=case((expired, 1), else_=LoginBudget.used + 1),
+            window_start_utc=case((expired, now), else_=LoginBudget.window_start_utc),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(cast("CursorResult[Any]", result).rowcount == 1)
+
+
+def _give_back(db: Session, key: str, *, all_of_it: bool = False) -> None:
+    used = literal(0) if all_of_it else LoginBudget.used - 1
+    db.execute(
+        update(LoginBudget)
+        .where(LoginBudget.key == key, LoginBudget.used > 0)
+        .values(used=used)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reserve_attempt(db: Session, username: str, client: str, now: datetime) -> None:
+    """Reserve this log-in attempt in the database, committed, before any password is checked;
+    TooManyAttemptsError (nothing reserved) when the username or the client has none left."""
+    db.commit()  # start from a fresh transaction whose first statement is a write
+    user_key, client_key = f"user:{username[:64]}", f"client:{client[:64]}"
+    granted = _reserve(db, user_key, MAX_FAILURES_PER_USERNAME, now)
+    if granted and not _reserve(db, client_key, MAX_FAILURES_PER_CLIENT, now):
+        _give_back(db, user_key)
+        granted = False
+    db.commit()
+    if not granted:
         raise TooManyAttemptsError("too many failed log-ins; try again in 15 minutes")
-    user = db.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    ok = False
-    if user is not None and user.active:
-        try:
-            ok = _HASHER.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            ok = False
-    else:
+
+
+def _password_ok(user: User | None, password: str) -> bool:
+    if user is None or not user.active:
         _HASHER.hash(password)  # same cost whether or not the user exists
-    if not ok or user is None:
+        return False
+    try:
+        return _HASHER.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def authenticate(db: Session, username: str, password: str, client: str) -> User:
+    """Check the password under the rate limit; record the failure or the login. Commits.
+
+    The attempt is reserved first (:func:`reserve_attempt`): a failed one keeps its
+    reservation, a successful one gives its username's budget and its client's unit back.
+    """
+    now = audit.utc_now()
+    reserve_attempt(db, username, client, now)
+    user = db.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None or not _password_ok(user, password):
         db.add(LoginFailure(username=username[:64], client=client[:64], at_utc=now))
         audit.record(db, None, "login.failed", "user", username[:64])
         db.commit()
@@ -128,6 +186,8 @@ def authenticate(db: Session, username: str, password: str, client: str) -> User
     if _HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     db.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    _give_back(db, f"user:{username[:64]}", all_of_it=True)
+    _give_back(db, f"client:{client[:64]}")
     return user
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from itb.clinic.audit import utc_now
 from itb.clinic.models import Patient, Pump
+from itb.clinic.urgency import refill_after_eos
 
 HORIZON_DAYS = 365
 PAST_DAYS = 30  # overdue items stay on the calendar for a month
@@ -75,16 +76,14 @@ def calendar_ics(db: Session, now: datetime, clinician_id: int | None = None) ->
         "METHOD:PUBLISH",
         "X-WR-CALNAME:OpenITB refills and replacements",
     ]
-    for patient, pump in db.execute(query.order_by(Pump.next_due_at)):
+    for patient, pump in db.execute(query.order_by(Pump.harm_at, Pump.id)):
         refill_at = pump.next_refill_at
         if refill_at and earliest <= refill_at <= latest:
             lines += _event(
                 f"refill-{pump.serial}-{refill_at:%Y%m%d}@openitb",
                 refill_at,
-                f"ITB refill: {patient.name} ({pump.serial})",
-                f"Patient {patient.mrn}. Low-reservoir alarm {pump.low_reservoir_at:%Y-%m-%d}"
-                if pump.low_reservoir_at
-                else "",
+                _refill_summary(patient, pump),
+                _refill_description(patient, pump),
                 stamp,
             )
         if pump.eri_at and earliest <= pump.eri_at <= latest:
@@ -97,6 +96,24 @@ def calendar_ics(db: Session, now: datetime, clinician_id: int | None = None) ->
             )
     lines.append("END:VCALENDAR")
     return "".join(fold(line) + "\r\n" for line in lines)
+
+
+def _refill_summary(patient: Patient, pump: Pump) -> str:
+    if refill_after_eos(pump.next_refill_at, pump.eos_at):
+        return f"CONFLICT ITB refill after end of service: {patient.name} ({pump.serial})"
+    return f"ITB refill: {patient.name} ({pump.serial})"
+
+
+def _refill_description(patient: Patient, pump: Pump) -> str:
+    words = ""
+    if pump.low_reservoir_at:
+        words = f"Patient {patient.mrn}. Low-reservoir alarm {pump.low_reservoir_at:%Y-%m-%d}"
+    if refill_after_eos(pump.next_refill_at, pump.eos_at) and pump.eos_at:
+        words += (
+            f". Conflict: the pump stops delivering on {pump.eos_at:%Y-%m-%d} (end of service), "
+            "before this refill: replace the pump first."
+        )
+    return words
 
 
 def _replacement_description(patient: Patient, pump: Pump) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -88,6 +89,16 @@ class LoginFailure(Base):
     at_utc: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class LoginBudget(Base):
+    """The log-in attempts left to one username or one client in the current window; reserved
+    by one conditional UPDATE before a password is checked (itb.clinic.auth)."""
+
+    __tablename__ = "login_budgets"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)  # "user:..." or "client:..."
+    window_start_utc: Mapped[datetime] = mapped_column(DateTime)
+    used: Mapped[int] = mapped_column(Integer)
+
+
 class Patient(Base):
     __tablename__ = "patients"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -105,6 +116,8 @@ class Patient(Base):
 
 class Pump(Base):
     __tablename__ = "pumps"
+    # the dashboard: active pumps in order of their soonest harm, read from this index
+    __table_args__ = (Index("ix_pumps_active_harm_at", "active", "harm_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     model: Mapped[str] = mapped_column(String(32))
@@ -137,6 +150,10 @@ class Pump(Base):
     next_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     # the programmer's next refill date (plan_refill, docs/refill.md), projected with the others
     next_refill_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # the soonest harm without care (urgency.py: dry reservoir, EOS, expired drug, not
+    # delivering) and its kind: the dashboard's sort key, walked by its index
+    harm_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    harm: Mapped[str | None] = mapped_column(String(24), nullable=True)
     patient: Mapped[Patient] = relationship(back_populates="pumps")
 
 

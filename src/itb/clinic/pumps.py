@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from itb.errors import InputError
 from itb.pump.firmware import CommandRejected, Firmware
 from itb.pump.hardware import PumpModel
-from itb.pump.status import PumpStatus
+from itb.pump.status import BolusKind, PumpStatus
 from itb.pump.world import World
 from itb.therapy import Program
 
@@ -64,6 +64,9 @@ class NewPump:
     program: Program
     low_reservoir_alarm_ml: float
     catheter_volume_ml: float
+    # False at an implant: tubing and catheter hold spinal fluid until the priming bolus
+    # (PumpLink.prime); True at a replacement, whose catheter stays full of drug
+    catheter_primed: bool = False
 
 
 class PumpLink(Protocol):
@@ -76,6 +79,16 @@ class PumpLink(Protocol):
     def set_program(self, program: Program) -> None: ...
 
     def refill(self, volume_ml: float, concentration_ug_per_ml: float) -> None: ...
+
+    def prime(self, volume_ml: float) -> None:
+        """The priming bolus (``BolusKind.PRIMING``) of ``volume_ml``: it replaces the basal
+        and fills the empty tubing and catheter; the volume leaves the reservoir."""
+        ...
+
+    def bridge(self, volume_ml: float, duration_min: float) -> None:
+        """The bridge bolus (``BolusKind.BRIDGE``) after a concentration change: the old drug
+        in the dead space (``volume_ml``) pushed at the old volume rate, over ``duration_min``."""
+        ...
 
 
 class PumpLinks(Protocol):
@@ -192,7 +205,8 @@ class SimulatedPumps:
         return serial in self._pumps
 
     def implant(self, pump: NewPump) -> bool:
-        """A new firmware, filled and programmed, its catheter primed in the operating room."""
+        """A new firmware, filled and programmed; at an implant its tubing and catheter are
+        empty until the clinic sends the priming bolus (PumpLink.prime)."""
         try:
             fw = Firmware.implant(
                 pump.model,
@@ -203,7 +217,7 @@ class SimulatedPumps:
                 program=pump.program,
                 low_reservoir_alarm_ml=pump.low_reservoir_alarm_ml,
                 catheter_volume_ml=min(pump.catheter_volume_ml, 1.0),
-                catheter_primed=True,  # the priming bolus was given in the operating room
+                catheter_primed=pump.catheter_primed,
             )
         except CommandRejected as exc:
             raise PumpCommandRefusedError(exc.field, exc.reason) from None
@@ -262,3 +276,14 @@ class SimulatedPumpLink:
 
     def refill(self, volume_ml: float, concentration_ug_per_ml: float) -> None:
         self._run(lambda at: self._fw.refill(at, volume_ml, concentration_ug_per_ml))
+
+    def prime(self, volume_ml: float) -> None:
+        """The firmware's own priming bolus (it replaces the basal until the volume is in)."""
+        self._run(lambda at: self._fw.start_bolus(at, BolusKind.PRIMING, volume_ml=volume_ml))
+
+    def bridge(self, volume_ml: float, duration_min: float) -> None:
+        self._run(
+            lambda at: self._fw.start_bolus(
+                at, BolusKind.BRIDGE, volume_ml=volume_ml, duration_min=duration_min
+            )
+        )

@@ -51,9 +51,16 @@ from itb.errors import InputError
 from itb.link.client import CommandReport, PumpAddress, PumpSession, with_session
 from itb.link.keys import KeyFileError, KeyOwner, load_private_key, load_public_key
 from itb.link.transport import HandshakeRefusedError, LinkError
-from itb.pump.status import PumpStatus
+from itb.pump.status import BolusKind, PumpStatus
 from itb.telemetry.endpoint import Outcome
-from itb.telemetry.messages import JSON, Command, MessageError, Refill, SetProgram
+from itb.telemetry.messages import (
+    JSON,
+    Command,
+    MessageError,
+    Refill,
+    SetProgram,
+    StartBolus,
+)
 from itb.therapy import Program
 
 _T = TypeVar("_T")
@@ -255,6 +262,14 @@ class TelemetryPumpLink:
 
     def refill(self, volume_ml: float, concentration_ug_per_ml: float) -> None:
         self._command(lambda rid: Refill(rid, volume_ml, concentration_ug_per_ml))
+
+    def prime(self, volume_ml: float) -> None:
+        """StartBolus kind priming: a high-risk command, so it goes as prepare then commit."""
+        self._command(lambda rid: StartBolus(rid, BolusKind.PRIMING, None, volume_ml, None))
+
+    def bridge(self, volume_ml: float, duration_min: float) -> None:
+        """StartBolus kind bridge (prepare, then commit)."""
+        self._command(lambda rid: StartBolus(rid, BolusKind.BRIDGE, None, volume_ml, duration_min))
 
     def _command(self, make: Callable[[str], Command]) -> None:
         """Check the pump's serial, then send one command (the services' checks already ran)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from itb.link.plans import (
     last_concentration_change,
     model_of,
     prepare_refill,
+    program_24h_ago,
     review_new_program,
 )
 from itb.link.transport import LinkError, ProgrammerClient
@@ -41,9 +42,10 @@ from itb.programmer.bridge import plan_concentration_change
 from itb.programmer.priming import PrimingPlan, plan_priming
 from itb.programmer.programming import (
     ConfirmationRequiredError,
-    Origin,
-    Phase,
     ProgramRefusedError,
+    ProgramReview,
+    ReviewContext,
+    review_token,
 )
 from itb.programmer.refill import DiscrepancyCheck
 from itb.programmer.report import build_report, render_report_html
@@ -260,20 +262,51 @@ class PumpSession:
         result = await self.client.command(command)
         return CommandReport.from_result(command.type_name, result, details)
 
+    async def review(
+        self, new: Program, context: ReviewContext | None = None
+    ) -> tuple[ProgramReview, str]:
+        """Review ``new`` against the pump's program and the program in force 24 h ago (read
+        from the pump's event log); with the review's token (pump serial, current program, new
+        program) that a later send may carry."""
+        status = await self.interrogate()
+        try:
+            entries, _ = await self.event_log(0)
+            earlier = program_24h_ago(status, entries)
+        except LinkError as error:
+            # Only a refusal of the log (type exactly LinkError; timeouts and closed links are
+            # subclasses and propagate). The pump refuses the log to a role it also refuses
+            # every program change (itb.telemetry.pairing.role_allows: only a clinician may do
+            # either), so such a session's change is refused by the pump, not sent blind.
+            if type(error) is not LinkError:
+                raise
+            earlier = None
+        full = replace(context or ReviewContext(), program_24h_ago=earlier)
+        review = review_new_program(status, new, full)
+        return review, review_token(status.serial, status.program, new)
+
     async def program(
         self,
         new: Program,
         *,
-        origin: Origin = Origin.SPINAL,
-        phase: Phase = Phase.MAINTENANCE,
+        context: ReviewContext | None = None,
         confirmation_reason: str | None = None,
+        reviewed_token: str | None = None,
         on_sent: Callable[[str], None] | None = None,
     ) -> CommandReport:
-        """Review ``new`` against the pump's program; send it if no check refuses it and every
-        warning is confirmed with a reason (else raise, nothing sent)."""
-        review = review_new_program(await self.interrogate(), new, origin, phase)
+        """Review ``new`` (as :meth:`review`); send it if no check refuses it and every warning
+        is confirmed with a reason (else raise, nothing sent). With ``reviewed_token`` (from an
+        earlier review) the send is refused unless the program and the pump's current program
+        are still the ones reviewed. Without it, the review and the send read the pump in this
+        one session, so what is reviewed is what is sent."""
+        review, token = await self.review(new, context)
+        if reviewed_token is not None and reviewed_token != token:
+            raise InputError(
+                "review_token",
+                "the program or the pump's current program differs from the one reviewed; "
+                "review it again (--dry-run) and send with the new token",
+            )
         program = review.accept(confirmation_reason)
-        details: dict[str, object] = {"review": review.to_dict()}
+        details: dict[str, object] = {"review": review.to_dict(), "review_token": token}
         if review.needs_confirmation:
             details["confirmation_reason"] = confirmation_reason
         return await self.send(

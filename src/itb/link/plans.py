@@ -8,10 +8,17 @@ hand) and reads the pump's event log for the last concentration change. No link,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from itb.errors import InputError
 from itb.programmer.bridge import BridgePlan, plan_concentration_change
-from itb.programmer.programming import Origin, Phase, ProgramReview, review_program
+from itb.programmer.programming import (
+    ProgramChange,
+    ProgramReview,
+    ReviewContext,
+    program_in_force_at,
+    review_program,
+)
 from itb.programmer.refill import (
     DiscrepancyCheck,
     RefillInput,
@@ -22,7 +29,11 @@ from itb.programmer.refill import (
 from itb.pump.hardware import PumpModel, pump_model
 from itb.pump.status import PumpStatus
 from itb.telemetry.responses import LogRecord
-from itb.therapy import Program
+from itb.therapy import Program, ProgramError, program_from_dict
+
+# The label allows one titration increase per 24 h (S46 S52): a change is also judged against
+# the program in force this long before it.
+TITRATION_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +64,44 @@ def known_concentration(status: PumpStatus) -> float:
     return status.concentration_ug_per_ml
 
 
-def review_new_program(
-    status: PumpStatus, new: Program, origin: Origin, phase: Phase
-) -> ProgramReview:
+def daily_dose_after_refill_ug(status: PumpStatus, concentration_ug_per_ml: float) -> float:
+    """The daily dose a refill is planned for: the pump's program, or, for a pump that lost its
+    concentration (and so its program), the model's minimum flow it runs at the new one."""
+    if status.concentration_ug_per_ml is None:
+        return model_of(status).min_flow_ml_per_day * concentration_ug_per_ml
+    return status.daily_dose_ug
+
+
+def review_new_program(status: PumpStatus, new: Program, context: ReviewContext) -> ProgramReview:
     """programming.py's review of ``new`` against the program read back from the pump."""
     concentration = known_concentration(status)
-    return review_program(model_of(status), status.program, new, concentration, origin, phase)
+    return review_program(model_of(status), status.program, new, concentration, context)
+
+
+def program_changes(entries: list[LogRecord]) -> list[ProgramChange]:
+    """The pump's logged program changes (kind "program", data {"old", "new"}), oldest first.
+    An entry whose programs cannot be read is an error, not a change to skip: skipping it could
+    hide a stacked increase."""
+    changes = []
+    for entry in entries:
+        if entry.kind != "program":
+            continue
+        old, new = entry.data.get("old"), entry.data.get("new")
+        if not (isinstance(old, dict) and isinstance(new, dict)):
+            raise ProgramError("event_log", f"program entry {entry.seq} has no old/new program")
+        changes.append(
+            ProgramChange(entry.at, program_from_dict(dict(old)), program_from_dict(dict(new)))
+        )
+    return sorted(changes, key=lambda c: c.at)
+
+
+def program_24h_ago(status: PumpStatus, entries: list[LogRecord]) -> Program | None:
+    """The program the pump ran 24 h before its own clock's now (None: it has none now)."""
+    if status.program is None:
+        return None
+    return program_in_force_at(
+        program_changes(entries), status.now - TITRATION_WINDOW, status.program
+    )
 
 
 def prepare_refill(
@@ -81,7 +124,7 @@ def prepare_refill(
             model,
             volume_ml,
             concentration_ug_per_ml,
-            status.daily_dose_ug,
+            daily_dose_after_refill_ug(status, concentration_ug_per_ml),
             status.low_reservoir_alarm_ml,
             filled_on=status.now.date(),
         )

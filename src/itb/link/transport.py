@@ -1,15 +1,13 @@
-"""Adapters that move the endpoints' bytes: an in-memory pipe with faults, and asyncio TCP.
+"""The endpoints driven over links (links.py: TCP, the in-memory pipe with faults, which this
+module re-exports): the programmer's client and the pump's server.
 
-This is the only telemetry module that does I/O or reads a clock. It holds no protocol rules:
-the endpoints (endpoint.py) decide everything; here we only wait, retry and time out.
+With links.py, the only telemetry code that does I/O or reads a clock. It holds no protocol
+rules: the endpoints (itb.telemetry) decide everything; here we only wait, retry and time out.
 
-* :class:`Link` is the tiny transport interface (send, receive, close), as in httpcore's backends.
-* :func:`memory_pipe` gives two linked ends; each direction may lose, corrupt (flip one bit) and
-  delay chunks, from one seeded generator, so a lossy run replays exactly.
 * :class:`ProgrammerClient` connects, handshakes, sends requests with retries and a timeout, and
   reports a command whose answer never came as ``uncertain``.
-* :class:`PumpServer` serves a :class:`PumpEndpoint` over any link, one session at a time (like
-  the pump's single radio), and slows a link the endpoint's rate limiter has blocked.
+* :class:`PumpServer` serves a :class:`PumpEndpoint` over any links, one authenticated session
+  at a time (like the pump's single radio); unauthenticated links never wait for or hold it.
 """
 
 from __future__ import annotations
@@ -17,13 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import replace
 
-from itb.errors import InputError
+from itb.link.links import (
+    READ_CHUNK_BYTES,
+    HandshakeRefusedError,
+    Impairment,
+    Link,
+    LinkClosedError,
+    LinkError,
+    NoAnswerError,
+    PipeEnd,
+    TcpLink,
+    memory_pipe,
+    open_tcp_link,
+)
 from itb.pump.status import PumpStatus
 from itb.telemetry.messages import (
     HIGH_RISK_COMMANDS,
@@ -52,165 +60,14 @@ from itb.telemetry.programmer_endpoint import (
     ResponseReceived,
     SessionOpened,
 )
+from itb.telemetry.pump_connection import PumpConnection
 from itb.telemetry.pump_endpoint import PumpEndpoint
 
-READ_CHUNK_BYTES = 64 * 1024
-
-
-class LinkError(Exception):
-    """The link failed: closed, timed out, or the pump refused the session."""
-
-
-class LinkClosedError(LinkError):
-    """The other end is gone."""
-
-
-class HandshakeRefusedError(LinkError):
-    """The pump did not accept our key (not paired, or the wrong pump key)."""
-
-
-class NoAnswerError(LinkError):
-    """A request got no answer after every retry. ``sent`` says whether it left at all."""
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
-class Link(Protocol):
-    async def send(self, data: bytes) -> None: ...
-
-    async def receive(self) -> bytes:
-        """The next chunk of bytes; raises LinkClosedError when the other end has gone."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-# TCP ------------------------------------------------------------------------------------------
-class TcpLink:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-
-    async def send(self, data: bytes) -> None:
-        if self._writer.is_closing():
-            raise LinkClosedError("connection closed")
-        try:
-            self._writer.write(data)
-            await self._writer.drain()
-        except (ConnectionError, OSError) as error:
-            raise LinkClosedError(str(error)) from None
-
-    async def receive(self) -> bytes:
-        try:
-            data = await self._reader.read(READ_CHUNK_BYTES)
-        except (ConnectionError, OSError) as error:
-            raise LinkClosedError(str(error)) from None
-        if not data:
-            raise LinkClosedError("connection closed by peer")
-        return data
-
-    async def close(self) -> None:
-        if not self._writer.is_closing():
-            self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
-
-
-async def open_tcp_link(host: str, port: int, *, timeout_s: float = 5.0) -> TcpLink:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, TimeoutError) as error:
-        raise LinkClosedError(f"cannot connect to {host}:{port}: {error}") from None
-    return TcpLink(reader, writer)
-
-
-# In-memory pipe with faults ------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Impairment:
-    """Faults on one direction of a pipe: probabilities per chunk, delays in seconds."""
-
-    loss: float = 0.0
-    corruption: float = 0.0
-    delay_s: float = 0.0
-    jitter_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("loss", "corruption"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                value = getattr(self, name)
-                raise InputError(name, "allowed 0 to 1", f"{name}={value}: allowed 0 to 1")
-        for name in ("delay_s", "jitter_s"):
-            if not 0.0 <= getattr(self, name) <= 60.0:
-                value = getattr(self, name)
-                raise InputError(name, "allowed 0 to 60 s", f"{name}={value}: allowed 0 to 60 s")
-
-
-class PipeEnd:
-    def __init__(self, rng: random.Random, impairment: Impairment) -> None:
-        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._rng = rng
-        self._impairment = impairment
-        self._peer: PipeEnd | None = None
-        self._closed = False
-        self.sent_chunks = 0
-        self.lost_chunks = 0
-        self.corrupted_chunks = 0
-
-    async def send(self, data: bytes) -> None:
-        if self._closed or self._peer is None or self._peer._closed:
-            raise LinkClosedError("pipe closed")
-        self.sent_chunks += 1
-        rng, fault = self._rng, self._impairment
-        if rng.random() < fault.loss:
-            self.lost_chunks += 1
-            return
-        if data and rng.random() < fault.corruption:
-            self.corrupted_chunks += 1
-            flipped = bytearray(data)
-            bit = rng.randrange(len(flipped) * 8)
-            flipped[bit // 8] ^= 1 << (bit % 8)
-            data = bytes(flipped)
-        delay_s = fault.delay_s + rng.uniform(0.0, fault.jitter_s)
-        peer = self._peer
-        if delay_s > 0.0:
-            asyncio.get_running_loop().call_later(delay_s, peer._deliver, data)
-        else:
-            peer._deliver(data)
-
-    def _deliver(self, data: bytes | None) -> None:
-        if not self._closed:
-            self._inbox.put_nowait(data)
-
-    async def receive(self) -> bytes:
-        if self._closed:
-            raise LinkClosedError("pipe closed")
-        data = await self._inbox.get()
-        if data is None:
-            self._closed = True
-            raise LinkClosedError("pipe closed by peer")
-        return data
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        if self._peer is not None:
-            self._peer._deliver(None)
-        self._deliver(None)
-
-
-def memory_pipe(
-    seed: int,
-    a_to_b: Impairment | None = None,
-    b_to_a: Impairment | None = None,
-) -> tuple[PipeEnd, PipeEnd]:
-    """Two linked ends; all faults come from one generator seeded with ``seed``."""
-    rng = random.Random(seed)
-    a = PipeEnd(rng, a_to_b or Impairment())
-    b = PipeEnd(rng, b_to_a or Impairment())
-    a._peer, b._peer = b, a
-    return a, b
+__all__ = [
+    "READ_CHUNK_BYTES", "HandshakeRefusedError", "Impairment", "Link", "LinkClosedError",
+    "LinkError", "NoAnswerError", "PipeEnd", "ProgrammerClient", "PumpServer", "TcpLink",
+    "memory_pipe", "open_tcp_link",
+]  # fmt: skip
 
 
 # The programmer's client ------------------------------------------------------------------------
@@ -471,11 +328,21 @@ class ProgrammerClient:
 
 
 # The pump's server ----------------------------------------------------------------------------
-class PumpServer:
-    """Serve one :class:`PumpEndpoint` over links, one session at a time.
+ACCEPT_BACKLOG = 512  # connections the kernel queues before the server accepts them
 
-    ``clock`` gives monotonic seconds for the rate limiter. ``idle_timeout_s`` ends a link that
-    stays silent, so a peer that connects and says nothing cannot hold the pump's one session.
+
+class PumpServer:
+    """Serve one :class:`PumpEndpoint` over many links, one authenticated session at a time.
+
+    Every link is read at once, so an unauthenticated one can neither wait for nor hold the
+    pump's one session (like its single radio): it is closed if silent for the budget's
+    ``silent_s`` or unproved at its handshake deadline, counts against the pre-auth budgets (the
+    endpoint closes the least promising links to make room: admission.py) and never takes the
+    session lock. A link
+    whose sealed frame proves a session takes the lock (waiting for the session before it, if
+    any) and is then served until it closes or stays silent ``idle_timeout_s``; its own back-off
+    slows it rather than cuts it. ``clock`` gives monotonic seconds; ``on_session_start`` is
+    called when a proved session takes the lock (the pump charges its battery for a session).
     """
 
     def __init__(
@@ -484,41 +351,106 @@ class PumpServer:
         *,
         clock: Callable[[], float] = time.monotonic,
         idle_timeout_s: float = 30.0,
+        on_session_start: Callable[[], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._clock = clock
         self._idle_timeout_s = idle_timeout_s
+        self._on_session_start = on_session_start
         self._one_session = asyncio.Lock()
+        self._links: dict[PumpConnection, Link] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self.links_served = 0
+        self.sessions_served = 0
 
-    async def serve_link(self, link: Link) -> None:
-        """Run one link until it closes or idles out."""
-        async with self._one_session:
-            self.links_served += 1
-            conn = self.endpoint.connection()
-            try:
-                while True:
-                    # A blocked link is slowed, not cut: bytes wait in the socket until it opens.
-                    wait_s = self.endpoint.retry_after_s(self._clock())
-                    if wait_s > 0.0:
-                        await asyncio.sleep(wait_s)
-                    try:
-                        data = await asyncio.wait_for(link.receive(), self._idle_timeout_s)
-                    except (LinkError, TimeoutError):
-                        return
-                    reply = conn.receive_data(data, self._clock())
-                    if reply:
-                        try:
-                            await link.send(reply)
-                        except LinkError:
-                            return
-            finally:
-                await link.close()
+    def tick(self) -> None:
+        """Housekeeping the pump's loop calls often: a due summary of refusals is logged."""
+        self.endpoint.tick(self._clock())
+
+    async def serve_link(self, link: Link, source: str | None = None) -> None:
+        """Run one link until it closes, misses its deadline or idles out."""
+        conn = self.endpoint.connection(source, self._clock())
+        self.links_served += 1
+        self._links[conn] = link
+        self._close_evicted()
+        holding = False
+        try:
+            while not conn.closed:
+                data = await self._receive(link, conn)
+                if data is None:
+                    return
+                reply = conn.receive_data(data, self._clock(), may_open_session=holding)
+                self._close_evicted()
+                if conn.wants_session:
+                    await self._send(link, reply)
+                    await self._one_session.acquire()
+                    holding = True
+                    self.sessions_served += 1
+                    if self._on_session_start is not None:
+                        self._on_session_start()
+                    reply = conn.resume(self._clock())
+                if not await self._send(link, reply):
+                    return
+        finally:
+            conn.close()
+            self._links.pop(conn, None)
+            if holding:
+                self._one_session.release()
+            await link.close()
+
+    async def _receive(self, link: Link, conn: PumpConnection) -> bytes | None:
+        """The next chunk, or None: the link closed, missed its deadline or idled out. A proved
+        link its back-off blocks is slowed, not cut: its bytes wait in the socket meanwhile."""
+        now_s = self._clock()
+        deadline_s = conn.deadline_s()
+        if deadline_s is None:
+            wait_s = conn.retry_after_s(now_s)
+            if wait_s > 0.0:
+                await asyncio.sleep(wait_s)
+            timeout_s = self._idle_timeout_s
+        else:
+            timeout_s = deadline_s - now_s
+            if timeout_s <= 0.0:
+                return None
+        try:
+            return await asyncio.wait_for(link.receive(), timeout_s)
+        except (LinkError, TimeoutError):
+            return None
+
+    @staticmethod
+    async def _send(link: Link, reply: bytes) -> bool:
+        if not reply:
+            return True
+        try:
+            await link.send(reply)
+        except LinkError:
+            return False
+        return True
+
+    def _close_evicted(self) -> None:
+        """Close the transports of links the endpoint evicted to make room; each one's own
+        ``serve_link`` then sees its link closed and ends."""
+        for victim in self.endpoint.take_evicted():
+            link = self._links.get(victim)
+            if link is None:
+                continue
+            task = asyncio.get_running_loop().create_task(link.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
         """Listen on ``host:port`` (0: an ephemeral port; read it from ``server.sockets``)."""
+        return await asyncio.start_server(self.on_tcp_connect, host, port, backlog=ACCEPT_BACKLOG)
 
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self.serve_link(TcpLink(reader, writer))
+    async def on_tcp_connect(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Serve one accepted TCP connection; its source is the peer's address."""
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        with contextlib.suppress(asyncio.CancelledError):  # shutdown: no traceback per link
+            await self.serve_link(TcpLink(reader, writer), source)
 
-        return await asyncio.start_server(on_connect, host, port)
+    async def close(self) -> None:
+        """Close every link (at shutdown): each ``serve_link`` then ends promptly."""
+        await asyncio.gather(*(link.close() for link in list(self._links.values())))

@@ -6,7 +6,12 @@ and a reason (the oref0 habit: no verdict without a reason):
 
 - REFUSE: above the drug's absolute daily maximum, or a rate the pump cannot deliver;
 - WARN, needs a confirmation with a reason: above the warning level (S46 S52), a change beyond
-  the titration or maintenance limit (S46), a likely tenfold typo, a restart from zero;
+  the titration or maintenance limit (S46) of the daily dose or of any step's rate (a reshaped
+  flex schedule), against the current program and against the program in force 24 h earlier
+  (one titration increase per 24 h), a likely tenfold typo, a restart from zero;
+
+Where the origin or the phase is not given, the strictest limits apply and a check says so.
+Percentages are compared exactly (itb.programmer.exact): a change of exactly the limit passes.
 - OK otherwise.
 
 The concentration is the one read back from the pump, never typed. Pure functions.
@@ -14,18 +19,34 @@ The concentration is the one read back from the pump, never typed. Pure function
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from itb.drugs import BACLOFEN, Drug
 from itb.errors import InputError
 from itb.guardrails import (
     CHANGE_LIMITS,
+    CHILD_AGE_LIMIT_YEARS,
     DAILY_DOSE,
+    AppliedChangeLimit,
     ChangeLimit,
     Origin,
     Phase,
     Verdict,
-    change_limit,
+    daily_dose_guardrail,
+    strictest_change_limit,
+)
+from itb.programmer.exact import (
+    beyond_decrease,
+    beyond_increase,
+    exact_amount,
+    exact_percent_change,
+)
+from itb.programmer.program_history import (
+    ProgramChange,
+    program_in_force_at,
+    review_token,
+    same_program,
 )
 from itb.pump.hardware import PumpModel
 from itb.therapy import WEEKDAYS, Program, format_clock
@@ -40,14 +61,18 @@ __all__ = [
     "ConfirmationRequiredError",
     "Origin",
     "Phase",
+    "ProgramChange",
     "ProgramRefusedError",
     "ProgramReview",
     "RateRow",
+    "ReviewContext",
     "basal_rate_ug_per_h",
     "likely_tenfold_typo",
     "percent_change",
+    "program_in_force_at",
     "rate_rows",
     "review_program",
+    "review_token",
 ]
 
 # A new value within 10× ÷ 1.25 to 10× × 1.25 of the old (or the same band around 0.1×) is
@@ -201,23 +226,54 @@ def rate_rows(old: Program | None, new: Program) -> list[RateRow]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewContext:
+    """What the review needs to know about the patient and the pump's recent past.
+
+    ``origin`` or ``phase`` not given (None): the strictest limits of every value it could have
+    apply, and the review says so. ``age_years`` under 12: the children's dose range (S25).
+    ``program_24h_ago``: the program in force 24 h before the change (from the pump's log), so
+    that two changes minutes apart are judged together (one titration increase per 24 h, S46).
+    """
+
+    origin: Origin | None = None
+    phase: Phase | None = None
+    age_years: float | None = None
+    program_24h_ago: Program | None = None
+
+    def __post_init__(self) -> None:
+        age = self.age_years
+        if age is not None and not (math.isfinite(age) and 0.0 <= age <= MAX_AGE_YEARS):
+            raise InputError("age_years", f"{age!r}: allowed 0 to {MAX_AGE_YEARS:g} years")
+
+
+MAX_AGE_YEARS = 130.0
+
+
 def review_program(
     model: PumpModel,
     old: Program | None,
     new: Program,
     pump_concentration_ug_per_ml: float,
-    origin: Origin,
-    phase: Phase,
+    context: ReviewContext,
     drug: Drug = BACLOFEN,
 ) -> ProgramReview:
-    """Compare ``new`` with ``old`` and run every check; nothing is sent from here."""
+    """Compare ``new`` with ``old`` (and with the program of 24 h ago) and run every check;
+    nothing is sent from here."""
     concentration = drug.check_concentration(pump_concentration_ug_per_ml)
     new_dose_ug = new.daily_dose_ug()
     old_dose_ug = None if old is None else old.daily_dose_ug()
     change = None if old_dose_ug is None else percent_change(old_dose_ug, new_dose_ug)
     rows = rate_rows(old, new)
-    checks = [_dose_level_check(new_dose_ug)]
-    checks.extend(_change_checks(old_dose_ug, new_dose_ug, change, origin, phase))
+    applied = strictest_change_limit(context.origin, context.phase)
+    checks = [_dose_level_check(new_dose_ug, context.age_years), _limits_check(applied)]
+    if old is not None:
+        checks.extend(_change_checks(old, new, applied, CURRENT))
+    earlier = context.program_24h_ago
+    if old is not None and earlier is not None and not same_program(earlier, old):
+        checks.extend(_change_checks(earlier, new, applied, DAY_AGO))
+    elif old is None:
+        checks.append(Check("dose_change", Verdict.OK, "no previous program to compare with"))
     checks.extend(_typo_checks(old_dose_ug, new_dose_ug, rows))
     checks.extend(_flow_checks(model, new, concentration))
     return ProgramReview(
@@ -233,68 +289,143 @@ def review_program(
     )
 
 
-def _dose_level_check(new_dose_ug: float) -> Check:
-    verdict = DAILY_DOSE.verdict(new_dose_ug)
+def _dose_level_check(new_dose_ug: float, age_years: float | None) -> Check:
+    # The ceiling is compared on the snapped dose: a continuous 2000 µg/day computes as
+    # 2000.0000000000002 and must not be refused for it.
+    dose_ug = float(exact_amount(new_dose_ug))
+    rail = daily_dose_guardrail(age_years)
+    verdict = rail.verdict(dose_ug)
+    child = rail is not DAILY_DOSE
     if verdict is Verdict.REFUSE:
         reason = (
-            f"daily dose {new_dose_ug:g} µg/day is above the absolute maximum "
-            f"{DAILY_DOSE.absolute_max:g} µg/day (S25)"
+            f"daily dose {dose_ug:g} µg/day is above the absolute maximum "
+            f"{rail.absolute_max:g} µg/day (S25)"
         )
-    elif new_dose_ug > DAILY_DOSE.recommended_max:
+    elif child and verdict is Verdict.WARN:
         reason = (
-            f"daily dose {new_dose_ug:g} µg/day is above the warning level "
-            f"{DAILY_DOSE.recommended_max:g} µg/day: limited experience (S46 S52)"
+            f"daily dose {dose_ug:g} µg/day is outside the {rail.recommended_min:g} to "
+            f"{rail.recommended_max:g} µg/day reported for children under "
+            f"{CHILD_AGE_LIMIT_YEARS:g} years (age {age_years:g}; {rail.source})"
+        )
+    elif dose_ug > rail.recommended_max:
+        reason = (
+            f"daily dose {dose_ug:g} µg/day is above the warning level "
+            f"{rail.recommended_max:g} µg/day: limited experience (S46 S52)"
         )
     else:
-        reason = DAILY_DOSE.describe(new_dose_ug).replace("daily_dose_ug=", "daily dose ")
+        reason = rail.describe(dose_ug).replace("daily_dose_ug=", "daily dose ")
     return Check("daily_dose", verdict, reason)
 
 
+def _limits_check(applied: AppliedChangeLimit) -> Check:
+    limit = applied.limit
+    words = (
+        f"change limits +{limit.max_increase_percent:g}% / −{limit.max_decrease_percent:g}% "
+        f"({applied.description}; {limit.source})"
+    )
+    if applied.assumed:
+        words = "; ".join(applied.assumed) + ": " + words
+    return Check("change_limits", Verdict.OK, words)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """Which earlier program a change is measured against, and the names of its checks."""
+
+    dose_check: str
+    step_check: str
+    words: str  # how the reason names it
+
+
+CURRENT = _Reference("dose_change", "step_rate_change", "")
+DAY_AGO = _Reference(
+    "dose_change_24h",
+    "step_rate_change_24h",
+    " since the program in force 24 h ago (one titration increase per 24 h, S46 S52)",
+)
+
+
 def _change_checks(
-    old_dose_ug: float | None,
-    new_dose_ug: float,
-    change: float | None,
-    origin: Origin,
-    phase: Phase,
+    old: Program, new: Program, applied: AppliedChangeLimit, ref: _Reference
 ) -> list[Check]:
-    if old_dose_ug is None:
-        return [Check("dose_change", Verdict.OK, "no previous program to compare with")]
+    checks = [_dose_change_check(old.daily_dose_ug(), new.daily_dose_ug(), applied, ref)]
+    if not (old.is_continuous and new.is_continuous):  # a continuous step IS the daily dose
+        checks.extend(_step_checks(old, new, applied, ref))
+    return checks
+
+
+def _dose_change_check(
+    old_dose_ug: float, new_dose_ug: float, applied: AppliedChangeLimit, ref: _Reference
+) -> Check:
+    change = exact_percent_change(old_dose_ug, new_dose_ug)
     if change is None:
+        return Check(
+            ref.dose_check,
+            Verdict.WARN,
+            f"previous daily dose 0 µg/day{ref.words}: restarting at {new_dose_ug:g} µg/day "
+            "after a stop may overdose a patient who has lost tolerance",
+        )
+    limit = applied.limit
+    what = f"{applied.description}; {limit.source}"
+    shown = f"daily dose {old_dose_ug:g} → {new_dose_ug:g} µg/day is {float(change):+.1f}%"
+    if beyond_increase(old_dose_ug, new_dose_ug, limit.max_increase_percent):
+        return Check(
+            ref.dose_check,
+            Verdict.WARN,
+            f"{shown}{ref.words}, beyond the +{limit.max_increase_percent:g}% limit ({what})",
+        )
+    if beyond_decrease(old_dose_ug, new_dose_ug, limit.max_decrease_percent):
+        return Check(
+            ref.dose_check,
+            Verdict.WARN,
+            f"{shown}{ref.words}, beyond the −{limit.max_decrease_percent:g}% limit ({what}): "
+            "watch for withdrawal",
+        )
+    return Check(
+        ref.dose_check,
+        Verdict.OK,
+        f"{shown}{ref.words}, within +{limit.max_increase_percent:g}% / "
+        f"−{limit.max_decrease_percent:g}% ({applied.description})",
+    )
+
+
+def _step_checks(
+    old: Program, new: Program, applied: AppliedChangeLimit, ref: _Reference
+) -> list[Check]:
+    """Each step's rate against the rate the old program ran at the same time, with the same
+    limits as the daily dose: the same total with one hour at 4× its rate is a change too."""
+    limit = applied.limit
+    beyond: list[str] = []
+    for row in rate_rows(old, new):
+        assert row.old_rate_ug_per_h is not None
+        where = f"{row.day} {row.start}: {row.old_rate_ug_per_h:g} → {row.new_rate_ug_per_h:g} µg/h"
+        # Compared as µg/day at that rate: a continuous 400 µg/day is stored as 16.666… µg/h,
+        # and snapping that to the resolution would itself move the percentage.
+        old_rate = row.old_rate_ug_per_h * HOURS_PER_DAY
+        new_rate = row.new_rate_ug_per_h * HOURS_PER_DAY
+        change = exact_percent_change(old_rate, new_rate)
+        if change is None:
+            if exact_amount(new_rate) > 0:
+                beyond.append(f"{where} (from a zero rate)")
+        elif beyond_increase(old_rate, new_rate, limit.max_increase_percent) or beyond_decrease(
+            old_rate, new_rate, limit.max_decrease_percent
+        ):
+            beyond.append(f"{where} ({float(change):+.1f}%)")
+    if beyond:
         return [
             Check(
-                "dose_change",
+                ref.step_check,
                 Verdict.WARN,
-                f"previous daily dose 0 µg/day: restarting at {new_dose_ug:g} µg/day after a "
-                "stop may overdose a patient who has lost tolerance",
-            )
-        ]
-    limit = change_limit(origin, phase)
-    what = f"{origin.value} origin, {phase.value}"
-    if change > limit.max_increase_percent:
-        return [
-            Check(
-                "dose_change",
-                Verdict.WARN,
-                f"daily dose {old_dose_ug:g} → {new_dose_ug:g} µg/day is {change:+.1f}%, beyond "
-                f"the +{limit.max_increase_percent:g}% limit ({what}; {limit.source})",
-            )
-        ]
-    if change < -limit.max_decrease_percent:
-        return [
-            Check(
-                "dose_change",
-                Verdict.WARN,
-                f"daily dose {old_dose_ug:g} → {new_dose_ug:g} µg/day is {change:+.1f}%, beyond "
-                f"the −{limit.max_decrease_percent:g}% limit ({what}; {limit.source}): "
-                "watch for withdrawal",
+                f"step rates beyond +{limit.max_increase_percent:g}% / "
+                f"−{limit.max_decrease_percent:g}%{ref.words}: " + "; ".join(beyond),
             )
         ]
     return [
         Check(
-            "dose_change",
+            ref.step_check,
             Verdict.OK,
-            f"daily dose {old_dose_ug:g} → {new_dose_ug:g} µg/day is {change:+.1f}%, within "
-            f"+{limit.max_increase_percent:g}% / −{limit.max_decrease_percent:g}% ({what})",
+            f"every step rate within +{limit.max_increase_percent:g}% / "
+            f"−{limit.max_decrease_percent:g}%{ref.words}",
         )
     ]
 

@@ -48,6 +48,9 @@ DEFAULT_SAFETY_MARGIN_DAYS = 5.0
 # pump may mean a pocket fill. Both are 5% of the reservoir; other sizes use the same fraction.
 POCKET_FILL_TOLERANCE_FRACTION = 0.05
 
+# Longest horizon an EOS or expiry bound may be given for: 20 years, beyond any pump's life.
+MAX_PLAN_DAYS = 20 * 365.0
+
 
 def require_range(
     field: str, value: float, low: float, high: float, unit: str, *, low_open: bool = False
@@ -184,6 +187,8 @@ class RefillSchedule:
     next_refill_reason: str
     warnings: tuple[str, ...]
     filled_on: date | None = None
+    # Which bound set the next refill: alarm, fast_flow_empty, stability, drug_expiry or eos.
+    next_refill_bound: str = "alarm"
 
     def _date(self, days: float) -> date | None:
         # Round down: a date shown is never later than the event.
@@ -220,6 +225,7 @@ class RefillSchedule:
             "stability_days": self.stability_days,
             "next_refill_days": round(self.next_refill_days, 1),
             "next_refill_reason": self.next_refill_reason,
+            "next_refill_bound": self.next_refill_bound,
             "warnings": list(self.warnings),
         }
         if self.filled_on is not None:
@@ -250,6 +256,10 @@ class RefillInput:
     filled_on: date | None = None
     safety_margin_days: float = DEFAULT_SAFETY_MARGIN_DAYS
     drug: Drug = BACLOFEN
+    # Optional hard bounds, in days after the fill: the battery's end of service (the pump's
+    # predicted or entered EOS) and the filled drug's own expiry. The refill is never after them.
+    days_to_eos: float | None = None
+    days_to_drug_expiry: float | None = None
 
     def check(self) -> None:
         """Each figure within its range, else a LimitError (or UnknownDrugError) naming it."""
@@ -265,13 +275,19 @@ class RefillInput:
         )
         LOW_RESERVOIR_ALARM.check(self.low_reservoir_alarm_ml)  # 0.5 to 10 mL, below any pump
         require_range("safety_margin_days", self.safety_margin_days, 0.0, 30.0, "days")
+        if self.days_to_eos is not None:
+            require_range("days_to_eos", self.days_to_eos, 0.0, MAX_PLAN_DAYS, "days")
+        if self.days_to_drug_expiry is not None:
+            require_range(
+                "days_to_drug_expiry", self.days_to_drug_expiry, 0.0, MAX_PLAN_DAYS, "days"
+            )
 
 
 def plan_refill(fill: RefillInput) -> RefillSchedule:
     """When the reservoir reaches its alarm, runs dry, and when to come back.
 
-    The next refill is the earliest of the alarm date minus the safety margin (S24) and the
-    stability limit ([R]).
+    The next refill is the earliest of its bounds (see :func:`_next_refill`), and the schedule
+    says which one set it.
     """
     fill.check()
     model = fill.model
@@ -282,7 +298,7 @@ def plan_refill(fill: RefillInput) -> RefillSchedule:
     days_to_low = max(0.0, fill.reservoir_ml - fill.low_reservoir_alarm_ml) / volume_per_day_ml
     days_to_empty = fill.reservoir_ml / volume_per_day_ml
     days_to_empty_fast = days_to_empty / (1.0 + model.flow_accuracy_fraction)
-    next_days, reason = _next_refill(fill, days_to_low)
+    next_days, bound, reason = _next_refill(fill, days_to_low, days_to_empty_fast)
     return RefillSchedule(
         model=model.name,
         reservoir_ml=fill.reservoir_ml,
@@ -297,6 +313,7 @@ def plan_refill(fill: RefillInput) -> RefillSchedule:
         stability_days=fill.drug.stability_days,
         next_refill_days=next_days,
         next_refill_reason=reason,
+        next_refill_bound=bound,
         warnings=_warnings(
             fill, volume_per_day_ml, below_lowest_flow, next_days, days_to_empty_fast
         ),
@@ -304,19 +321,56 @@ def plan_refill(fill: RefillInput) -> RefillSchedule:
     )
 
 
-def _next_refill(fill: RefillInput, days_to_low: float) -> tuple[float, str]:
-    """(days after the fill, reason): the alarm minus the margin, or the stability limit."""
-    stability_days = fill.drug.stability_days
-    by_alarm_days = max(0.0, days_to_low - fill.safety_margin_days)
-    if by_alarm_days <= stability_days:
-        return by_alarm_days, (
-            f"{fill.safety_margin_days:g} days before the low-reservoir alarm at "
-            f"{fill.low_reservoir_alarm_ml:g} mL (day {days_to_low:.1f}; S24: 3 to 5 days before)"
+def _next_refill(
+    fill: RefillInput, days_to_low: float, days_to_empty_fast: float
+) -> tuple[float, str, str]:
+    """(days after the fill, the bound that set it, reason): the earliest of every bound, so the
+    recommendation is never later than a date the plan itself calls unsafe (issue 11):
+
+    - ``alarm``: the low-reservoir alarm minus the margin (S24: 3 to 5 days before);
+    - ``fast_flow_empty``: the day the reservoir may run dry at the fast end of the pump's
+      accuracy band, minus the margin;
+    - ``stability``: the drug's stability in the reservoir ([R]);
+    - ``drug_expiry``: the filled drug's own expiry, when given;
+    - ``eos``: the battery's end of service (the pump stops delivering), minus the margin, when
+      given.
+    """
+    margin = fill.safety_margin_days
+    bounds: list[tuple[float, str, str]] = [
+        (
+            days_to_low - margin,
+            "alarm",
+            f"{margin:g} days before the low-reservoir alarm at {fill.low_reservoir_alarm_ml:g} "
+            f"mL (day {days_to_low:.1f}; S24: 3 to 5 days before)",
+        ),
+        (
+            days_to_empty_fast - margin,
+            "fast_flow_empty",
+            f"{margin:g} days before day {days_to_empty_fast:.1f}, when the reservoir may run "
+            f"dry if the pump runs at the fast end of its "
+            f"±{fill.model.flow_accuracy_fraction * 100:g}% accuracy band",
+        ),
+        (
+            fill.drug.stability_days,
+            "stability",
+            f"the drug's stability limit in the reservoir, {fill.drug.stability_days:g} days ([R])",
+        ),
+    ]
+    if fill.days_to_drug_expiry is not None:
+        expiry = fill.days_to_drug_expiry
+        bounds.append((expiry, "drug_expiry", f"the filled drug expires on day {expiry:g}"))
+    if fill.days_to_eos is not None:
+        eos = fill.days_to_eos
+        bounds.append(
+            (
+                eos - margin,
+                "eos",
+                f"{margin:g} days before the battery's end of service (day {eos:g}): the pump "
+                "stops delivering; plan the replacement",
+            )
         )
-    return stability_days, (
-        f"the drug's stability limit in the reservoir, {stability_days:g} days ([R]), "
-        f"comes before the low-reservoir alarm (day {days_to_low:.1f})"
-    )
+    days, bound, reason = min(bounds, key=lambda b: b[0])
+    return max(0.0, days), bound, reason
 
 
 def _warnings(

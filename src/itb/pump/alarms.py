@@ -1,13 +1,20 @@
 """Alarm kinds, their priorities and tones, and how each one is cleared.
 
 Tones and priorities follow the SynchroMed II patient information (S7 S21 S22 of domain.md):
-non-critical alarms sound a single tone about hourly, critical ones a two-tone alarm.
+non-critical alarms sound a single tone about hourly, critical ones a two-tone alarm. The 2011
+reduced-battery-performance advisory names three failure modes and their alarms (S5 S7): a low
+battery reset (critical: the pump lost its settings and runs a very low rate until
+reprogrammed), a premature ERI (the non-critical ERI alarm) and a premature EOS (the critical EOS
+alarm).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from itb.pump.checks import CommandRejected
 
 
 class AlarmKind(str, enum.Enum):
@@ -17,6 +24,7 @@ class AlarmKind(str, enum.Enum):
     EOS = "eos"
     MOTOR_STALL = "motor_stall"  # also the valve-gated pump's valve fault
     MEMORY_ERROR = "memory_error"
+    LOW_BATTERY_RESET = "low_battery_reset"  # S5: settings lost, minimum rate until reprogrammed
 
 
 class Priority(str, enum.Enum):
@@ -28,6 +36,7 @@ class ClearedBy(str, enum.Enum):
     REFILL = "refill"  # the condition ends when the reservoir is refilled
     REPLACEMENT = "replacement"  # only a new pump ends it
     PROGRAMMER = "programmer"  # latches until a clinician clears it
+    REPROGRAM = "reprogram"  # a clinician's new program ends it (the lost settings are back)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,9 @@ ALARM_RULES: dict[AlarmKind, AlarmRule] = {
         AlarmRule(AlarmKind.EOS, Priority.CRITICAL, "3 s two-tone", ClearedBy.REPLACEMENT),
         AlarmRule(AlarmKind.MOTOR_STALL, Priority.CRITICAL, "3 s two-tone", ClearedBy.PROGRAMMER),
         AlarmRule(AlarmKind.MEMORY_ERROR, Priority.CRITICAL, "3 s two-tone", ClearedBy.PROGRAMMER),
+        AlarmRule(
+            AlarmKind.LOW_BATTERY_RESET, Priority.CRITICAL, "3 s two-tone", ClearedBy.REPROGRAM
+        ),
     )
 }
 
@@ -75,3 +87,20 @@ class Alarm:
         if not isinstance(raised_s, int | float):
             raise ValueError(f"alarm raised_s={raised_s!r}: expected a number")
         return cls(AlarmKind(str(data["kind"])), float(raised_s), Priority(str(data["priority"])))
+
+
+def check_clearable(raised: Mapping[AlarmKind, Alarm], kind: object) -> AlarmKind:
+    """``kind`` as an alarm the programmer may clear now, or the refusal naming ``kind``."""
+    try:
+        alarm_kind = AlarmKind(kind)
+    except ValueError:
+        raise CommandRejected("kind", f"{kind!r} is not an alarm kind") from None
+    rule = ALARM_RULES[alarm_kind]
+    if alarm_kind not in raised:
+        raise CommandRejected("kind", f"no {alarm_kind.value} alarm is raised")
+    if rule.cleared_by is not ClearedBy.PROGRAMMER:
+        raise CommandRejected(
+            "kind",
+            f"{alarm_kind.value} is cleared by {rule.cleared_by.value}, not by the programmer",
+        )
+    return alarm_kind

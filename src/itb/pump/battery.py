@@ -1,4 +1,5 @@
-"""The battery: what drains it, and when it reaches the elective replacement indicator (ERI).
+"""The battery: what drains it, when it reaches the elective replacement indicator (ERI) and
+when delivery ends (EOS).
 
 Theory of operation
 -------------------
@@ -8,12 +9,23 @@ charge per quantum of volume (``hardware.PumpModel``). At a rate ``scale * profi
 ``RateProfile.time_to_integral`` call, the same closed form the reservoir alarms use. EOS follows
 ERI by ``PumpModel.eos_after_eri_s`` (S3 S21).
 
+The service life caps both (S3 S4): the pump shuts off ``max_service_life`` after implant
+whatever charge is left. So that the clinic still gets its warning, ERI comes at the latest
+``eos_after_eri`` before the shut-off; EOS is whichever comes first, ERI + 90 days or the
+shut-off. At 0.25 mL/day or less the shut-off comes first on the peristaltic model:
+
+    ERI = min(battery charge at ERI, implant + service life − eos_after_eri)
+    EOS = min(ERI + eos_after_eri, implant + service life)
+
+A pump that does not know its implant date (both memory banks lost) has no shut-off modelled.
+
 The cohort simulator asks for the prediction on every event, twice; :class:`EriPredictor`
 remembers the last answer and what it depended on, so the second ask costs a comparison.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from itb.pump.hardware import PumpModel
@@ -43,6 +55,21 @@ def time_to_eri_s(
     return program.profile.time_to_integral(
         t_s, remaining_uc, uc_per_ul * scale, model.quiescent_current_ua + uc_per_ul * extra
     )
+
+
+def shutoff_s(model: PumpModel, implanted_s: float | None) -> float:
+    """The automatic shut-off (pump seconds); ``math.inf`` when the implant date is unknown."""
+    return math.inf if implanted_s is None else implanted_s + model.max_service_life_s
+
+
+def service_life_eri_s(model: PumpModel, implanted_s: float | None) -> float:
+    """The latest ERI the service life allows: ``eos_after_eri`` before the shut-off."""
+    return shutoff_s(model, implanted_s) - model.eos_after_eri_s
+
+
+def eos_after_eri_at_s(model: PumpModel, eri_s: float, implanted_s: float | None) -> float:
+    """EOS for a pump that reached ERI at ``eri_s``: 90 days on, or the shut-off if sooner."""
+    return min(eri_s + model.eos_after_eri_s, shutoff_s(model, implanted_s))
 
 
 @dataclass(slots=True)

@@ -216,18 +216,27 @@ def patient_bolus_wait(
     return PatientBolusWait(in_window, lockout_until, count_frees)
 
 
+def patient_bolus_refusal(
+    limits: PatientBolusLimits, wait: PatientBolusWait, now_s: float
+) -> tuple[str, float] | None:
+    """Why the lockout or the daily count refuses a bolus at ``now_s`` and when that ends
+    (the lockout first, then the count); None when they allow one."""
+    if wait.lockout_until_s is not None:
+        wait_min = (wait.lockout_until_s - now_s) / SECONDS_PER_MINUTE
+        return f"lockout: next bolus allowed in {wait_min:.0f} min", wait.lockout_until_s
+    if wait.count_frees_at_s is not None:
+        return f"{limits.max_per_day} boluses already in the last 24 h", wait.count_frees_at_s
+    return None
+
+
 def check_patient_bolus(
     limits: PatientBolusLimits, given_at_s: Sequence[float], now_s: float
 ) -> PatientBolusWait:
     """The rule as the firmware refuses with it: the lockout first, then the daily count."""
     wait = patient_bolus_wait(limits, given_at_s, now_s)
-    if wait.lockout_until_s is not None:
-        wait_min = (wait.lockout_until_s - now_s) / SECONDS_PER_MINUTE
-        raise CommandRejected("patient_bolus", f"lockout: next bolus allowed in {wait_min:.0f} min")
-    if wait.count_frees_at_s is not None:
-        raise CommandRejected(
-            "patient_bolus", f"{limits.max_per_day} boluses already in the last 24 h"
-        )
+    refusal = patient_bolus_refusal(limits, wait, now_s)
+    if refusal is not None:
+        raise CommandRejected("patient_bolus", refusal[0])
     return wait
 
 

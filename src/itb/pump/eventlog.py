@@ -1,24 +1,47 @@
-"""The pump's own event log: a bounded ring with sequence numbers and a hash chain.
+"""The pump's own event log: two bounded rings, one sequence, a hash chain per ring.
 
-When the ring is full the oldest entry rolls off and ``lost_count`` grows, so a reader can
-tell "nothing happened" from "it happened but was overwritten": nothing is silently dropped.
-Each entry carries a hash of the previous entry's hash and its own content, which makes the
-log tamper-evident for whoever holds the chain head (security.md).
+Theory of operation
+-------------------
+Every entry gets the next sequence number, whatever its kind. Entries live in one of two rings:
+
+* the **clinical ring** (``capacity``, 4096 entries): therapy, commands, alarms, refills,
+  pairing, power-on: everything a clinician needs to settle an uncertain command or reconstruct
+  what the pump delivered;
+* the **security ring** (``security_capacity``, 256 entries): the link's refusals
+  (``SECURITY_KINDS``), which a keyless peer can cause at will.
+
+A ring that is full drops its own oldest entry and counts it (``lost_count`` for the clinical
+ring, ``security_lost_count`` for the other), so a reader can tell "nothing happened" from "it
+happened but was overwritten". Security entries can therefore never push a clinical entry out
+(issue 12: a flood of refused connections washed the implant, the pairing and a clinician's
+command out of one shared ring). ``lost_count`` is what the wire reports: a missing clinical
+entry is what makes an uncertain command unknown; a sequence number missing from the merged
+view is either counted there or in ``security_lost_count``.
+
+Each ring carries its own hash chain (each entry hashes the previous entry *of its ring* and its
+own content), so either ring verifies on its own after the other dropped entries; whoever holds
+the heads can tell an edited entry (security.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from itb.therapy import from_pump_s
 
 DEFAULT_CAPACITY = 4096
+DEFAULT_SECURITY_CAPACITY = 256
+# Kinds a peer without a key can cause: the link's refusals, one by one or summarised.
+LINK_REFUSED = "link_refused"
+LINK_REFUSALS = "link_refusals"  # a count of refused unauthenticated frames (one per burst)
+SECURITY_KINDS = frozenset({LINK_REFUSED, LINK_REFUSALS})
 _GENESIS = "0" * 32
 
 
@@ -51,45 +74,28 @@ def _chain(previous: str, seq: int, t_s: float, kind: str, data: Mapping[str, ob
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
-class EventLog:
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+class _Ring:
+    """One bounded ring with its own hash chain and its own count of dropped entries."""
+
+    def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity={capacity}: must be at least 1")
         self.capacity = capacity
-        self._entries: deque[LogEntry] = deque()
-        self.next_seq = 1
+        self.entries: deque[LogEntry] = deque()
         self.lost_count = 0
         self.head = _GENESIS
 
-    def append(self, t_s: float, kind: str, data: Mapping[str, object] | None = None) -> LogEntry:
-        payload = dict(data or {})
-        entry = LogEntry(
-            self.next_seq, t_s, kind, payload, _chain(self.head, self.next_seq, t_s, kind, payload)
-        )
-        self._entries.append(entry)
+    def append(self, seq: int, t_s: float, kind: str, data: dict[str, object]) -> LogEntry:
+        entry = LogEntry(seq, t_s, kind, data, _chain(self.head, seq, t_s, kind, data))
+        self.entries.append(entry)
         self.head = entry.chain
-        self.next_seq += 1
-        if len(self._entries) > self.capacity:
-            self._entries.popleft()
+        if len(self.entries) > self.capacity:
+            self.entries.popleft()
             self.lost_count += 1
         return entry
 
-    def entries(self, since_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
-        """Entries with ``seq > since_seq``, oldest first, at most ``limit`` of them."""
-        out = [e for e in self._entries if e.seq > since_seq]
-        return out if limit is None else out[:limit]
-
-    @property
-    def first_seq(self) -> int:
-        return self._entries[0].seq if self._entries else self.next_seq
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def verify_chain(self) -> bool:
-        """Recompute every link that is still in the ring."""
-        entries = list(self._entries)
-        for previous, entry in itertools.pairwise(entries):
+    def verify(self) -> bool:
+        for previous, entry in itertools.pairwise(self.entries):
             if entry.chain != _chain(previous.chain, entry.seq, entry.t_s, entry.kind, entry.data):
                 return False
         return True
@@ -97,18 +103,100 @@ class EventLog:
     def to_state(self) -> dict[str, object]:
         return {
             "capacity": self.capacity,
-            "next_seq": self.next_seq,
             "lost_count": self.lost_count,
             "head": self.head,
-            "entries": [e.to_state() for e in self._entries],
+            "entries": [e.to_state() for e in self.entries],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, object]) -> _Ring:
+        ring = cls(int(state["capacity"]))  # type: ignore[call-overload]
+        ring.lost_count = int(state["lost_count"])  # type: ignore[call-overload]
+        ring.head = str(state["head"])
+        for seq, t_s, kind, data, chain in state["entries"]:  # type: ignore[attr-defined]
+            ring.entries.append(LogEntry(int(seq), float(t_s), str(kind), dict(data), str(chain)))
+        return ring
+
+
+class EventLog:
+    """The clinical ring and the security ring behind one sequence (see the module doc)."""
+
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, security_capacity: int = DEFAULT_SECURITY_CAPACITY
+    ) -> None:
+        self._clinical = _Ring(capacity)
+        self._security = _Ring(security_capacity)
+        self.next_seq = 1
+
+    def append(self, t_s: float, kind: str, data: Mapping[str, object] | None = None) -> LogEntry:
+        ring = self._security if kind in SECURITY_KINDS else self._clinical
+        entry = ring.append(self.next_seq, t_s, kind, dict(data or {}))
+        self.next_seq += 1
+        return entry
+
+    def entries(self, since_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
+        """Entries of both rings with ``seq > since_seq``, oldest first, at most ``limit``."""
+        merged: Iterable[LogEntry] = heapq.merge(
+            self._clinical.entries, self._security.entries, key=lambda e: e.seq
+        )
+        out = [e for e in merged if e.seq > since_seq]
+        return out if limit is None else out[:limit]
+
+    @property
+    def capacity(self) -> int:
+        """The clinical ring's capacity."""
+        return self._clinical.capacity
+
+    @property
+    def security_capacity(self) -> int:
+        return self._security.capacity
+
+    @property
+    def lost_count(self) -> int:
+        """Clinical entries dropped (what the wire's ``lost_count`` reports)."""
+        return self._clinical.lost_count
+
+    @property
+    def security_lost_count(self) -> int:
+        """Security entries (link refusals) dropped from their own ring."""
+        return self._security.lost_count
+
+    @property
+    def head(self) -> str:
+        """The clinical chain's head."""
+        return self._clinical.head
+
+    @property
+    def security_head(self) -> str:
+        return self._security.head
+
+    @property
+    def first_seq(self) -> int:
+        firsts = [r.entries[0].seq for r in (self._clinical, self._security) if r.entries]
+        return min(firsts, default=self.next_seq)
+
+    def __len__(self) -> int:
+        return len(self._clinical.entries) + len(self._security.entries)
+
+    def verify_chain(self) -> bool:
+        """Recompute every link still in either ring."""
+        return self._clinical.verify() and self._security.verify()
+
+    def to_state(self) -> dict[str, object]:
+        return {
+            **self._clinical.to_state(),
+            "next_seq": self.next_seq,
+            "security": self._security.to_state(),
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, object]) -> EventLog:
-        log = cls(int(state["capacity"]))  # type: ignore[call-overload]
+        """Read :meth:`to_state`; an image from before the security ring had one ring only
+        (its link refusals stay where they were, chained with the clinical entries)."""
+        log = cls()
+        log._clinical = _Ring.from_state(state)
         log.next_seq = int(state["next_seq"])  # type: ignore[call-overload]
-        log.lost_count = int(state["lost_count"])  # type: ignore[call-overload]
-        log.head = str(state["head"])
-        for seq, t_s, kind, data, chain in state["entries"]:  # type: ignore[attr-defined]
-            log._entries.append(LogEntry(int(seq), float(t_s), str(kind), dict(data), str(chain)))
+        security = state.get("security")
+        if isinstance(security, Mapping):
+            log._security = _Ring.from_state(security)
         return log

@@ -14,7 +14,7 @@ remainder, so the counted volume stays within one quantum of the program. The re
 estimate and its alarms move in quanta; the battery and the catheter see the continuous flow.
 
 The modes and every change between them are the tables of :mod:`itb.pump.modes`; this class
-changes its mode only in ``_go``, which follows that table. Delivery, by precedence:
+changes its mode only in ``change_mode``, which follows that table. Delivery, by precedence:
 
     a stalled motor or an empty reservoir estimate   -> nothing
     the mode's delivery (modes.DELIVERY):
@@ -40,16 +40,15 @@ from datetime import datetime
 from typing import Any, Unpack, overload
 
 from itb import guardrails
-from itb.pump import implant, persistence, reporting
-from itb.pump.alarms import ALARM_RULES, Alarm, AlarmKind, ClearedBy
-from itb.pump.battery import EriPredictor, reached_eri
-from itb.pump.bolus import (
-    Bolus,
-    BolusRequest,
-    BolusSetting,
-    check_patient_bolus,
-    plan_bolus,
+from itb.pump import faults, implant, patient_gate, persistence, reporting
+from itb.pump.alarms import ALARM_RULES, Alarm, AlarmKind, ClearedBy, check_clearable
+from itb.pump.battery import (
+    EriPredictor,
+    eos_after_eri_at_s,
+    reached_eri,
+    service_life_eri_s,
 )
+from itb.pump.bolus import Bolus, BolusRequest, BolusSetting, plan_bolus
 from itb.pump.checks import (
     CommandRejected,
     check_concentration,
@@ -60,11 +59,11 @@ from itb.pump.checks import (
     guard,
 )
 from itb.pump.eventlog import EventLog
-from itb.pump.faults import FaultKind, apply_catheter_fault, stall_until_s
+from itb.pump.faults import FaultKind, FaultParams
 from itb.pump.hardware import PumpModel
 from itb.pump.implant import ImplantFields, ImplantSettings
 from itb.pump.memory import DualBankMemory
-from itb.pump.modes import BOLUS_MODES, DELIVERY, REFUSALS, Delivery, Trigger, next_mode
+from itb.pump.modes import DELIVERY, REFUSALS, Delivery, Trigger, next_mode
 from itb.pump.spans import Span, append_merged, forget_before, rolling_max_ug
 from itb.pump.status import BolusKind, Mode, PatientBolusLimits, PumpStatus
 from itb.pump.world import World
@@ -101,6 +100,8 @@ class Firmware:
     low_alarm_ul: float
     world: World
     mode: Mode = Mode.RUNNING
+    # Both memory banks lost: the concentration is unknown (reported as None, see persistence).
+    concentration_lost: bool = False
     acc_ul: float = 0.0
     battery_used_uc: float = 0.0
     eri_s: float | None = None
@@ -120,6 +121,8 @@ class Firmware:
     recent: deque[Span] = field(default_factory=deque)
     # When set, every received span (µg/s at the catheter tip) is appended here.
     received_spans: list[Span] | None = None
+    # When the pump was implanted: its service life counts from here (None: not known).
+    implanted_s: float | None = None
     _eri: EriPredictor = field(default_factory=EriPredictor, compare=False, repr=False)
 
     # ------------------------------------------------------------------ construction
@@ -194,11 +197,21 @@ class Firmware:
         return ul_per_ug, self.bolus.rate_ul_per_s
 
     def predicted_eri_s(self) -> float:
-        """When the battery reaches ERI if delivery goes on as it is now (pump seconds)."""
+        """When the pump reaches ERI if delivery goes on as it is now (pump seconds): the
+        battery's charge or the service life's notice, whichever first (:mod:`battery`)."""
         if self.eri_s is not None:
             return self.eri_s
         rate = self._volume_rate()
-        return self._eri.predict(self.model, self.program, self.t_s, self.battery_used_uc, rate)
+        by_charge_s = self._eri.predict(
+            self.model, self.program, self.t_s, self.battery_used_uc, rate
+        )
+        return min(by_charge_s, service_life_eri_s(self.model, self.implanted_s))
+
+    def predicted_eos_s(self) -> float:
+        """When delivery stops for good: entered, or ERI + 90 days or the shut-off if sooner."""
+        if self.eos_s is not None:
+            return self.eos_s
+        return eos_after_eri_at_s(self.model, self.predicted_eri_s(), self.implanted_s)
 
     def _stalled(self) -> bool:
         return self.stall_until_s is not None and self.t_s < self.stall_until_s
@@ -300,10 +313,7 @@ class Firmware:
             data = {"kind": bolus.kind.value, "volume_ml": bolus.requested_ul / UL_PER_ML}
             self.log.append(t, "bolus_end", data)
         self.check_reservoir_alarms()
-        if self.eri_s is None and reached_eri(self.model, self.battery_used_uc):
-            self._enter_eri()
-        if self.eos_s is not None and t >= self.eos_s and self.mode is not Mode.EOS:
-            self._enter_eos()
+        self._check_battery()
         if (
             self.stall_until_s is not None
             and math.isfinite(self.stall_until_s)
@@ -321,22 +331,34 @@ class Firmware:
                 self.bolus = None
             self.raise_alarm(AlarmKind.EMPTY_RESERVOIR, {})
 
-    def _enter_eri(self) -> None:
+    def _check_battery(self) -> None:
+        """ERI at the battery's charge or the service life's notice; EOS when it is due."""
+        if self.eri_s is None:
+            if reached_eri(self.model, self.battery_used_uc):
+                self.enter_eri("battery")
+            elif self.t_s >= service_life_eri_s(self.model, self.implanted_s):
+                self.enter_eri("service_life")
+        if self.eos_s is not None and self.t_s >= self.eos_s and self.mode is not Mode.EOS:
+            self.change_mode(Trigger.EOS_REACHED, "eos")
+            self.bolus = None
+            self.raise_alarm(AlarmKind.EOS, {})
+
+    def enter_eri(self, cause: str) -> None:
         self.eri_s = self.t_s
-        self.eos_s = self.t_s + self.model.eos_after_eri_s
-        self.raise_alarm(AlarmKind.ERI, {"eos_at": from_pump_s(self.eos_s).isoformat()})
+        self.eos_s = eos_after_eri_at_s(self.model, self.t_s, self.implanted_s)
+        eos_at = from_pump_s(self.eos_s).isoformat()
+        self.raise_alarm(AlarmKind.ERI, {"eos_at": eos_at, "cause": cause})
 
-    def _enter_eos(self) -> None:
-        self._go(Trigger.EOS_REACHED, "eos")
-        self.bolus = None
-        self.raise_alarm(AlarmKind.EOS, {})
-
-    def _go(self, trigger: Trigger, what: str) -> None:
+    def change_mode(self, trigger: Trigger, what: str) -> None:
         """The one place the mode changes: as :data:`itb.pump.modes.TRANSITIONS` says."""
         new = next_mode(self.mode, trigger)
         if new is None:
             raise CommandRejected(what, REFUSALS[(self.mode, trigger)])
         self.mode = new
+
+    def _clear_alarms(self, cleared_by: ClearedBy) -> None:
+        for kind in [k for k in self.alarms if ALARM_RULES[k].cleared_by is cleared_by]:
+            del self.alarms[kind]
 
     def raise_alarm(self, kind: AlarmKind, data: Mapping[str, object]) -> None:
         """Raise ``kind`` (once: a raised alarm stays until its clearing rule ends it)."""
@@ -350,16 +372,10 @@ class Firmware:
 
     # ------------------------------------------------------------------ checks (no changes)
     def _require_delivering(self, what: str) -> None:
-        if self.mode is Mode.EOS:
-            raise CommandRejected(what, "the pump has reached end of service")
-        if self.mode not in BOLUS_MODES:
-            raise CommandRejected(what, f"the pump is {self.mode.value}; resume or reprogram first")
-        if self.reservoir_ul <= 0.0:
-            raise CommandRejected(what, "the reservoir is empty; refill first")
-        if self._stalled():
-            raise CommandRejected(what, "the pump motor is stalled")
-        if self.bolus is not None:
-            raise CommandRejected(what, f"a {self.bolus.kind.value} bolus is in progress")
+        """The concentration known, then the checks of :data:`patient_gate.DELIVERING`."""
+        refusal = patient_gate.delivering_refusal(self, what)
+        if refusal is not None:
+            raise CommandRejected(refusal.field, refusal.reason)
 
     def rolling_24h_ug(self, extra_ug: float, future: Program | None = None) -> float:
         """Largest total of any 24 h window containing now: delivered before now, plus
@@ -375,7 +391,8 @@ class Firmware:
     def _check_rolling(self, extra_ug: float, future: Program | None = None) -> None:
         check_rolling_24h(self.rolling_24h_ug(extra_ug, future))
 
-    def _plan(self, request: BolusRequest) -> Bolus:
+    def plan_bolus(self, request: BolusRequest) -> Bolus:
+        """The bolus ``request`` asks for now, within the rolling 24 h maximum (no change)."""
         setting = BolusSetting(
             model=self.model,
             concentration_ug_per_ml=self.concentration_ug_per_ml,
@@ -392,11 +409,13 @@ class Firmware:
     # ------------------------------------------------------------------ commands
     def set_program(self, at: datetime, program: Program) -> None:
         self.advance(at)
+        persistence.require_known_concentration(self, "program")
         check_program(self.model, program, self.concentration_ug_per_ml)
         self._check_rolling(0.0, program)
         old = self.program.to_dict()
-        self._go(Trigger.PROGRAM, "program")
+        self.change_mode(Trigger.PROGRAM, "program")
         self.program = program
+        self._clear_alarms(ClearedBy.REPROGRAM)  # the settings a low battery reset lost are back
         self.log.append(
             self.t_s,
             "program",
@@ -425,7 +444,7 @@ class Firmware:
         if kind is BolusKind.PATIENT:
             raise CommandRejected("kind", "patient boluses are requested with patient_bolus()")
         self._require_delivering("bolus")
-        bolus = self._plan(BolusRequest(kind, dose_ug, volume_ml, duration_min))
+        bolus = self.plan_bolus(BolusRequest(kind, dose_ug, volume_ml, duration_min))
         self._begin(bolus, bolus.requested_ul / bolus.rate_ul_per_s / SECONDS_PER_MINUTE)
 
     def set_patient_bolus_limits(self, at: datetime, limits: PatientBolusLimits) -> None:
@@ -438,15 +457,13 @@ class Firmware:
         self.log.append(self.t_s, "patient_bolus_limits", asdict(limits))
 
     def patient_bolus(self, at: datetime) -> None:
+        """The patient's bolus, if :mod:`itb.pump.patient_gate` admits it (the status asks the
+        same checks for ``next_patient_bolus_at``)."""
         self.advance(at)
-        limits = self.patient_limits
-        if limits is None or limits.max_per_day == 0:
-            raise CommandRejected("patient_bolus", "the clinician has not enabled patient boluses")
-        self._require_delivering("patient_bolus")
-        wait = check_patient_bolus(limits, self.patient_bolus_times_s, self.t_s)
-        request = BolusRequest(BolusKind.PATIENT, limits.dose_ug, None, limits.duration_min)
-        self._begin(self._plan(request), limits.duration_min)
-        self.patient_bolus_times_s = [*wait.given_in_window_s, self.t_s]
+        bolus, given_in_window_s = patient_gate.admit(self)
+        assert self.patient_limits is not None
+        self._begin(bolus, self.patient_limits.duration_min)
+        self.patient_bolus_times_s = [*given_in_window_s, self.t_s]
 
     def _begin(self, bolus: Bolus, duration_min: float) -> None:
         self.bolus = bolus
@@ -460,7 +477,7 @@ class Firmware:
 
     def stop(self, at: datetime) -> None:
         self.advance(at)
-        self._go(Trigger.STOP, "stop")
+        self.change_mode(Trigger.STOP, "stop")
         cancelled = self.bolus
         self.bolus = None
         self.log.append(
@@ -469,7 +486,8 @@ class Firmware:
 
     def resume(self, at: datetime) -> None:
         self.advance(at)
-        self._go(Trigger.RESUME, "resume")
+        persistence.require_known_concentration(self, "resume")
+        self.change_mode(Trigger.RESUME, "resume")
         self.log.append(self.t_s, "resume", {})
 
     def refill(self, at: datetime, volume_ml: float, concentration_ug_per_ml: float) -> None:
@@ -479,20 +497,21 @@ class Firmware:
         check_fill(self.model, volume_ml)
         if self.mode is Mode.EOS:
             raise CommandRejected("refill", "the pump has reached end of service; replace it")
-        check_program(self.model, self.program, concentration_ug_per_ml)
+        if not self.concentration_lost:  # a lost one's placeholder program is replaced
+            check_program(self.model, self.program, concentration_ug_per_ml)
         old = {
             "reservoir_ml": self.reservoir_ml,
-            "concentration_ug_per_ml": self.concentration_ug_per_ml,
+            "concentration_ug_per_ml": persistence.known_concentration(self),
         }
         if self.bolus is not None and not self.bolus.replaces_basal:
             self.bolus = None  # a bolus in µg at the old concentration would now be wrong
+        persistence.recover_concentration(self, concentration_ug_per_ml)
         self.concentration_ug_per_ml = concentration_ug_per_ml
         self.reservoir_ul = volume_ml * UL_PER_ML
         self.world.reservoir_ul = volume_ml * UL_PER_ML
         self.last_refill_s = self.t_s
         self.delivered_since_refill_ul = 0.0
-        for kind in [k for k in self.alarms if ALARM_RULES[k].cleared_by is ClearedBy.REFILL]:
-            del self.alarms[kind]
+        self._clear_alarms(ClearedBy.REFILL)
         data = {
             "old": old,
             "volume_ml": volume_ml,
@@ -503,17 +522,7 @@ class Firmware:
 
     def clear_alarm(self, at: datetime, kind: AlarmKind) -> None:
         self.advance(at)
-        try:
-            kind = AlarmKind(kind)
-        except ValueError:
-            raise CommandRejected("kind", f"{kind!r} is not an alarm kind") from None
-        rule = ALARM_RULES[kind]
-        if kind not in self.alarms:
-            raise CommandRejected("kind", f"no {kind.value} alarm is raised")
-        if rule.cleared_by is not ClearedBy.PROGRAMMER:
-            raise CommandRejected(
-                "kind", f"{kind.value} is cleared by {rule.cleared_by.value}, not by the programmer"
-            )
+        kind = check_clearable(self.alarms, kind)
         del self.alarms[kind]
         data: dict[str, object] = {"alarm": kind.value}
         if kind is AlarmKind.MOTOR_STALL and self.stall_until_s == math.inf:
@@ -529,21 +538,9 @@ class Firmware:
         recovery_h: float | None = None,
         leak_fraction: float = 0.5,
     ) -> None:
-        """Faults from a scenario: the firmware sees a stall; a catheter fault it cannot see."""
+        """A fault from a scenario, the simulator or a test (:func:`itb.pump.faults.inject`)."""
         self.advance(at)
-        kind = FaultKind(kind)
-        if not kind.stalls_motor:
-            apply_catheter_fault(self.world, kind, leak_fraction)
-            return  # the pump cannot detect these: world events, not pump log entries
-        until = stall_until_s(self.model, kind, self.t_s, recovery_h)
-        self.stall_until_s = until if self.stall_until_s is None else max(self.stall_until_s, until)
-        self.bolus = None
-        data = {
-            "fault": kind.value,
-            "until": None if math.isinf(until) else from_pump_s(until).isoformat(),
-        }
-        self.log.append(self.t_s, "fault", data)
-        self.raise_alarm(AlarmKind.MOTOR_STALL, {"cause": kind.value})
+        faults.inject(self, FaultKind(kind), FaultParams(recovery_h, leak_fraction))
 
     def telemetry_session(self, at: datetime) -> None:
         self.advance(at)

@@ -5,6 +5,11 @@ kept here so that it can be replaced in one place. The battery figures are chose
 elective replacement indicator (ERI) falls six to seven years after implant at 0.1 to 1 mL/day
 for the peristaltic model, as the seed page and the manufacturer say (S3 S4), and about ten
 years for the valve-gated one [R]; see ``docs/pump.md`` for the arithmetic.
+
+A battery that drains slowly does not run for ever: the maker states a maximum service life
+with an automatic shut-off (S3 S4: SynchroMed II, 7 years). ERI comes at the latest
+``eos_after_eri_days`` before that shut-off, so the clinic always gets its warning; end of
+service (EOS) is whichever comes first, ERI + 90 days or the shut-off (:mod:`itb.pump.battery`).
 """
 
 from __future__ import annotations
@@ -82,6 +87,8 @@ class PumpModel:
     telemetry_session_charge_uc: float
     # Delivery stops this long after ERI (S3 S21: 90 days).
     eos_after_eri_days: float
+    # The automatic shut-off, counted from implant, whatever charge is left (S3 S4).
+    max_service_life_years: float
     # What an MRI field does: stall and recover (peristaltic, S19 S23) or close the valve
     # until it is reset (valve-gated, S32 S34).
     mri_recovers_by_itself: bool
@@ -99,25 +106,45 @@ class PumpModel:
         quanta_per_s = flow_ml_per_day * UL_PER_ML / self.quantum_ul / SECONDS_PER_DAY
         return self.quiescent_current_ua + quanta_per_s * self.charge_per_quantum_uc
 
-    def years_to_eri(self, flow_ml_per_day: float) -> float:
-        """Closed-form time from a fresh battery to ERI at a steady flow (no telemetry)."""
+    def battery_years_to_eri(self, flow_ml_per_day: float) -> float:
+        """Closed-form time from a fresh battery to its charge at ERI at a steady flow (no
+        telemetry), ignoring the service-life shut-off."""
         hours = (
             self.usable_charge_to_eri_mah * UA_H_PER_MAH / self.battery_current_ua(flow_ml_per_day)
         )
         return hours * 3600.0 / SECONDS_PER_YEAR
 
+    def years_to_eri(self, flow_ml_per_day: float) -> float:
+        """Implant to ERI at a steady flow: the battery's charge or the service life's notice,
+        whichever comes first."""
+        return min(
+            self.battery_years_to_eri(flow_ml_per_day),
+            self.service_life_eri_s / SECONDS_PER_YEAR,
+        )
+
     @property
     def eos_after_eri_s(self) -> float:
         return self.eos_after_eri_days * SECONDS_PER_DAY
 
+    @property
+    def max_service_life_s(self) -> float:
+        """Implant to the automatic shut-off (S3 S4)."""
+        return self.max_service_life_years * SECONDS_PER_YEAR
+
+    @property
+    def service_life_eri_s(self) -> float:
+        """Implant to the latest ERI: ``eos_after_eri`` before the shut-off."""
+        return self.max_service_life_s - self.eos_after_eri_s
+
     # ---- device rules: every layer asks these, none re-derives them -------------------------
     def check_fill(self, volume_ml: float, field: str = "volume_ml") -> float:
-        """A fill volume above 0 and never above the reservoir (never overfill, S28)."""
-        if not (math.isfinite(volume_ml) and 0.0 < volume_ml <= self.reservoir_ml):
+        """A fill volume of at least one delivery quantum (less is no fill: 1e-320 mL was taken)
+        and never above the reservoir (never overfill, S28)."""
+        if not (math.isfinite(volume_ml) and self.quantum_ml <= volume_ml <= self.reservoir_ml):
             raise InputError(
                 field,
-                f"{volume_ml:g} mL; allowed above 0 up to the {self.reservoir_ml:g} mL "
-                f"reservoir of the {self.name} (never overfill)",
+                f"{volume_ml:g} mL; allowed {self.quantum_ml:g} mL (one delivery quantum) up to "
+                f"the {self.reservoir_ml:g} mL reservoir of the {self.name} (never overfill)",
             )
         return volume_ml
 
@@ -151,6 +178,9 @@ def _peristaltic(reservoir_ml: float) -> PumpModel:
         charge_per_quantum_uc=36.0,
         telemetry_session_charge_uc=30_000.0,  # ~10 s at 3 mA [R]
         eos_after_eri_days=90.0,  # S3 S21
+        # S3 S4 (Medtronic's replacement pages for SynchroMed II): at most 7 years, then an
+        # automatic shut-off; replacement advised about 6 months before it.
+        max_service_life_years=7.0,
         mri_recovers_by_itself=True,  # S19 S23
     )
 
@@ -172,6 +202,8 @@ def _valve_gated(reservoir_ml: float) -> PumpModel:
         charge_per_quantum_uc=20.0,
         telemetry_session_charge_uc=30_000.0,
         eos_after_eri_days=90.0,  # same policy as S3 S21 [R] for this model
+        # [R] no source found for this model's shut-off; ten years, its battery's order
+        max_service_life_years=10.0,
         mri_recovers_by_itself=False,  # S32 S34: the flow-activated valve needs a manual reset
     )
 

@@ -104,6 +104,7 @@ def build(cls: type[Firmware], model: PumpModel, at: datetime, s: ImplantSetting
         mode=INITIAL[Start.IMPLANT],
         last_refill_s=t_s,
         received_spans=[] if s.record_received else None,
+        implanted_s=t_s,  # the service life's shut-off counts from here (S3 S4)
     )
     check_program(model, s.program, s.concentration_ug_per_ml)
     data = {

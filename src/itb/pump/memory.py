@@ -5,6 +5,9 @@ number one higher. A bank is ``MAGIC | version | generation | length | payload |
 write cut at any byte leaves that bank failing its CRC (or its length check), so a reader
 finds the other bank intact: either the old or the new state, never a mix. When both banks
 fail, the reader says so and the firmware goes to its safe state (security.md).
+
+The same format keeps the pump's allow-list in its own two copies (``itb.pumpd.allowlist``), so
+losing the settings never loses the pairing.
 """
 
 from __future__ import annotations

@@ -4,19 +4,23 @@ Theory of operation
 -------------------
 Everything that changes the firmware's mode is in :data:`TRANSITIONS`: a mode, a trigger (a
 command or an event), the next mode. The firmware changes its mode in one place only
-(``Firmware._go``), which looks the change up here; a trigger missing from a mode's row is
+(``Firmware.change_mode``), which looks the change up here; a trigger missing from a mode's row is
 refused with the reason in :data:`REFUSALS`. A pump starts in the mode of :data:`INITIAL`.
 
     mode         trigger          next mode     why
     running      stop             stopped       the clinician stops the pump
     running      program          running
-    running      eos_reached      eos           90 days after ERI (S3 S21)
+    running      eos_reached      eos           90 days after ERI (S3 S21), the service
+                                                life's shut-off (S3 S4), or a premature EOS (S5)
+    running      settings_lost    safe_state    a low battery reset (S5 S7)
     stopped      resume           running
     stopped      program          stopped       a new program waits for resume
     stopped      eos_reached      eos
+    stopped      settings_lost    safe_state
     safe_state   stop             stopped
     safe_state   program          running       a clinician's program ends the safe state
     safe_state   eos_reached      eos
+    safe_state   settings_lost    safe_state
     eos          program          eos           settings may change; nothing is delivered
 
 What each mode pumps is :data:`DELIVERY` (before it, and whatever the mode: a stalled motor or
@@ -26,7 +30,8 @@ an empty reservoir estimate pumps nothing):
                  replaces the schedule while it runs
     stopped      the model's minimum rate: stopping baclofen is not safe, it keeps the
                  catheter open (security.md)
-    safe_state   the minimum rate, until a clinician reprograms (the settings were lost)
+    safe_state   the minimum rate, until a clinician reprograms (the settings were lost: both
+                 memory banks failed, or a low battery reset)
     eos          nothing: delivery has stopped for good
 
 Boluses start only in ``running`` (:data:`BOLUS_MODES`).
@@ -44,6 +49,7 @@ class Trigger(str, enum.Enum):
     RESUME = "resume"
     PROGRAM = "program"
     EOS_REACHED = "eos_reached"
+    SETTINGS_LOST = "settings_lost"
 
 
 class Delivery(enum.Enum):
@@ -67,16 +73,19 @@ TRANSITIONS: dict[Mode, dict[Trigger, Mode]] = {
         Trigger.STOP: Mode.STOPPED,
         Trigger.PROGRAM: Mode.RUNNING,
         Trigger.EOS_REACHED: Mode.EOS,
+        Trigger.SETTINGS_LOST: Mode.SAFE_STATE,
     },
     Mode.STOPPED: {
         Trigger.RESUME: Mode.RUNNING,
         Trigger.PROGRAM: Mode.STOPPED,
         Trigger.EOS_REACHED: Mode.EOS,
+        Trigger.SETTINGS_LOST: Mode.SAFE_STATE,
     },
     Mode.SAFE_STATE: {
         Trigger.STOP: Mode.STOPPED,
         Trigger.PROGRAM: Mode.RUNNING,
         Trigger.EOS_REACHED: Mode.EOS,
+        Trigger.SETTINGS_LOST: Mode.SAFE_STATE,
     },
     Mode.EOS: {
         Trigger.PROGRAM: Mode.EOS,
@@ -91,6 +100,7 @@ REFUSALS: dict[tuple[Mode, Trigger], str] = {
     (Mode.EOS, Trigger.STOP): "the pump has reached end of service",
     (Mode.EOS, Trigger.RESUME): "the pump is eos, not stopped",
     (Mode.EOS, Trigger.EOS_REACHED): "the pump has reached end of service",
+    (Mode.EOS, Trigger.SETTINGS_LOST): "the pump has reached end of service",
 }
 
 DELIVERY: dict[Mode, Delivery] = {

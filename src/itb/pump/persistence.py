@@ -26,6 +26,7 @@ from itb.drugs import BACLOFEN
 from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
 from itb.pump.alarms import Alarm, AlarmKind, Priority
 from itb.pump.bolus import Bolus
+from itb.pump.checks import CommandRejected
 from itb.pump.eventlog import EventLog
 from itb.pump.hardware import PumpModel, UnknownModelError, pump_model
 from itb.pump.memory import DualBankMemory, MemoryCorrupted
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 
 IMAGE_FORMAT = 1
 _INFINITY = "inf"  # JSON has no infinity: a stall until the programmer resets it
+# What the µg accounting of a pump that lost its concentration assumes: the highest marketed
+# concentration (S42 S43 S44 via itb.drugs), so that no dose ceiling is under-counted. Never
+# reported: the status says the concentration is unknown.
+LOST_CONCENTRATION_ACCOUNTING_UG_PER_ML = max(BACLOFEN.concentrations_ug_per_ml)
 
 
 def to_state(fw: Firmware) -> dict[str, Any]:
@@ -52,7 +57,7 @@ def to_state(fw: Firmware) -> dict[str, Any]:
         "serial": fw.serial,
         "t_s": fw.t_s,
         "program": fw.program.to_dict(),
-        "concentration_ug_per_ml": fw.concentration_ug_per_ml,
+        "concentration_ug_per_ml": known_concentration(fw),  # null: lost with both banks
         "reservoir_ul": fw.reservoir_ul,
         "low_alarm_ul": fw.low_alarm_ul,
         "mode": fw.mode.value,
@@ -60,6 +65,7 @@ def to_state(fw: Firmware) -> dict[str, Any]:
         "battery_used_uc": fw.battery_used_uc,
         "eri_s": fw.eri_s,
         "eos_s": fw.eos_s,
+        "implanted_s": fw.implanted_s,  # the service life counts from here (S3 S4)
         "stall_until_s": _time_to_state(fw.stall_until_s),
         "bolus": fw.bolus.to_state() if fw.bolus else None,
         "patient_limits": asdict(limits) if limits else None,
@@ -86,12 +92,16 @@ def from_image(cls: type[Firmware], image: bytes, world: World) -> Firmware:
         if s.get("format") != IMAGE_FORMAT:
             raise ValueError(f"memory image format {s.get('format')!r}; expected {IMAGE_FORMAT}")
         program = program_from_dict(s["program"])
+        concentration = _optional_float(s["concentration_ug_per_ml"])
         fw = cls(
             model=pump_model(s["model"]),
             serial=str(s["serial"]),
             t_s=float(s["t_s"]),
             program=program,
-            concentration_ug_per_ml=float(s["concentration_ug_per_ml"]),
+            concentration_ug_per_ml=(
+                LOST_CONCENTRATION_ACCOUNTING_UG_PER_ML if concentration is None else concentration
+            ),
+            concentration_lost=concentration is None,
             reservoir_ul=float(s["reservoir_ul"]),
             low_alarm_ul=float(s["low_alarm_ul"]),
             world=world,
@@ -100,6 +110,7 @@ def from_image(cls: type[Firmware], image: bytes, world: World) -> Firmware:
             battery_used_uc=float(s["battery_used_uc"]),
             eri_s=_optional_float(s["eri_s"]),
             eos_s=_optional_float(s["eos_s"]),
+            implanted_s=_optional_float(s.get("implanted_s")),  # absent in older images
             stall_until_s=_time_from_state(s["stall_until_s"]),
             bolus=Bolus.from_state(s["bolus"]) if s["bolus"] else None,
             patient_limits=PatientBolusLimits(**s["patient_limits"])
@@ -158,17 +169,18 @@ def safe_state(
 ) -> Firmware:
     """What a pump runs when both memory banks are corrupted: no trusted settings, so the
     minimum rate (stopping baclofen is not safe, security.md) and a critical alarm.
-    The concentration is unknown; the lowest marketed one keeps dose accounting
-    conservative, and the reservoir estimate is the model's full volume so that the
-    minimum rate keeps the catheter open until a clinician interrogates and refills."""
+    The concentration is lost (reported as unknown, see the module docstring); the reservoir
+    estimate is the model's full volume so that the minimum rate keeps the catheter open
+    until a clinician interrogates and refills."""
     t_s = to_pump_s(at)
-    concentration = BACLOFEN.concentrations_ug_per_ml[0]
+    concentration = LOST_CONCENTRATION_ACCOUNTING_UG_PER_ML
     fw = cls(
         model=model,
         serial=serial,
         t_s=t_s,
         program=minimum_program(model, concentration),
         concentration_ug_per_ml=concentration,
+        concentration_lost=True,
         reservoir_ul=model.reservoir_ml * UL_PER_ML,
         low_alarm_ul=DEFAULT_LOW_RESERVOIR_ALARM_ML * UL_PER_ML,
         world=world,
@@ -177,6 +189,30 @@ def safe_state(
     )
     fw.raise_alarm(AlarmKind.MEMORY_ERROR, {"detail": "both settings banks failed their check"})
     return fw
+
+
+def known_concentration(fw: Firmware) -> float | None:
+    """The concentration as the pump knows it; None after both memory banks were lost."""
+    return None if fw.concentration_lost else fw.concentration_ug_per_ml
+
+
+def require_known_concentration(fw: Firmware, what: str) -> None:
+    """Refuse ``what`` (a program, a bolus, a resume: anything that turns µg into mL) while
+    the pump does not know its concentration."""
+    if fw.concentration_lost:
+        raise CommandRejected(
+            "concentration_ug_per_ml",
+            f"the pump lost its memory and does not know the drug concentration; refill it "
+            f"(the refill sets the concentration) before a {what}",
+        )
+
+
+def recover_concentration(fw: Firmware, concentration_ug_per_ml: float) -> None:
+    """A refill told a pump that had lost it its concentration: the placeholder program
+    becomes the model's minimum flow at that concentration (what the pump delivers anyway)."""
+    if fw.concentration_lost:
+        fw.program = minimum_program(fw.model, concentration_ug_per_ml)
+        fw.concentration_lost = False
 
 
 def minimum_program(model: PumpModel, concentration_ug_per_ml: float) -> Program:

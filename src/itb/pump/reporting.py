@@ -1,8 +1,9 @@
 """The firmware's answer to an interrogation: its state as one typed :class:`PumpStatus`.
 
 Nothing here is re-derived: the ERI and EOS predictions are the firmware's own
-(``Firmware.predicted_eri_s``, EOS ``PumpModel.eos_after_eri_s`` later), and the next patient
-bolus is the firmware's own lockout and rolling-window rule (:mod:`itb.pump.bolus`).
+(``Firmware.predicted_eri_s`` and ``predicted_eos_s``: the battery or the service life's
+shut-off, whichever first), and the next patient bolus is the firmware's own checks, the ones
+``Firmware.patient_bolus`` refuses with (:mod:`itb.pump.patient_gate`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from itb.pump.bolus import next_patient_bolus_s
+from itb.pump import patient_gate
 from itb.pump.status import AlarmStatus, BatteryStatus, BolusStatus, PumpStatus
 from itb.therapy import from_pump_s, to_pump_s
 from itb.units import UL_PER_ML
@@ -27,15 +28,17 @@ def firmware_status(fw: Firmware) -> PumpStatus:
     bolus = None
     if fw.bolus is not None:
         bolus = BolusStatus(fw.bolus.kind, fw.bolus.dose_ug, fw.bolus.remaining_ul / UL_PER_ML)
-    next_bolus_s = next_patient_bolus_s(fw.patient_limits, fw.patient_bolus_times_s, fw.t_s)
+    patient_bolus = patient_gate.outlook(fw)
+    # a pump that lost its concentration knows its minimum flow in mL, not its program in µg
+    program = None if fw.concentration_lost else fw.program
     return PumpStatus(
         serial=fw.serial,
         model=fw.model.name,
         now=fw.now,
         mode=fw.mode,
-        program=fw.program,
-        daily_dose_ug=fw.program.daily_dose_ug(),
-        concentration_ug_per_ml=fw.concentration_ug_per_ml,
+        program=program,
+        daily_dose_ug=0.0 if program is None else program.daily_dose_ug(),
+        concentration_ug_per_ml=None if fw.concentration_lost else fw.concentration_ug_per_ml,
         reservoir_ml=fw.reservoir_ml,
         low_reservoir_alarm_ml=fw.low_reservoir_alarm_ml,
         battery=battery_status(fw),
@@ -50,22 +53,18 @@ def firmware_status(fw: Firmware) -> PumpStatus:
         patient_bolus_limits=fw.patient_limits,
         last_refill_at=from_pump_s(fw.last_refill_s),
         delivered_since_refill_ml=fw.delivered_since_refill_ul / UL_PER_ML,
-        next_patient_bolus_at=_at(next_bolus_s),
+        next_patient_bolus_at=_at(patient_bolus.next_s),
     )
 
 
 def battery_status(fw: Firmware) -> BatteryStatus:
     """Entered ERI/EOS, and the firmware's prediction (equal to them once entered)."""
-    predicted_eri_s = fw.predicted_eri_s()
-    predicted_eos_s = (
-        fw.eos_s if fw.eos_s is not None else predicted_eri_s + fw.model.eos_after_eri_s
-    )
     return BatteryStatus(
         remaining_mah=fw.battery_remaining_mah(),
         eri_at=_at(fw.eri_s),
         eos_at=_at(fw.eos_s),
-        predicted_eri_at=_at(predicted_eri_s),
-        predicted_eos_at=_at(predicted_eos_s),
+        predicted_eri_at=_at(fw.predicted_eri_s()),
+        predicted_eos_at=_at(fw.predicted_eos_s()),
     )
 
 

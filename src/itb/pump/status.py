@@ -89,6 +89,9 @@ class PumpStatus:
     patient_bolus_limits: PatientBolusLimits | None
     last_refill_at: datetime | None
     delivered_since_refill_ml: float
-    # When the patient's remote may next give a bolus (the firmware's own rolling-window rule);
-    # None when no patient bolus is allowed at all.
+    # When the pump would next give the patient a bolus if nothing but time passes: now, a later
+    # time (the lockout, the count per rolling day, the rolling 24 h dose, a running bolus or a
+    # stall ending), or None when it would not without someone acting (not enabled, stopped,
+    # EOS, empty reservoir...). The firmware's own checks (itb.pump.patient_gate, whose
+    # ``outlook`` also says why not now).
     next_patient_bolus_at: datetime | None = None

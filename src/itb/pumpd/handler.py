@@ -137,9 +137,14 @@ class FirmwareHandler:
         return {"request": command.type_name, "at": now.isoformat(), "changes": changes}
 
     def on_refused(self, report: RefusalReport) -> None:
+        """Log a refusal (or a summary of unauthenticated ones) in the security ring. No memory
+        write: a keyless peer causes these, and each write wears the implant's memory; the
+        entry is saved with the next write (a command, the periodic save, a clean stop)."""
         now = self.advance()
-        self.firmware.record(now, "link_refused", report.to_log_data())
-        self.save()
+        data = report.to_log_data()
+        if self.firmware.log.security_lost_count:
+            data["security_entries_lost"] = self.firmware.log.security_lost_count
+        self.firmware.record(now, report.log_kind, data)
 
     def save_link_state(self, state: dict[str, JSON]) -> None:
         self.link_state = state
@@ -147,7 +152,8 @@ class FirmwareHandler:
 
     # ------------------------------------------------------------------ the process's own
     def new_link(self) -> None:
-        """A new link was opened: its first authenticated request costs a session's charge."""
+        """A proved session took the pump's one session: its first request costs a session's
+        charge (``PumpServer(on_session_start=...)``)."""
         self._session_charged = False
 
     def advance(self) -> datetime:
@@ -157,7 +163,7 @@ class FirmwareHandler:
         return self.firmware.now
 
     def save(self) -> None:
-        self.state.write_image(self.firmware, self.link_state, self.paired_keys)
+        self.state.write_image(self.firmware, self.link_state)
         self.saves += 1
 
     # ------------------------------------------------------------------ internals

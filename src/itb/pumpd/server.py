@@ -3,9 +3,11 @@
 ``run_pump`` is what ``itb pump serve`` runs. The firmware is advanced to the clock's "now"
 before every request (in the handler) and every ``tick_s`` of wall time, so alarms are raised
 and logged when they happen, not only when someone asks. Images are written by the handler
-before every answer to a command, on every refused frame, at start, every ``save_every_s`` of
-wall time and at a clean stop (SIGTERM / SIGINT). A SIGKILL loses only what the firmware can
-re-derive: the next boot re-advances from the last image to the current pump time, and the
+before every answer to a command (and when a counter passes the stored ceiling), at start,
+every ``save_every_s`` of wall time and at a clean stop (SIGTERM / SIGINT); never for a refused
+frame (its log entry is saved with the next write: a keyless peer must not wear the memory).
+A SIGKILL loses only what the firmware can re-derive (and at most ``save_every_s`` of link
+refusals): the next boot re-advances from the last image to the current pump time, and the
 deterministic firmware delivers, alarms and logs that span again exactly once.
 """
 
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from itb.link.transport import Link, PumpServer, TcpLink
+from itb.link.transport import PumpServer
 from itb.pumpd.clock import PumpClock, start_clock
 from itb.pumpd.handler import FirmwareHandler
 from itb.pumpd.state import StateDir
@@ -74,27 +76,6 @@ def boot_pump(state: StateDir, speed: float, wall: Callable[[], float] = time.ti
     return Pump(state, handler, endpoint, clock)
 
 
-class _LinkStart:
-    """Wraps a link so the handler learns when a new session's link is being served."""
-
-    def __init__(self, link: Link, handler: FirmwareHandler) -> None:
-        self._link = link
-        self._handler = handler
-        self._started = False
-
-    async def send(self, data: bytes) -> None:
-        await self._link.send(data)
-
-    async def receive(self) -> bytes:
-        if not self._started:
-            self._started = True
-            self._handler.new_link()
-        return await self._link.receive()
-
-    async def close(self) -> None:
-        await self._link.close()
-
-
 async def serve(
     pump: Pump,
     host: str,
@@ -106,13 +87,9 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT). Prints the ready line with the address."""
-    server = PumpServer(pump.endpoint)
     handler = pump.handler
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.serve_link(_LinkStart(TcpLink(reader, writer), handler))
-
-    tcp = await asyncio.start_server(on_connect, host, port)
+    server = PumpServer(pump.endpoint, on_session_start=handler.new_link)
+    tcp = await server.serve_tcp(host, port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,11 +103,13 @@ async def serve(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick_s)
             handler.advance()
+            server.tick()  # a due summary of refused unauthenticated frames is logged
             if time.monotonic() - last_save >= save_every_s:
                 handler.save()
                 last_save = time.monotonic()
     finally:
         tcp.close()
+        await server.close()
         handler.advance()
         handler.save()
         with contextlib.suppress(Exception):

@@ -3,8 +3,13 @@
 Layout of ``PUMPDIR``::
 
     identity.json          model and serial (the pump's ROM; written once by ``init``)
-    bank0.bin, bank1.bin   the two memory banks of ``DualBankMemory`` (firmware image, link
-                           state and paired keys in one payload)
+    bank0.bin, bank1.bin   the two settings banks of ``DualBankMemory`` (firmware image and
+                           link state in one payload)
+    allowlist0.bin, allowlist1.bin
+                           the allow-list (paired keys and roles): its own two CRC-checked
+                           copies, apart from the settings (itb.pumpd.allowlist)
+    <file>.corrupt-<n>     the bytes of a bank or allow-list copy that failed its check, kept
+                           before that file was overwritten (itb.pumpd.files)
     world.<gen>.json       the world (what the pump cannot see) that goes with bank generation
                            <gen>; the two newest are kept
     clock.json             the clock anchor: pump time = pump_anchor + speed × (wall − wall_anchor)
@@ -16,7 +21,10 @@ Crash safety. Every file is written to a temporary name, fsynced, renamed over t
 the old file or the new one. On top, a memory write goes to the bank not holding the newest
 image (the dual-bank scheme), and the world for generation g is written *before* bank g, so the
 bank a boot picks always has its world. Boot reads the newest valid bank; one bad bank falls
-back to the other with the firmware's memory alarm, both bad is the firmware's safe state.
+back to the other with the firmware's memory alarm, both bad is the firmware's safe state
+(minimum rate, critical alarm, concentration unknown). Losing the settings never loses the
+pairing: the allow-list is kept apart, so a clinician can still reach a safe-stated pump. No
+corrupt image is overwritten without a copy kept first.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,8 +44,11 @@ from itb.link.keys import KeyOwner, load_private_key, public_key_of, write_keypa
 from itb.link.keys import write_public_key as _write_public_key
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import PumpModel, pump_model
-from itb.pump.memory import DualBankMemory
+from itb.pump.memory import DualBankMemory, decode_bank
 from itb.pump.world import World
+from itb.pumpd.allowlist import ALLOWLIST_FILES, AllowListFiles, AllowListHealth, LoadedAllowList
+from itb.pumpd.files import TMP_SUFFIX, CorruptKeeper, atomic_write, canonical_json
+from itb.pumpd.recovery import MemoryFindings
 from itb.telemetry.endpoint import MAX_PAIRED_KEYS, PairedKey, Role
 from itb.therapy import from_pump_s
 from itb.units import UL_PER_ML
@@ -48,7 +59,8 @@ CLOCK_FILE = "clock.json"
 LOCK_FILE = "lock"
 PUMP_KEY_FILE = "pump.key"
 PUMP_PUB_FILE = "pump.pub"
-_TMP_SUFFIX = ".tmp"
+# Re-exported: the state directory's file helpers live in itb.pumpd.files.
+__all__ = ["ALLOWLIST_FILES", "BANK_FILES", "StateDir", "StateError", "atomic_write"]
 
 
 class StateError(InputError):
@@ -63,34 +75,6 @@ class StateError(InputError):
 
 class PumpBusyError(StateError):
     """Another process is serving this pump."""
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old content or the new, never a mix."""
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def canonical_json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +105,7 @@ class Booted:
     paired_keys: list[PairedKey]
     generation: int
     bad_banks: list[int]
+    allowlist: AllowListHealth = AllowListHealth.GOOD
 
 
 class StateDir:
@@ -129,6 +114,8 @@ class StateDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self.keeper = CorruptKeeper()  # the corrupt images kept aside by this process
+        self.allowlist = AllowListFiles(self.path, self.keeper)
 
     # -------------------------------------------------------------- creation and identity
     def exists(self) -> bool:
@@ -140,16 +127,20 @@ class StateDir:
     ) -> Path:
         """A new pump: identity, key pair, the first memory image and its world. Returns the
         public key path. Refuses a directory that already holds a pump."""
-        if self.exists() or any((self.path / name).exists() for name in BANK_FILES):
+        if self.exists() or any(
+            (self.path / name).exists() for name in (*BANK_FILES, *ALLOWLIST_FILES)
+        ):
             raise StateError(f"{self.path}: already holds a pump; refusing to overwrite it")
         if (self.path / PUMP_KEY_FILE).exists():
             raise StateError(f"{self.path / PUMP_KEY_FILE}: already exists; refusing to overwrite")
         self.path.mkdir(parents=True, exist_ok=True)
         _, public_path = write_keypair(self.path, KeyOwner.PUMP)
         identity = {"model": firmware.model.name, "serial": firmware.serial}
-        # both banks hold the first image: a fresh pump has no bank failing its check
-        self.write_image(firmware, None, [])
-        self.write_image(firmware, None, [])
+        # both banks hold the first image, both allow-list copies the empty list: a fresh pump
+        # has nothing failing its check (and "never paired" is not "lost")
+        self.write_image(firmware, None)
+        self.write_image(firmware, None)
+        self.allowlist.write([])
         # identity last: a directory without it is not a pump yet, and init may be run again
         atomic_write(self.path / IDENTITY_FILE, canonical_json(identity))
         return public_path
@@ -213,24 +204,23 @@ class StateDir:
     def _world_path(self, generation: int) -> Path:
         return self.path / f"world.{generation}.json"
 
-    def write_image(
-        self,
-        firmware: Firmware,
-        link_state: Mapping[str, Any] | None,
-        paired_keys: list[PairedKey],
-    ) -> int:
-        """Persist the firmware image with the link state and allow-list; returns the new
-        generation. The world for that generation is written first."""
+    def write_image(self, firmware: Firmware, link_state: Mapping[str, Any] | None) -> int:
+        """Persist the firmware image with the link state; returns the new generation. The
+        world for that generation is written first; a corrupt image in the bank about to be
+        written is kept aside before. (The allow-list has its own files: ``pair``.)"""
         state = firmware.to_state()
         state["link"] = dict(link_state) if link_state is not None else None
-        state["paired_keys"] = [k.to_dict() for k in paired_keys]
         payload = canonical_json(state)
         memory = self._memory()
         index, image = memory.plan_write(payload)
         newest = memory.newest()
         generation = 1 if newest is None else newest[1] + 1
+        target = self.path / BANK_FILES[index]
+        overwritten = bytes(memory.banks[index])
+        if overwritten and decode_bank(overwritten) is None:
+            self.keeper.keep(target, overwritten)
         atomic_write(self._world_path(generation), canonical_json(firmware.world.to_state()))
-        atomic_write(self.path / BANK_FILES[index], image)
+        atomic_write(target, image)
         for old in self.path.glob("world.*.json"):
             try:
                 old_generation = int(old.name.split(".")[1])
@@ -255,7 +245,8 @@ class StateDir:
         return World(reservoir_ul=model.reservoir_ml * UL_PER_ML)
 
     def boot(self, at: datetime | None = None) -> Booted:
-        """Start the firmware from the newest valid bank (``Firmware.boot`` semantics).
+        """Start the firmware from the newest valid bank (``Firmware.boot`` semantics) and read
+        the allow-list from its own copies.
 
         ``at`` is the pump time used only when both banks are bad (the safe state); by default
         the clock anchor's last known pump time.
@@ -270,29 +261,66 @@ class StateDir:
             at = from_pump_s(anchor.pump_anchor_s) if anchor else datetime(2000, 1, 3)
         firmware = Firmware.boot(memory, model, serial, at, world)
         link_state: dict[str, Any] | None = None
-        paired: list[PairedKey] = []
+        legacy_keys: list[PairedKey] = []
         if newest is not None:
             try:
                 payload = json.loads(newest[2])
                 link_state = payload.get("link")
-                paired = [PairedKey.from_dict(d) for d in payload.get("paired_keys", [])]
+                legacy_keys = [PairedKey.from_dict(d) for d in payload.get("paired_keys", [])]
             except (ValueError, AttributeError, TypeError):
-                link_state, paired = None, []  # the firmware is in its safe state already
-        return Booted(firmware, link_state, paired, generation or 0, memory.bad_banks())
+                link_state = None  # the firmware is in its safe state already
+        allowlist = self._load_allowlist(legacy_keys)
+        if allowlist.health is AllowListHealth.LOST:
+            firmware.log.append(
+                firmware.t_s,
+                "allowlist_lost",
+                {"copies": list(allowlist.bad_copies), "detail": "no programmer is paired"},
+            )
+        return Booted(
+            firmware,
+            link_state,
+            list(allowlist.keys),
+            generation or 0,
+            memory.bad_banks(),
+            allowlist.health,
+        )
+
+    def _load_allowlist(self, legacy_keys: Sequence[PairedKey]) -> LoadedAllowList:
+        """The allow-list from its copies; a directory from before the split moves the keys
+        its settings image holds into the allow-list's own files (both copies)."""
+        loaded = self.allowlist.load()
+        if loaded.health is AllowListHealth.ABSENT and legacy_keys:
+            self.allowlist.write(legacy_keys)
+            return LoadedAllowList(tuple(legacy_keys), AllowListHealth.GOOD, ())
+        return loaded
+
+    def keep_corrupt_copies(self) -> MemoryFindings:
+        """Check the settings banks and the allow-list copies; keep a copy of every one that
+        fails its check. Call with the lock held, before serving."""
+        self.identity()
+        memory = self._memory()
+        bad_banks = []
+        for name, bank in zip(BANK_FILES, memory.banks, strict=True):
+            if decode_bank(bytes(bank)) is None:
+                bad_banks.append(name)
+                if bank:
+                    self.keeper.keep(self.path / name, bytes(bank))
+        bad_allowlist = self.allowlist.keep_corrupt()
+        lost = self.allowlist.load().health is AllowListHealth.LOST
+        return MemoryFindings(tuple(bad_banks), tuple(bad_allowlist), lost, tuple(self.keeper.kept))
 
     def remove_stale_temporaries(self) -> None:
-        for tmp in self.path.glob("*" + _TMP_SUFFIX):
+        for tmp in self.path.glob("*" + TMP_SUFFIX):
             tmp.unlink(missing_ok=True)
 
     # -------------------------------------------------------------- pairing
     def pair(self, public_key: bytes, role: Role, label: str = "") -> PairedKey:
-        """Record ``public_key`` with ``role`` in the pump's memory (replacing its old role).
+        """Record ``public_key`` with ``role`` in the pump's allow-list (replacing its old role).
         Call with the lock held: pairing is a proximity step, done while the pump is not served.
-        """
+        Works on a pump whose settings banks were lost (the safe state): the allow-list is
+        written first, then the ``paired`` entry in the pump's log."""
         booted = self.boot()
         firmware = booted.firmware
-        if booted.generation == 0:
-            raise StateError(f"{self.path}: both memory banks are unreadable; cannot pair")
         entry = PairedKey(public_key, role, label)
         keys = [k for k in booted.paired_keys if k.public_key != public_key]
         if len(keys) >= MAX_PAIRED_KEYS:
@@ -300,12 +328,13 @@ class StateDir:
                 f"programmer: the pump already has {MAX_PAIRED_KEYS} paired keys, the maximum"
             )
         keys.append(entry)
+        self.allowlist.write(keys)
         firmware.record(
             firmware.now,
             "paired",
             {"key_id": entry.key_id, "role": role.value, "label": label},
         )
-        self.write_image(firmware, booted.link_state, keys)
+        self.write_image(firmware, booted.link_state)
         return entry
 
     # -------------------------------------------------------------- clock anchor

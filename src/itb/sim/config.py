@@ -104,6 +104,18 @@ class FaultsSection(_Strict):
     # Motor stall recovery, uniform in this range (S19 S23: 2 to 24 h).
     stall_recovery_h_min: float = Field(default=2.0, gt=0.0)
     stall_recovery_h_max: float = Field(default=24.0, gt=0.0)
+    # The 2011 reduced-battery-performance advisory's failure modes (S5 S7), events per
+    # patient-year [R]: the maker calls them low in occurrence; a few per thousand pump-years is
+    # the order assumed here, to be replaced by the advisory's own rates.
+    low_battery_reset_per_year: float = Field(default=0.002, ge=0.0, le=10.0)
+    premature_eri_per_year: float = Field(default=0.002, ge=0.0, le=10.0)
+    premature_eos_per_year: float = Field(default=0.001, ge=0.0, le=10.0)
+    # Days from a low battery reset's or premature EOS's critical alarm to the visit that
+    # answers it (reprogram, or replace a pump that stopped) [R].
+    critical_alarm_response_days_mean: float = Field(default=1.0, ge=0.0, le=60.0)
+    # Days from any of the three to the replacement, which the maker advises as soon as
+    # possible (S5) [R].
+    battery_fault_replacement_days_mean: float = Field(default=14.0, ge=0.0, le=365.0)
 
 
 class PharmacologySection(_Strict):

@@ -29,6 +29,8 @@ from itb.therapy import FlexStep, Program, continuous, flex, from_pump_s, to_pum
 from itb.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
 
 ALARM_KINDS = tuple(kind.value for kind in AlarmKind)
+BATTERY_FAULTS = (FaultKind.LOW_BATTERY_RESET, FaultKind.PREMATURE_ERI, FaultKind.PREMATURE_EOS)
+BATTERY_FAULT_EVENTS = frozenset(kind.value for kind in BATTERY_FAULTS)
 _Z90 = 1.2815515655446004  # standard normal quantile of 0.9
 # Around a stretch with no delivery, the pharmacology looks this far before and after [R]:
 # the effect settles within a day (CSF half-life 0.9 to 5 h, S60).
@@ -53,6 +55,10 @@ class PatientOutcome:
     replacements: int
     catheter_faults: int
     motor_stalls: int
+    # the 2011 advisory's battery failure modes (S5), as injected
+    low_battery_resets: int
+    premature_eris: int
+    premature_eoss: int
     delivered_ug: float
     received_ug: float
     refill_interval_mean_days: float
@@ -166,6 +172,7 @@ class _Clinic:
         self.missed = 0
         self.catheter_faults = 0
         self.stalls = 0
+        self.battery_faults = dict.fromkeys(BATTERY_FAULTS, 0)
 
     @property
     def fw(self) -> Firmware:
@@ -220,6 +227,9 @@ class _Clinic:
         for kind, rate in (
             ("occlusion", faults.catheter_occlusion_per_year),
             ("stall", faults.motor_stall_per_year),
+            (FaultKind.LOW_BATTERY_RESET.value, faults.low_battery_reset_per_year),
+            (FaultKind.PREMATURE_ERI.value, faults.premature_eri_per_year),
+            (FaultKind.PREMATURE_EOS.value, faults.premature_eos_per_year),
         ):
             if rate <= 0.0:
                 continue
@@ -237,9 +247,8 @@ class _Clinic:
         if self.replacement_pending:
             return
         if fw.eri_s is not None:
-            self.replacement_pending = True
             when = fw.eri_s + self.config.policy.replacement_days_after_eri * SECONDS_PER_DAY
-            self.push(max(when, fw.t_s), "replacement")
+            self.book_replacement(max(when, fw.t_s))
         else:
             predicted = fw.predicted_eri_s()
             if predicted < self.end_s and predicted != self.eri_watch_s:
@@ -260,31 +269,17 @@ class _Clinic:
         self.fw.advance_s(self.end_s)
 
     def handle(self, t: float, kind: str) -> None:
-        fw, policy = self.fw, self.config.policy
+        fw = self.fw
         if kind.startswith("refill:"):
-            if int(kind.split(":")[1]) != self.refill_generation:
-                return  # superseded by a replacement
-            if self.rng.random() < policy.missed_visit_rate:
-                self.missed += 1
-                self.push(t + policy.rebook_days * SECONDS_PER_DAY, kind)
-                return
-            self.visit_times.append(t)
-            fw.telemetry_session(from_pump_s(t))
-            if fw.mode is Mode.EOS:  # the pump has died: replace it at this visit
+            self.refill_visit(t, kind)
+        elif kind.startswith("replacement:"):
+            if int(kind.split(":")[1]) == len(self.eras):  # not a pump replaced already
+                self.visit_times.append(t)
                 self.replace(t)
-                return
-            try:
-                fw.refill(from_pump_s(t), fw.model.reservoir_ml, fw.concentration_ug_per_ml)
-            except CommandRejected:
-                self.replace(t)
-                return
-            self.refill_times.append(t)
-            if AlarmKind.MOTOR_STALL in fw.alarms:
-                fw.clear_alarm(from_pump_s(t), AlarmKind.MOTOR_STALL)
-            self.schedule_refill(t)
-        elif kind == "replacement":
-            self.visit_times.append(t)
-            self.replace(t)
+        elif kind.startswith("reprogram:"):
+            self.reprogram(t, int(kind.split(":")[1]))
+        elif kind in BATTERY_FAULT_EVENTS:
+            self.battery_fault(t, FaultKind(kind))
         elif kind == "occlusion":
             self.catheter_faults += 1
             fw.inject_fault(from_pump_s(t), FaultKind.CATHETER_OCCLUSION)
@@ -302,6 +297,58 @@ class _Clinic:
                 )
             )
             fw.inject_fault(from_pump_s(t), FaultKind.MOTOR_STALL, recovery_h=hours)
+
+    def refill_visit(self, t: float, kind: str) -> None:
+        fw, policy = self.fw, self.config.policy
+        if int(kind.split(":")[1]) != self.refill_generation:
+            return  # superseded by a replacement
+        if self.rng.random() < policy.missed_visit_rate:
+            self.missed += 1
+            self.push(t + policy.rebook_days * SECONDS_PER_DAY, kind)
+            return
+        self.visit_times.append(t)
+        fw.telemetry_session(from_pump_s(t))
+        if fw.mode is Mode.EOS:  # the pump has died: replace it at this visit
+            self.replace(t)
+            return
+        try:
+            fw.refill(from_pump_s(t), fw.model.reservoir_ml, fw.concentration_ug_per_ml)
+        except CommandRejected:
+            self.replace(t)
+            return
+        self.refill_times.append(t)
+        if AlarmKind.MOTOR_STALL in fw.alarms:
+            fw.clear_alarm(from_pump_s(t), AlarmKind.MOTOR_STALL)
+        self.schedule_refill(t)
+
+    def book_replacement(self, t_s: float) -> None:
+        """Book the current pump's replacement (a later booking for the same pump is dropped)."""
+        self.replacement_pending = True
+        self.push(t_s, f"replacement:{len(self.eras)}")
+
+    def battery_fault(self, t: float, kind: FaultKind) -> None:
+        """The 2011 advisory's failure modes (S5): the alarm brings the patient in; the maker
+        advises replacing the pump as soon as possible."""
+        try:
+            self.fw.inject_fault(from_pump_s(t), kind)
+        except CommandRejected:
+            return  # the pump is already past it (at ERI, or at EOS)
+        self.battery_faults[kind] += 1
+        f = self.config.faults
+        response_s = float(self.rng.exponential(f.critical_alarm_response_days_mean))
+        replace_s = float(self.rng.exponential(f.battery_fault_replacement_days_mean))
+        if kind is FaultKind.LOW_BATTERY_RESET:  # reprogram at the visit the alarm brings
+            self.push(t + response_s * SECONDS_PER_DAY, f"reprogram:{len(self.eras)}")
+        if kind is FaultKind.PREMATURE_EOS:  # delivery has stopped: replace urgently
+            replace_s = response_s
+        self.book_replacement(t + replace_s * SECONDS_PER_DAY)
+
+    def reprogram(self, t: float, era: int) -> None:
+        fw = self.fw
+        if era != len(self.eras) or fw.mode is not Mode.SAFE_STATE:
+            return  # replaced already, or the pump has since stopped for good
+        self.visit_times.append(t)
+        fw.set_program(from_pump_s(t), self.draws.program)
 
     def replace(self, t: float) -> None:
         old = self.fw
@@ -419,6 +466,9 @@ def simulate_patient(config: CohortConfig, index: int) -> PatientOutcome:
         replacements=len(clinic.eras) - 1,
         catheter_faults=clinic.catheter_faults,
         motor_stalls=clinic.stalls,
+        low_battery_resets=clinic.battery_faults[FaultKind.LOW_BATTERY_RESET],
+        premature_eris=clinic.battery_faults[FaultKind.PREMATURE_ERI],
+        premature_eoss=clinic.battery_faults[FaultKind.PREMATURE_EOS],
         delivered_ug=sum(era.delivered_ug for era in clinic.eras),
         received_ug=sum(era.received_ug for era in clinic.eras),
         refill_interval_mean_days=float(intervals.mean()) if intervals.size else math.nan,

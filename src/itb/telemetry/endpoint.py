@@ -2,8 +2,9 @@
 
 Each part has its own module; this one only gathers their public names:
 
-* pump_endpoint.py: the pump's end (``PumpEndpoint``, ``PumpConnection``, the ordered request
-  checks ``REQUEST_CHECKS`` and the table that documents them);
+* pump_endpoint.py: the pump's end (``PumpEndpoint``, the ordered request checks
+  ``REQUEST_CHECKS`` and the table that documents them); pump_connection.py: one link
+  (``PumpConnection``); admission.py: what unauthenticated links may cost (``PreAuthBudget``);
 * pump_answers.py: the handler's answer checked and fitted to one frame;
 * programmer_endpoint.py: the programmer's end (``ProgrammerConnection`` and its events);
 * outcomes.py: a command's outcome and the settling of an uncertain one from the event log;
@@ -14,6 +15,7 @@ Each part has its own module; this one only gathers their public names:
 
 from __future__ import annotations
 
+from itb.telemetry.admission import PreAuthBudget
 from itb.telemetry.link_state import COUNTER_RESERVE, LINK_STATE_FORMAT, MAX_KEPT_ANSWERS
 from itb.telemetry.outcomes import CommandResult, Outcome, Resolution, resolve_uncertain
 from itb.telemetry.pairing import (
@@ -34,23 +36,48 @@ from itb.telemetry.programmer_endpoint import (
     ResponseReceived,
     SessionOpened,
 )
+from itb.telemetry.pump_connection import PumpConnection
 from itb.telemetry.pump_endpoint import (
     CHALLENGE_LIFETIME_S,
     MAX_PENDING_PREPARES,
     REQUEST_CHECKS,
-    PumpConnection,
     PumpEndpoint,
     PumpHandler,
 )
 from itb.telemetry.rate_limit import FailureLimiter
-from itb.telemetry.refusals import RefusalReason, RefusalReport
+from itb.telemetry.refusals import RefusalReason, RefusalReport, RefusalSummary
 
 __all__ = [
-    "CHALLENGE_LIFETIME_S", "COUNTER_RESERVE", "LINK_STATE_FORMAT", "MAX_KEPT_ANSWERS",
-    "MAX_PAIRED_KEYS", "MAX_PENDING_PREPARES", "PATIENT_REQUESTS", "REQUEST_CHECKS",
-    "CommandResult", "FailureLimiter", "FrameDiscarded", "HandshakeFailed", "LinkRefused",
-    "LinkStateError", "Outcome", "PairedKey", "ProgrammerConnection", "ProgrammerEvent",
-    "PumpConnection", "PumpEndpoint", "PumpHandler", "RefusalReason", "RefusalReport",
-    "Resolution", "ResponseReceived", "Role", "SessionOpened", "key_id_of", "resolve_uncertain",
+    "CHALLENGE_LIFETIME_S",
+    "COUNTER_RESERVE",
+    "LINK_STATE_FORMAT",
+    "MAX_KEPT_ANSWERS",
+    "MAX_PAIRED_KEYS",
+    "MAX_PENDING_PREPARES",
+    "PATIENT_REQUESTS",
+    "REQUEST_CHECKS",
+    "CommandResult",
+    "FailureLimiter",
+    "FrameDiscarded",
+    "HandshakeFailed",
+    "LinkRefused",
+    "LinkStateError",
+    "Outcome",
+    "PairedKey",
+    "PreAuthBudget",
+    "ProgrammerConnection",
+    "ProgrammerEvent",
+    "PumpConnection",
+    "PumpEndpoint",
+    "PumpHandler",
+    "RefusalReason",
+    "RefusalReport",
+    "RefusalSummary",
+    "Resolution",
+    "ResponseReceived",
+    "Role",
+    "SessionOpened",
+    "key_id_of",
+    "resolve_uncertain",
     "role_allows",
 ]  # fmt: skip

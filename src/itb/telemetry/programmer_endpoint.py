@@ -60,6 +60,8 @@ class FrameDiscarded:
     detail: str
 
 
+MAX_OUTSTANDING_HANDSHAKES = 4  # handshakes a programmer may await at once (retries)
+
 ProgrammerEvent = SessionOpened | HandshakeFailed | ResponseReceived | LinkRefused | FrameDiscarded
 
 
@@ -70,7 +72,9 @@ class ProgrammerConnection:
         self._static_private = static_private
         self._pump_public = pump_public
         self._frames = FrameBuffer()
-        self._handshake: InitiatorHandshake | None = None
+        # Handshakes sent and not answered yet, oldest first: a retried handshake's reply may
+        # come after the retry (a slow pump), and must not be taken for a forgery.
+        self._handshakes: list[InitiatorHandshake] = []
         self._channel: SecureChannel | None = None
         self._next_counter = 0
         self._sent: dict[int, bytes] = {}  # counter -> encoded envelope, for retransmission
@@ -81,10 +85,11 @@ class ProgrammerConnection:
 
     def start_handshake(self) -> bytes:
         """Begin (or begin again) a session; send the returned frame."""
-        self._handshake = InitiatorHandshake(self._static_private, self._pump_public)
+        handshake = InitiatorHandshake(self._static_private, self._pump_public)
+        self._handshakes = [*self._handshakes, handshake][-MAX_OUTSTANDING_HANDSHAKES:]
         self._channel = None
         self._sent.clear()
-        return encode_frame(FrameType.HANDSHAKE_INIT, self._handshake.first_message())
+        return encode_frame(FrameType.HANDSHAKE_INIT, handshake.first_message())
 
     @property
     def next_counter(self) -> int:
@@ -145,15 +150,22 @@ class ProgrammerConnection:
         return ResponseReceived(envelope.counter, envelope.response)
 
     def _on_reply(self, body: bytes) -> ProgrammerEvent:
-        handshake = self._handshake
-        if handshake is None:
+        """The pump answers handshakes in the order they were sent (some may be lost), so the
+        reply is tried on the outstanding handshakes oldest first; each is single-use, so those
+        it does not fit (their own replies were lost) are dropped on the way."""
+        if not self._handshakes:
             return FrameDiscarded("handshake reply without a handshake")
-        self._handshake = None  # a Noise handshake state is single-use, whatever happens next
-        try:
-            payload, channel = handshake.read_reply(body)
-            grant = decode_grant(payload)
-        except (SessionError, CodecError) as error:
-            return HandshakeFailed(str(error))
-        self._channel = channel
-        self._next_counter = grant.next_counter
-        return SessionOpened(grant.next_counter, channel.handshake_hash)
+        failure = "handshake reply failed authentication"
+        while self._handshakes:
+            handshake = self._handshakes.pop(0)
+            try:
+                payload, channel = handshake.read_reply(body)
+                grant = decode_grant(payload)
+            except (SessionError, CodecError) as error:
+                failure = str(error)
+                continue
+            self._handshakes.clear()
+            self._channel = channel
+            self._next_counter = grant.next_counter
+            return SessionOpened(grant.next_counter, channel.handshake_hash)
+        return HandshakeFailed(failure)

@@ -8,7 +8,12 @@ programmer whose key is on its allow-list (pairing.py), and its answer carries a
 sealed, with a counter that must be higher than any the pump accepted before, in this session or
 any earlier one (link_state.py keeps the ceiling across restarts).
 
-A :class:`PumpEndpoint` (one per pump) serves a :class:`PumpConnection` per link. A frame first
+A :class:`PumpEndpoint` (one per pump) serves a :class:`PumpConnection` per link
+(pump_connection.py). A link is *unauthenticated* until its session is proved: message 1 from a
+paired key gets the reply (the link is then *half-open*), and the first sealed frame that opens
+under that session proves it (a recorded message 1 replays, but only the programmer holding its
+ephemeral key can seal that frame). Only a proved session resets a back-off, counts as a
+session, or is served; admission.py says what unauthenticated links may cost. A frame first
 goes through the frame checks, in this order, as :meth:`PumpConnection.receive_data` reads it:
 
     =====================  =========================================  ===================
@@ -16,11 +21,19 @@ goes through the frame checks, in this order, as :meth:`PumpConnection.receive_d
     =====================  =========================================  ===================
     rate limit             RATE_LIMITED                               silence
     framing, CRC           MALFORMED_FRAME                            plaintext REFUSAL
+    handshake not seen     STALE_HANDSHAKE                            plaintext REFUSAL
     handshake              UNKNOWN_KEY                                plaintext REFUSAL
     session exists         NO_SESSION                                 plaintext REFUSAL
     AEAD, nonce            NOT_AUTHENTIC                              plaintext REFUSAL
     decoding               MALFORMED_MESSAGE                          sealed Refused
     =====================  =========================================  ===================
+
+The rate limit is per link once its session is proved (its frames are then dropped unread while
+it is blocked, and one RATE_LIMITED is logged per blocked spell), and per source before: a
+backed-off source's frames are dropped unread and unanswered, *except* a handshake and a sealed
+frame on a half-open link, which are always tried, so the back-off never locks out a paired
+programmer that completes a handshake. Refusals of unauthenticated work are counted and
+summarised rather than logged one by one (refusals.py).
 
 then a decoded request goes through ``REQUEST_CHECKS``, the functions named here, in this order
 (a test holds this table and the tuple to the same order):
@@ -38,9 +51,9 @@ then a decoded request goes through ``REQUEST_CHECKS``, the functions named here
     ====================  =========================================  =========================
 
 The first check that fails refuses the request (sealed ``Refused``), changes nothing, tells the
-handler (``on_refused``) and counts a failure for the rate limiter (rate_limit.py). A check may
-instead answer at once without applying anything: a retransmission (same request id and body)
-gets the command's kept answer, so it is applied exactly once.
+handler (``on_refused``) and counts a failure for the link's rate limiter (rate_limit.py). A
+check may instead answer at once without applying anything: a retransmission (same request id
+and body) gets the command's kept answer, so it is applied exactly once.
 
 Then the handler acts. High-risk commands (``HIGH_RISK_COMMANDS``) go in two steps.
 ``Prepare(command)``: the handler checks the command on a copy (``handler.prepare``, nothing
@@ -57,30 +70,22 @@ counter ceiling moves or an answer is kept, *before* the answer is sealed.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from itb.telemetry.codec import (
-    CodecError,
-    Frame,
-    FrameBuffer,
-    FrameError,
-    FrameType,
-    decode_request,
-    encode_frame,
-    encode_grant,
-    encode_response,
-)
+from itb.telemetry.admission import PreAuthBudget, choose_evictions, oldest_silent
+from itb.telemetry.codec import encode_grant, encode_response
 from itb.telemetry.link_state import (
     KeptAnswer,
     LinkState,
     PreparedCommand,
     request_digest,
 )
-from itb.telemetry.messages import RequestEnvelope, ResponseEnvelope, SessionGrant
+from itb.telemetry.messages import ResponseEnvelope, SessionGrant
 from itb.telemetry.pairing import (
     MAX_PAIRED_KEYS,
     LinkStateError,
@@ -88,19 +93,21 @@ from itb.telemetry.pairing import (
     Role,
     role_allows,
 )
-from itb.telemetry.pump_answers import apply_request, fit_frame, rejected
-from itb.telemetry.rate_limit import FailureLimiter
-from itb.telemetry.refusals import RefusalReason, RefusalReport, with_total
+from itb.telemetry.pump_answers import apply_request, rejected
+from itb.telemetry.rate_limit import FailureLimiter, SourceLimiters
+from itb.telemetry.refusals import RefusalLedger, RefusalReason, RefusalReport, with_total
 from itb.telemetry.requests import HIGH_RISK_COMMANDS, Command, Commit, Prepare, Request
-from itb.telemetry.responses import Prepared, Refused, Response
+from itb.telemetry.responses import Prepared, Response
 from itb.telemetry.session import (
     KEY_BYTES,
     MAX_PLAINTEXT_BYTES,
     SecureChannel,
-    SessionError,
     respond,
 )
 from itb.telemetry.validation import CHALLENGE_BYTES, JSON, MAX_COUNTER
+
+if TYPE_CHECKING:
+    from itb.telemetry.pump_connection import PumpConnection
 
 CHALLENGE_LIFETIME_S = 60.0  # a prepared command must be committed within this (clock passed in)
 MAX_PENDING_PREPARES = 8  # prepared, uncommitted commands held at once (oldest dropped)
@@ -128,7 +135,9 @@ class PumpHandler(Protocol):
         ...
 
     def on_refused(self, report: RefusalReport) -> None:
-        """Log a refused frame: ``firmware.record(now, "link_refused", report.to_log_data())``."""
+        """Log a refusal, or a summary of unauthenticated ones: ``firmware.record(now,
+        report.log_kind, report.to_log_data())``. No memory write is needed (nor wanted: a
+        peer without a key causes these); the entry is saved with the pump's next write."""
         ...
 
     def save_link_state(self, state: dict[str, JSON]) -> None:
@@ -263,8 +272,11 @@ REQUEST_CHECKS: tuple[RequestCheck, ...] = (
 
 
 # The endpoint ------------------------------------------------------------------------------
+MAX_REMEMBERED_HELLOS = 1024  # digests of answered handshake messages (RAM): replays are stale
+
+
 class PumpEndpoint:
-    """The pump's end of the link: allow-list, counters, kept answers and the rate limiter."""
+    """The pump's end of the link: allow-list, counters, kept answers, back-off and budgets."""
 
     def __init__(
         self,
@@ -275,20 +287,28 @@ class PumpEndpoint:
         random_bytes: Callable[[int], bytes],
         state: Mapping[str, object] | None = None,
         limiter: FailureLimiter | None = None,
+        budget: PreAuthBudget | None = None,
     ) -> None:
         """``random_bytes(n)`` draws the prepare/commit challenges (``os.urandom`` in the pump
-        process; the endpoint itself draws no randomness)."""
+        process; the endpoint itself draws no randomness). ``limiter`` is the template of every
+        back-off (one per proved link, one per source); ``budget`` what unauthenticated links
+        may cost (admission.py)."""
         if len(static_private) != KEY_BYTES:
             raise LinkStateError("static_private", f"expected {KEY_BYTES} bytes")
         self._static_private = static_private
         self.handler = handler
         self._random_bytes = random_bytes
         self._prepared: OrderedDict[str, PreparedCommand] = OrderedDict()
-        self.limiter = limiter or FailureLimiter()
+        self.limiter_template = limiter or FailureLimiter()
+        self.budget = budget or PreAuthBudget()
+        self._sources = SourceLimiters(self.limiter_template)
+        self._ledger = RefusalLedger()
+        self._silent: list[PumpConnection] = []  # unauthenticated, nothing received yet
+        self._talking: list[PumpConnection] = []  # unauthenticated, something received
+        self._evicted: list[PumpConnection] = []
+        self._hellos: OrderedDict[bytes, None] = OrderedDict()
         self.failures_total = 0
-        self.handshakes = 0  # sessions opened (each one costs the implant's battery a charge)
-        self._dropped_while_blocked = 0
-        self._reported_block_until_s = float("-inf")
+        self.handshakes = 0  # sessions proved (each one costs the implant's battery a charge)
         self._paired: dict[bytes, PairedKey] = {}
         self.set_paired_keys(paired_keys)
         self._state = LinkState() if state is None else LinkState.from_dict(state)
@@ -301,14 +321,51 @@ class PumpEndpoint:
             raise LinkStateError("paired_keys", f"at most {MAX_PAIRED_KEYS}")
         self._paired = {k.public_key: k for k in paired_keys}
 
-    def connection(self) -> PumpConnection:
-        return PumpConnection(self)
+    def connection(self, source: str | None = None, now_s: float = 0.0) -> PumpConnection:
+        """A new link from ``source`` (a peer's address), accepted at ``now_s``. Always
+        admitted: the links closed to make room are in :meth:`take_evicted`."""
+        from itb.telemetry.pump_connection import PumpConnection  # a cycle: it imports us
 
-    def retry_after_s(self, now_s: float) -> float:
-        return self.limiter.retry_after_s(now_s)
+        conn = PumpConnection(self, source, now_s)
+        self._silent.append(conn)
+        for victim in oldest_silent(self._silent, self.budget, now_s):
+            victim.evict()
+        return conn
+
+    def talked(self, conn: PumpConnection) -> None:
+        """``conn`` sent its first bytes (and they were processed): it now counts against the
+        talking budgets, and the least promising talking links make room (admission.py)."""
+        if conn not in self._silent:
+            return
+        self._silent.remove(conn)
+        self._talking.append(conn)
+        for victim in choose_evictions(self._talking, conn, self.budget):
+            victim.evict()
+
+    def evicted(self, conn: PumpConnection) -> None:
+        self.forget(conn, unproved_close=True)
+        self._evicted.append(conn)
+
+    def take_evicted(self) -> list[PumpConnection]:
+        """The links closed to make room since the last call (the caller closes them)."""
+        evicted, self._evicted = self._evicted, []
+        return evicted
+
+    def source_retry_after_s(self, source: str | None, now_s: float) -> float:
+        """How long ``source``'s unauthenticated work stays backed off (0 when not)."""
+        return self._sources.retry_after_s(source, now_s)
+
+    @property
+    def unauthenticated_links(self) -> int:
+        return len(self._silent) + len(self._talking)
 
     def state_to_dict(self) -> dict[str, JSON]:
         return self._state.to_dict()
+
+    def tick(self, now_s: float) -> None:
+        """Log the summary of unauthenticated refusals once it is due (the server calls this
+        every fraction of a second; nothing happens unless something was counted)."""
+        self._log_summary(self._ledger.due(now_s, self.failures_total))
 
     # What the checks and the connection use ---------------------------------------------------
     def kept_answer(self, request_id: str) -> KeptAnswer | None:
@@ -338,43 +395,65 @@ class PumpEndpoint:
             self._save()  # before the command acts, so a restart never reuses this counter
         self.last_counter = counter
 
-    def refuse(self, report: RefusalReport, now_s: float) -> None:
+    def refuse_authenticated(self, report: RefusalReport) -> None:
+        """A refusal on a proved session: logged as it is (only a paired key can cause it)."""
         self.failures_total += 1
-        self.limiter.record_failure(now_s)
         self.handler.on_refused(with_total(report, self.failures_total))
 
+    def refuse_unauthenticated(
+        self, report: RefusalReport, source: str | None, now_s: float
+    ) -> None:
+        """A refusal of unauthenticated work: the source backs off, the ledger counts it."""
+        self.failures_total += 1
+        self._sources.get(source).record_failure(now_s)
+        to_log = self._ledger.note(with_total(report, self.failures_total), now_s)
+        self._log_summary(to_log)
+
+    def drop_unread(self, frames: int) -> None:
+        """Frames of a backed-off source, dropped unread and unanswered: only counted."""
+        self._ledger.note_dropped(frames)
+
+    def seen_hello(self, body: bytes) -> bool:
+        """Was this handshake message answered before (a replay)? A digest lookup, no DH."""
+        return _hello_digest(body) in self._hellos
+
     def open_session(self, body: bytes) -> tuple[bytes, SecureChannel, PairedKey]:
-        """Answer a handshake from a paired key: reply, channel, peer; SessionError if none."""
+        """Answer a handshake from a paired key: reply, channel, peer; SessionError if none.
+        Nothing else moves: the session is not proved until a sealed frame opens under it."""
         pending = respond(self._static_private, list(self._paired), body)
         grant = SessionGrant(min(MAX_COUNTER, self.last_counter + 1))
         message, channel = pending.reply(encode_grant(grant))
-        self.handshakes += 1
-        self.limiter.record_success()
+        self._hellos[_hello_digest(body)] = None
+        while len(self._hellos) > MAX_REMEMBERED_HELLOS:
+            self._hellos.popitem(last=False)
         return message, channel, self._paired[pending.initiator_public]
 
-    def note_blocked_input(self, now_s: float) -> None:
-        """Input dropped unread while blocked: one log entry per blocked spell."""
-        self._dropped_while_blocked += 1
-        blocked_until_s = self.limiter.blocked_until_s
-        if self._reported_block_until_s == blocked_until_s:
-            return
-        self._reported_block_until_s = blocked_until_s
-        self.handler.on_refused(
-            RefusalReport(
-                RefusalReason.RATE_LIMITED,
-                f"link blocked for {self.retry_after_s(now_s):.1f} s after failures",
-                failures_total=self.failures_total,
-                dropped_since_last_report=self._dropped_while_blocked,
-            )
-        )
-        self._dropped_while_blocked = 0
+    def session_proved(self, conn: PumpConnection, now_s: float) -> None:
+        """``conn``'s session is proved: a session, its source's back-off reset, no longer
+        unauthenticated; what the ledger counted is logged now, for the clinician to read."""
+        self.handshakes += 1
+        self._sources.get(conn.source).record_success()
+        self.forget(conn)
+        self._log_summary(self._ledger.due(now_s, self.failures_total, force=True))
+
+    def forget(self, conn: PumpConnection, *, unproved_close: bool = False) -> None:
+        """``conn`` is no longer unauthenticated (proved, or closed; ``unproved_close``: it
+        closed without proving a session, which the ledger counts)."""
+        for pool in (self._silent, self._talking):
+            if conn in pool:
+                pool.remove(conn)
+                if unproved_close:
+                    self._ledger.note_closed()
+
+    def _log_summary(self, report: RefusalReport | None) -> None:
+        if report is not None:
+            self.handler.on_refused(report)
 
     # Acting on a request that passed every check ---------------------------------------------
     def answer(self, incoming: Incoming) -> Response:
         """Accept the request's counter and act: a prepare's dry run, or the handler's apply
         (a command's answer is kept and saved before it is sent)."""
         self.accept_counter(incoming.counter)
-        self.limiter.record_success()
         request, peer = incoming.request, incoming.peer
         if isinstance(request, Prepare):
             return self._prepare(request, incoming)
@@ -419,135 +498,5 @@ class PumpEndpoint:
         self.handler.save_link_state(self.state_to_dict())
 
 
-# One link ----------------------------------------------------------------------------------
-class PumpConnection:
-    """One link to the pump. Feed it bytes with :meth:`receive_data`; send what it returns."""
-
-    def __init__(self, endpoint: PumpEndpoint) -> None:
-        self._endpoint = endpoint
-        self._frames = FrameBuffer()
-        self._channel: SecureChannel | None = None
-        self.peer: PairedKey | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self._channel is not None
-
-    def receive_data(self, data: bytes, now_s: float) -> bytes:
-        """Process every whole frame in ``data``; return the bytes to send back."""
-        self._frames.receive_data(data)
-        out = bytearray()
-        while True:
-            if self._endpoint.retry_after_s(now_s) > 0.0:
-                self._drop_blocked(now_s)
-                return bytes(out)
-            try:
-                frame = self._frames.next_frame()
-            except FrameError as error:
-                out += self._refuse_plain(RefusalReason.MALFORMED_FRAME, str(error), now_s)
-                continue
-            if frame is None:
-                return bytes(out)
-            out += self._on_frame(frame, now_s)
-
-    def _drop_blocked(self, now_s: float) -> None:
-        """While the link is blocked, whole buffered input is dropped unread and unanswered."""
-        dropped = self._frames.buffered_bytes
-        self._frames = FrameBuffer()
-        if dropped:
-            self._endpoint.note_blocked_input(now_s)
-
-    def _refuse_plain(self, reason: RefusalReason, detail: str, now_s: float) -> bytes:
-        key = self.peer
-        self._endpoint.refuse(
-            RefusalReport(reason, detail, key.key_id if key else None, key.role if key else None),
-            now_s,
-        )
-        return encode_frame(FrameType.REFUSAL, b"")
-
-    def _on_frame(self, frame: Frame, now_s: float) -> bytes:
-        if frame.type is FrameType.HANDSHAKE_INIT:
-            return self._on_handshake(frame.body, now_s)
-        if frame.type is not FrameType.SEALED:
-            return self._refuse_plain(
-                RefusalReason.UNEXPECTED_FRAME, f"{frame.type.name} is not for the pump", now_s
-            )
-        if self._channel is None or self.peer is None:
-            return self._refuse_plain(
-                RefusalReason.NO_SESSION, "sealed frame before a handshake", now_s
-            )
-        try:
-            plaintext = self._channel.open(frame.body)
-        except SessionError as error:
-            return self._refuse_plain(RefusalReason.NOT_AUTHENTIC, str(error), now_s)
-        return self._on_request(plaintext, self._channel, self.peer, now_s)
-
-    def _on_handshake(self, body: bytes, now_s: float) -> bytes:
-        try:
-            message, channel, peer = self._endpoint.open_session(body)
-        except SessionError as error:
-            # The current session, if any, stays as it was: a forged handshake changes nothing.
-            self._endpoint.refuse(RefusalReport(RefusalReason.UNKNOWN_KEY, str(error)), now_s)
-            return encode_frame(FrameType.REFUSAL, b"")
-        self._channel = channel
-        self.peer = peer
-        return encode_frame(FrameType.HANDSHAKE_REPLY, message)
-
-    def _on_request(
-        self, plaintext: bytes, channel: SecureChannel, peer: PairedKey, now_s: float
-    ) -> bytes:
-        try:
-            envelope: RequestEnvelope = decode_request(plaintext)
-        except CodecError as error:
-            refusal = Refuse(RefusalReason.MALFORMED_MESSAGE, str(error))
-            return self._refuse_sealed(channel, peer, 0, None, refusal, now_s)
-        incoming = Incoming(
-            self._endpoint, peer, channel.handshake_hash, envelope.counter, envelope.request, now_s
-        )
-        for check in REQUEST_CHECKS:
-            verdict = check(incoming)
-            if isinstance(verdict, Refuse):
-                return self._refuse_sealed(
-                    channel, peer, incoming.counter, incoming.request, verdict, now_s
-                )
-            if isinstance(verdict, AnswerAgain):
-                return self._seal(channel, incoming.counter, self._answer_again(incoming, verdict))
-        return self._seal(channel, incoming.counter, self._endpoint.answer(incoming))
-
-    def _answer_again(self, incoming: Incoming, verdict: AnswerAgain) -> Response:
-        endpoint = self._endpoint
-        if incoming.counter > endpoint.last_counter:
-            endpoint.accept_counter(incoming.counter)
-        endpoint.limiter.record_success()
-        return verdict.response
-
-    def _refuse_sealed(
-        self,
-        channel: SecureChannel,
-        peer: PairedKey,
-        counter: int,
-        request: Request | None,
-        refusal: Refuse,
-        now_s: float,
-    ) -> bytes:
-        report = RefusalReport(
-            refusal.reason,
-            refusal.detail,
-            peer.key_id,
-            peer.role,
-            _logged_type(request),
-            request.request_id if isinstance(request, Command | Prepare) else None,
-        )
-        self._endpoint.refuse(report, now_s)
-        return self._seal(channel, counter, Refused())
-
-    @staticmethod
-    def _seal(channel: SecureChannel, counter: int, response: Response) -> bytes:
-        return encode_frame(FrameType.SEALED, channel.seal(fit_frame(counter, response)))
-
-
-def _logged_type(request: Request | None) -> str | None:
-    """The request type a refusal is logged under: a prepare under the command it carries."""
-    if isinstance(request, Prepare):
-        return request.command.type_name
-    return request.type_name if request else None
+def _hello_digest(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()[:16]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from itb.clinic import auth, calendar, services
 from itb.clinic.audit import verify_chain
+from itb.clinic.dose_words import dose_sentence
 from itb.clinic.errors import InputError
 from itb.clinic.models import Role, User
 from itb.clinic.services.screening import NOTES_MAX_CHARS
@@ -24,7 +25,8 @@ from itb.pump.hardware import (
     CATHETER_VOLUME_ML_PER_CM,
     MODELS,
 )
-from itb.web.deps import Caller, Db, need, now, session_cookie_name, set_cookie
+from itb.web.api_types import DbId, Flag, Number, WholeNumber
+from itb.web.deps import Caller, Db, client_address, need, now, session_cookie_name, set_cookie
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -60,14 +62,25 @@ class PatientRow(BaseModel):
     next_due_at: str | None
     next_refill_at: str | None
     days_to_next_refill: float | None
+    harm: str | None = Field(
+        None,
+        description="what hurts the patient first without care: reservoir_empty, battery_eos, "
+        "drug_expired or not_delivering (the rows are ranked by days_to_harm)",
+    )
+    harm_words: str | None = None
+    harm_at: str | None = None
+    days_to_harm: float | None = None
+    refill_after_eos: bool = Field(
+        False, description="the next refill is due at or after EOS: replace the pump first"
+    )
 
 
 class RefillIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    withdrawn_ml: float = Field(allow_inf_nan=False, description="residual drug withdrawn, mL")
-    filled_ml: float = Field(allow_inf_nan=False, description="new reservoir volume, mL")
-    concentration_ug_per_ml: float = Field(allow_inf_nan=False)
-    acknowledge_discrepancy: bool = Field(
+    withdrawn_ml: Number = Field(description="residual drug withdrawn, mL")
+    filled_ml: Number = Field(description="new reservoir volume, mL")
+    concentration_ug_per_ml: Number
+    acknowledge_discrepancy: Flag = Field(
         False,
         description="required (true) when the withdrawn volume is flagged: possible pump, "
         "catheter or pocket-fill problem (S28, the pump's accuracy band)",
@@ -75,15 +88,21 @@ class RefillIn(BaseModel):
     discrepancy_note: str = Field(
         "", max_length=services.REASON_MAX_CHARS, description="free text, kept in the visit"
     )
+    confirm_concentration_change: Flag = Field(
+        False,
+        description="a concentration other than the pump's is a concentration change "
+        "(physicians only): required (true) once the bridge plan was shown; the refill then "
+        "sends the bridge bolus and the program at the new concentration",
+    )
 
 
-MasScore = Annotated[float, Field(allow_inf_nan=False)]
+MasScore = Number
 _TRIAL_DOSES = ", ".join(f"{d:g}" for d in ALLOWED_DOSES_UG[:-1]) + f" or {ALLOWED_DOSES_UG[-1]:g}"
 
 
 class ScreeningIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dose_ug: float = Field(allow_inf_nan=False, description=f"trial bolus: {_TRIAL_DOSES} µg")
+    dose_ug: Number = Field(description=f"trial bolus: {_TRIAL_DOSES} µg")
     scores: dict[int, MasScore] = Field(
         description="Modified Ashworth (0 to 5, 1+ coded 2) by whole hour after the bolus: "
         f"0 = baseline (required) and at least {MIN_SCORES_AFTER_BOLUS} of hours 1 to "
@@ -101,9 +120,12 @@ class PatientIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     mrn: str = Field(min_length=1, max_length=32, description="medical record number, unique")
     birth_date: date | None = Field(None, description="date of birth (or age_years)")
-    age_years: int | None = Field(None, description="age in years when the date is unknown")
-    origin: str = Field(description="origin of spasticity: spinal or cerebral")
-    clinician_id: int | None = Field(
+    age_years: WholeNumber | None = Field(None, description="age in years when the date is unknown")
+    origin: str = Field(
+        description="origin of spasticity: spinal, cerebral or unknown (the strictest change "
+        "limits of every origin then apply)"
+    )
+    clinician_id: DbId | None = Field(
         None, description="the responsible physician's user id (default: you)"
     )
 
@@ -113,23 +135,21 @@ class ImplantIn(BaseModel):
     model: str = Field(description=f"pump model: {', '.join(MODELS)}")
     serial: str = Field(min_length=1, max_length=32, description="the pump's serial, unique")
     implanted_at: datetime | None = Field(None, description="default: now")
-    catheter_trimmed_cm: float = Field(
-        allow_inf_nan=False,
+    catheter_trimmed_cm: Number = Field(
         description=f"cm cut off the {CATHETER_LENGTH_CM:g} cm catheter, 0 to "
         f"{CATHETER_MAX_TRIM_CM:g} (S31): implanted volume = ({CATHETER_LENGTH_CM:g} − "
         f"catheter_trimmed_cm) × {CATHETER_VOLUME_ML_PER_CM:g} mL",
     )
-    concentration_ug_per_ml: float = Field(
-        allow_inf_nan=False,
+    concentration_ug_per_ml: Number = Field(
         description=", ".join(f"{c:g}" for c in BACLOFEN.concentrations_ug_per_ml),
     )
-    filled_ml: float = Field(allow_inf_nan=False, description="first fill, at most the reservoir")
+    filled_ml: Number = Field(description="first fill, at most the reservoir")
     program: dict[str, Any] = Field(
         description="the scenario's [program] keys: rate_ug_per_day, steps or week",
         examples=[{"rate_ug_per_day": 600.0}],
     )
-    low_reservoir_alarm_ml: float = Field(DEFAULT_LOW_RESERVOIR_ALARM_ML, allow_inf_nan=False)
-    confirm: bool = False
+    low_reservoir_alarm_ml: Number = DEFAULT_LOW_RESERVOIR_ALARM_ML
+    confirm: Flag = False
     reason: str = Field("", max_length=services.REASON_MAX_CHARS)
 
 
@@ -138,13 +158,11 @@ class ReplacementIn(BaseModel):
     model: str = Field(description="the new pump's model")
     serial: str = Field(min_length=1, max_length=32, description="the new pump's serial")
     replaced_at: datetime | None = Field(None, description="default: now")
-    filled_ml: float = Field(allow_inf_nan=False, description="the new pump's fill, mL")
-    concentration_ug_per_ml: float | None = Field(
-        None, allow_inf_nan=False, description="default: the old pump's"
-    )
+    filled_ml: Number = Field(description="the new pump's fill, mL")
+    concentration_ug_per_ml: Number | None = Field(None, description="default: the old pump's")
     program: dict[str, Any] | None = Field(None, description="default: the old pump's program")
-    low_reservoir_alarm_ml: float | None = Field(None, allow_inf_nan=False)
-    confirm: bool = False
+    low_reservoir_alarm_ml: Number | None = None
+    confirm: Flag = False
     reason: str = Field("", max_length=services.REASON_MAX_CHARS)
 
 
@@ -178,13 +196,13 @@ PROGRAM_CONFIRMED_EXAMPLE: dict[str, Any] = {
     "rate_ug_per_day": 600.0,
     "confirm": True,
     "reason": "spasticity uncontrolled at 400 µg/day; reviewed with the patient",
+    "review_token": "0" * 64,
 }
 
 
 @router.post("/login", response_model=Me)
 def login(body: LoginIn, request: Request, response: Response, db: Db) -> Me:
-    client = request.client.host if request.client else "unknown"
-    user = auth.authenticate(db, body.username, body.password, client)
+    user = auth.authenticate(db, body.username, body.password, client_address(request))
     token, web_session = auth.start_session(db, user)
     max_age_s = int(auth.SESSION_LIFETIME.total_seconds())
     set_cookie(request, response, session_cookie_name(request), token, max_age_s)
@@ -312,11 +330,15 @@ def program_review(
     body: Annotated[dict[str, Any], Body(examples=[PROGRAM_EXAMPLE])],
     caller: Caller = need("program"),
 ) -> dict[str, Any]:
-    """Old and new side by side with every check's verdict and reason; nothing is sent."""
+    """Old and new side by side with every check's verdict and reason; nothing is sent.
+
+    The answer carries ``review_token`` (the pump's serial, its current program and the
+    normalized new program): the send must carry it back with the same program."""
     patient = services.get_patient(db, patient_id)
     pump = services.active_pump(db, patient)
     program_request = services.parse_program_request(body)
-    return services.review_program_change(db, patient, pump, program_request).to_dict()
+    reviewed = services.review_program_change(db, patient, pump, program_request, now(request))
+    return {**reviewed.to_dict(), "confirmation": dose_sentence(reviewed.review)}
 
 
 @router.post("/patients/{patient_id}/program")
@@ -332,6 +354,9 @@ def program(
     The programmer's checks run first (docs/refill.md, "Programming checks"): a refusal is 422
     naming the field; a change that needs confirmation is 422 on ``confirm`` until the body
     carries ``confirm: true`` and a ``reason``. Optional ``phase``: titration or maintenance.
+    Required ``review_token``: the one answered by ``/program/review`` for this very program;
+    a program edited since (or a pump whose program changed since) is 422 on ``review_token``,
+    nothing sent: review again. The answer's ``confirmation`` says the dose in words and units.
     """
     patient = services.get_patient(db, patient_id)
     version, review = services.change_program(
@@ -342,6 +367,7 @@ def program(
         "program": json.loads(version.program_json),
         "daily_dose_ug": version.daily_dose_ug,
         "review": review.to_dict(),
+        "confirmation": dose_sentence(review),
     }
 
 
@@ -354,7 +380,12 @@ def refill(
     caller: Caller = need("refill"),
 ) -> dict[str, Any]:
     """Interrogate, check the withdrawn volume, refill. A flagged withdrawn volume is 422 on
-    ``acknowledge_discrepancy`` (with the reasons) until the body carries it; nothing is sent."""
+    ``acknowledge_discrepancy`` (with the reasons) until the body carries it; nothing is sent.
+
+    A concentration other than the pump's is a concentration change: a nurse's is 422 on
+    ``concentration_ug_per_ml``; a physician's is 422 on ``confirm_concentration_change``
+    (the dose without a bridge and during it) until confirmed, then the refill, the bridge
+    bolus and the program at the new concentration go out together."""
     patient = services.get_patient(db, patient_id)
     values = services.RefillInput(
         body.withdrawn_ml,
@@ -362,6 +393,7 @@ def refill(
         body.concentration_ug_per_ml,
         acknowledge_discrepancy=body.acknowledge_discrepancy,
         discrepancy_note=body.discrepancy_note,
+        confirm_concentration_change=body.confirm_concentration_change,
     )
     record = services.refill(
         db,

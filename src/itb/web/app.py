@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 from itb.clinic import auth
 from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
@@ -19,7 +20,9 @@ from itb.clinic.pumps import PumpCommandUncertainError, PumpUnreachableError
 from itb.errors import InputError
 from itb.web import api, pages
 from itb.web.deps import SECURITY_HEADERS, LoginRequired
+from itb.web.guards import BodyLimit, SecurityHeaders
 from itb.web.settings import ClinicSettings
+from itb.web.validation import validation_detail
 
 HERE = Path(__file__).parent
 
@@ -28,7 +31,7 @@ def create_app(settings: ClinicSettings) -> FastAPI:
     engine = make_engine(settings.database_url)
     if settings.migrate:
         upgrade_to_head(engine)
-    app = FastAPI(
+    app = ClinicApp(
         title="OpenITB clinic",
         version="0.1.0",
         description="The care team's API. Simulation only: not a medical device.",
@@ -45,19 +48,17 @@ def create_app(settings: ClinicSettings) -> FastAPI:
     for router in pages.ROUTERS:
         app.include_router(router)
     _add_error_handlers(app)
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.scheme == "https":
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        return response
-
     return app
+
+
+class ClinicApp(FastAPI):
+    """FastAPI with the guards outermost: the body limit and the security headers wrap the
+    whole stack, its 500 answers included (``itb.web.guards``)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        limited = BodyLimit(stack, self.state.settings.max_body_bytes)
+        return SecurityHeaders(limited, SECURITY_HEADERS)
 
 
 PUBLIC_ROUTES = frozenset({("POST", "/api/login"), ("GET", "/login"), ("POST", "/login")})
@@ -103,6 +104,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.headers:
             response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # JSON-safe by construction: the refused input is not echoed (NaN cannot be encoded,
+        # and a password has no place in an error answer)
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> Response:

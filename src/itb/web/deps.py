@@ -67,6 +67,21 @@ def set_cookie(request: Request, response: Any, name: str, value: str, max_age_s
     )
 
 
+def client_address(request: Request) -> str:
+    """The client the login limit counts: the socket's peer, unless that peer is a trusted
+    proxy (``ClinicSettings.trusted_proxies``); then the nearest untrusted address of its
+    X-Forwarded-For (the rightmost: the proxy appended it; what is left of it the client wrote)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted: frozenset[str] = request.app.state.settings.trusted_proxies
+    if peer not in trusted:
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
+
+
 def now(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.settings.clock
     return clock()

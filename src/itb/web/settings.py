@@ -22,3 +22,10 @@ class ClinicSettings:
     # Behind a TLS-terminating proxy, set this so that cookies are __Host- and Secure.
     force_secure_cookies: bool = False
     migrate: bool = True
+    # The largest request body read, in bytes (413 above it, before any parsing): the biggest
+    # real body, a week program, is a few KB.
+    max_body_bytes: int = 256 * 1024
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (docs/security.md). Empty,
+    # the default: the client is the socket's peer, whatever the headers say, so rotating
+    # X-Forwarded-For cannot dodge the per-client login limit.
+    trusted_proxies: frozenset[str] = frozenset()

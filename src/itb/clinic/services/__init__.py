@@ -25,6 +25,7 @@ from itb.clinic.services.commands import (
     reconcile_pending,
     settle_pending,
 )
+from itb.clinic.services.concentration_change import ConcentrationChangeRequired
 from itb.clinic.services.history import ingest_reading, refresh_due_dates, stored_status
 from itb.clinic.services.implants import (
     ImplantResult,
@@ -52,11 +53,16 @@ from itb.clinic.services.lookups import (
 from itb.clinic.services.patients import ORIGINS, PatientInput, create_patient, patient_snapshot
 from itb.clinic.services.programming import (
     ProgramRequest,
+    ReviewedProgram,
     accept_program,
+    age_years,
     change_program,
+    check_review_token,
+    check_reviewed,
     default_phase,
     parse_program_request,
     patient_origin,
+    review_context,
     review_program_change,
 )
 from itb.clinic.services.refill import AcknowledgementRequired, refill
@@ -91,6 +97,7 @@ __all__ = [
     "REASON_MAX_CHARS",
     "REFILL_EVENT_KINDS",
     "AcknowledgementRequired",
+    "ConcentrationChangeRequired",
     "DashboardRow",
     "ImplantResult",
     "NewVisit",
@@ -99,17 +106,21 @@ __all__ = [
     "PumpCommand",
     "PumpInput",
     "RefillInput",
+    "ReviewedProgram",
     "ScreeningDose",
     "accept_program",
     "active_pump",
     "add_program_version",
     "add_pump_with_catheter",
     "add_visit",
+    "age_years",
     "alarms",
     "catheter_length_cm",
     "catheter_preview",
     "change_program",
     "check_catheter_trimmed_cm",
+    "check_review_token",
+    "check_reviewed",
     "create_patient",
     "current_program",
     "dashboard",
@@ -135,6 +146,7 @@ __all__ = [
     "refill",
     "refill_summary",
     "refresh_due_dates",
+    "review_context",
     "review_program_change",
     "screening_assessment",
     "screening_history",

@@ -125,30 +125,36 @@ def _update_pump_state(pump: Pump, status: PumpStatus) -> None:
     battery = status.battery
     pump.battery_eri_at = battery.predicted_eri_at or battery.eri_at
     pump.battery_eos_at = battery.predicted_eos_at or battery.eos_at
-    refresh_due_dates(pump)
+    # a bolus in progress (a priming bolus just after the implant) still takes its volume
+    refresh_due_dates(pump, status.bolus.remaining_ml if status.bolus else 0.0)
 
 
-def observed_state(pump: Pump, at: datetime) -> ObservedState:
-    """The pump row's last known state, as the due dates read it."""
+def observed_state(pump: Pump, at: datetime, pending_bolus_ml: float = 0.0) -> ObservedState:
+    """The pump row's last known state, as the due dates read it: the reservoir less the
+    volume a bolus in progress will still take from it."""
+    reservoir_ml = pump.reservoir_ml
+    if reservoir_ml is not None:
+        reservoir_ml = max(reservoir_ml - pending_bolus_ml, 0.0)
     return ObservedState(
         at=at,
         model=pump.model,
         implanted_at=pump.implanted_at,
-        reservoir_ml=pump.reservoir_ml,
+        reservoir_ml=reservoir_ml,
         low_reservoir_alarm_ml=pump.low_reservoir_alarm_ml,
         daily_dose_ug=pump.daily_dose_ug,
         concentration_ug_per_ml=pump.concentration_ug_per_ml,
         filled_at=pump.filled_at,
         battery_eri_at=pump.battery_eri_at,
         battery_eos_at=pump.battery_eos_at,
+        mode=pump.mode,
     )
 
 
-def refresh_due_dates(pump: Pump) -> None:
+def refresh_due_dates(pump: Pump, pending_bolus_ml: float = 0.0) -> None:
     """Recompute the projected dates the dashboard sorts on, from the pump's last state."""
     if pump.state_at is None:
         return
-    dates = due_dates(observed_state(pump, pump.state_at))
+    dates = due_dates(observed_state(pump, pump.state_at, pending_bolus_ml))
     pump.low_reservoir_at = dates.low_reservoir_at
     pump.empty_at = dates.empty_at
     pump.stability_at = dates.stability_at
@@ -156,3 +162,5 @@ def refresh_due_dates(pump: Pump) -> None:
     pump.eos_at = dates.eos_at
     pump.next_due_at = dates.next_due_at
     pump.next_refill_at = dates.next_refill_at
+    pump.harm_at = dates.harm_at
+    pump.harm = dates.harm.value if dates.harm else None

@@ -12,7 +12,7 @@ clinic has one) reads the new pump back.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from itb.clinic import audit
 from itb.clinic.errors import ConflictError
 from itb.clinic.models import Catheter, Patient, Pump, User, Visit, VisitKind
-from itb.clinic.pumps import NewPump, PumpCommandRefusedError, PumpLinks
+from itb.clinic.pumps import NewPump, PumpCommandRefusedError, PumpLinks, PumpReading
 from itb.clinic.services.history import ingest_reading, refresh_due_dates
 from itb.clinic.services.lookups import (
     NewVisit,
@@ -41,6 +41,7 @@ from itb.clinic.services.patients import (
 from itb.clinic.services.programming import (
     ProgramRequest,
     accept_program,
+    age_years,
     default_phase,
     parse_program,
     parse_program_request,
@@ -50,13 +51,14 @@ from itb.drugs import BACLOFEN
 from itb.errors import InputError
 from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML, Verdict
 from itb.programmer.priming import plan_priming
-from itb.programmer.programming import Phase, ProgramReview, review_program
+from itb.programmer.programming import Phase, ProgramReview, ReviewContext, review_program
 from itb.pump.hardware import (
     CATHETER_LENGTH_CM,
     PumpModel,
     implanted_catheter_volume_ml,
     pump_model,
 )
+from itb.pump.status import BolusKind
 from itb.therapy import Program, program_from_dict
 
 SERIAL_MAX_CHARS = 32
@@ -189,13 +191,14 @@ def _review_first_program(
     concentration_ug_per_ml: float,
     patient: Patient,
     phase: Phase,
+    now: datetime,
 ) -> tuple[Program, ProgramReview]:
-    """The same checks as a program change (review_program): dose limits, a refusal above the
-    absolute maximum, the pump's flow range, a change that needs confirmation."""
+    """The same checks as a program change (review_program): dose limits (the children's range
+    from the age), a refusal above the absolute maximum, the pump's flow range, a change that
+    needs confirmation; an unknown origin gets the strictest limits."""
     program = parse_program(request.program)
-    review = review_program(
-        model, old, program, concentration_ug_per_ml, patient_origin(patient), phase
-    )
+    context = ReviewContext(patient_origin(patient), phase, age_years(patient, now))
+    review = review_program(model, old, program, concentration_ug_per_ml, context)
     return accept_program(review, request), review
 
 
@@ -206,13 +209,13 @@ def _first_program_request(data: PumpInput, program: dict[str, Any]) -> ProgramR
 
 
 def _set_entered_state(
-    pump: Pump, at: datetime, checked: _CheckedPump, program: Program, filled_ml: float
+    pump: Pump, at: datetime, checked: _CheckedPump, program: Program, reservoir_ml: float
 ) -> None:
-    """The pump's state as filled and programmed in the operating room; replaced by the pump's
-    own figures when it is read."""
+    """The pump's state as filled, primed and programmed in the operating room; replaced by
+    the pump's own figures when it is read."""
     pump.state_at = at
     pump.mode = "running"
-    pump.reservoir_ml = filled_ml
+    pump.reservoir_ml = reservoir_ml
     pump.concentration_ug_per_ml = checked.concentration_ug_per_ml
     pump.daily_dose_ug = program.daily_dose_ug()
     pump.low_reservoir_alarm_ml = checked.alarm_ml
@@ -221,22 +224,41 @@ def _set_entered_state(
 
 
 def _connect_new_pump(
-    db: Session, links: PumpLinks, pump: Pump, new: NewPump, visit: Visit
-) -> None:
+    db: Session, links: PumpLinks, pump: Pump, new: NewPump, visit: Visit, priming_ml: float
+) -> bool:
     """A simulated pump is made for the record; any other link must reach the pump with that
-    serial (a telemetry pump listed in the pumps file), whose reading is then stored."""
+    serial (a telemetry pump listed in the pumps file). The priming bolus goes to the pump
+    unless its own log already has one (never prime twice: into a full catheter it is an
+    overdose); then the pump's reading is stored. True when this record sent the priming."""
     if not links.connected:
-        return  # no pump connection: the entered state stands until the first interrogation
+        return False  # no pump connection: the entered state stands until the first reading
     try:
         made = links.implant(new)
     except PumpCommandRefusedError as exc:
         raise InputError(exc.field, exc.reason, f"the pump refused: {exc}") from None
     try:
-        ingest_reading(db, pump, links.link(pump.serial).interrogate(0), visit)
+        link = links.link(pump.serial)
+        sent = priming_ml > 0.0 and not _primed_in_log(link.interrogate(0))
+        if sent:
+            try:
+                link.prime(priming_ml)
+            except PumpCommandRefusedError as exc:
+                raise InputError(
+                    exc.field, exc.reason, f"the pump refused the priming bolus: {exc}"
+                ) from None
+        ingest_reading(db, pump, link.interrogate(0), visit)
     except Exception:
         if made:
             links.forget(pump.serial)
         raise
+    return sent
+
+
+def _primed_in_log(reading: PumpReading) -> bool:
+    return any(
+        e["kind"] == "bolus_start" and e.get("data", {}).get("kind") == BolusKind.PRIMING.value
+        for e in reading.entries
+    )
 
 
 def _pump_details(
@@ -266,6 +288,7 @@ class _PreparedImplant:
     program: Program
     review: ProgramReview
     priming: dict[str, Any]
+    priming_volume_ml: float
 
 
 def _prepare_implant(
@@ -291,10 +314,18 @@ def _prepare_implant(
     priming = plan_priming(model, trimmed_cm, concentration)
     request = _first_program_request(data, data.program or {})
     program, review = _review_first_program(
-        model, None, request, concentration, patient, Phase.TITRATION
+        model, None, request, concentration, patient, Phase.TITRATION, now
     )
     checked = _CheckedPump(model, serial, at, concentration, alarm_ml)
-    return _PreparedImplant(checked, trimmed_cm, program, review, priming.to_dict())
+    if priming.priming_volume_ml >= data.filled_ml:
+        reason = (
+            f"{data.filled_ml:g} mL does not cover the priming bolus "
+            f"{priming.priming_volume_ml:.4f} mL (catheter and pump tubing)"
+        )
+        raise InputError("filled_ml", reason)
+    return _PreparedImplant(
+        checked, trimmed_cm, program, review, priming.to_dict(), priming.priming_volume_ml
+    )
 
 
 def catheter_preview(
@@ -340,7 +371,9 @@ def record_implant(
     pump, catheter = add_pump_with_catheter(
         db, patient, checked.model.name, checked.serial, at, prepared.trimmed_cm
     )
-    _set_entered_state(pump, at, checked, program, data.filled_ml)
+    # the priming bolus leaves the reservoir: what is left after it (the pump's reading, when
+    # there is a connection, replaces this)
+    _set_entered_state(pump, at, checked, program, data.filled_ml - prepared.priming_volume_ml)
     details: dict[str, Any] = {
         **_pump_details(checked, data, program, prepared.review),
         "catheter_trimmed_cm": prepared.trimmed_cm,
@@ -351,7 +384,10 @@ def record_implant(
     new_visit = NewVisit(patient, pump, user, VisitKind.IMPLANT, at, details, completed_at=now)
     visit = add_visit(db, new_visit)
     add_program_version(db, pump, program, user, visit, at)
-    _connect_new_pump(db, links, pump, _new_pump(checked, data, program, catheter.volume_ml), visit)
+    new_pump = _new_pump(checked, data, program, catheter.volume_ml)
+    sent = _connect_new_pump(db, links, pump, new_pump, visit, prepared.priming_volume_ml)
+    details["priming_sent"] = sent
+    visit.details_json = audit.canonical_json(details)
     audit.record(
         db, user, "pump.implant", "pump", checked.serial, None,
         {**pump_snapshot(pump), **details, "patient_id": patient.id, "visit_id": visit.id},
@@ -397,7 +433,12 @@ def _check_replacement(
 
 
 def _replacement_program(
-    db: Session, patient: Patient, old: Pump, checked: _CheckedPump, data: PumpInput
+    db: Session,
+    patient: Patient,
+    old: Pump,
+    checked: _CheckedPump,
+    data: PumpInput,
+    now: datetime,
 ) -> tuple[Program, ProgramReview]:
     """The new pump's program: as given, else the old pump's; reviewed against the old one."""
     current = current_program(db, old)
@@ -408,7 +449,7 @@ def _replacement_program(
     old_program = program_from_dict(old_data) if old_data else None
     return _review_first_program(
         checked.model, old_program, _first_program_request(data, program_data),
-        checked.concentration_ug_per_ml, patient, default_phase(old),
+        checked.concentration_ug_per_ml, patient, default_phase(old), now,
     )  # fmt: skip
 
 
@@ -459,7 +500,7 @@ def record_replacement(
     the new pump's internal tubing is primed: the catheter is already full of drug."""
     old = active_pump(db, patient)
     checked = _check_replacement(db, links, old, data, now)
-    program, review = _replacement_program(db, patient, old, checked, data)
+    program, review = _replacement_program(db, patient, old, checked, data, now)
     catheter = _patient_catheter(db, patient)
     before = {**pump_snapshot(old), "active": True, "model": old.model}
     pump = _retire_and_add(db, old, checked)
@@ -483,7 +524,10 @@ def record_replacement(
     )
     visit = add_visit(db, new_visit)
     add_program_version(db, pump, program, user, visit, checked.at)
-    _connect_new_pump(db, links, pump, _new_pump(checked, data, program, catheter_volume_ml), visit)
+    # the catheter stays full of drug: no priming bolus through it (its tubing is primed
+    # before it is connected)
+    new_pump = replace(_new_pump(checked, data, program, catheter_volume_ml), catheter_primed=True)
+    _connect_new_pump(db, links, pump, new_pump, visit, 0.0)
     audit.record(
         db, user, "pump.replace", "patient", patient.id, before,
         {**pump_snapshot(pump), **details, "visit_id": visit.id},

@@ -18,7 +18,9 @@ from itb.clinic.models import Patient, Role, User
 from itb.clinic.services.lookups import iso
 from itb.errors import InputError
 
-ORIGINS = ("spinal", "cerebral")  # origin of spasticity (S46: the titration limits differ)
+# origin of spasticity (S46: the titration limits differ); "unknown": the program review then
+# applies the strictest limits of every origin and says so (H30)
+ORIGINS = ("spinal", "cerebral", "unknown")
 NAME_MAX_CHARS = 128
 MRN_MAX_CHARS = 32
 AGE_MAX_YEARS = 120
@@ -97,7 +99,9 @@ def _birth(data: PatientInput, now: datetime) -> datetime | None:
             raise InputError("age_years", reason, f"age_years={data.age_years}: {reason}")
         # the age only: the birthday is taken as today, the year is right
         return datetime.combine(years_before(now, data.age_years).date(), datetime.min.time())
-    return None
+    # a dose, a titration and the withdrawal advice depend on age: one of the two is required
+    reason = f"enter the date of birth or the age in years (0 to {AGE_MAX_YEARS})"
+    raise InputError("birth_date", reason)
 
 
 def _clinician(db: Session, user: User, data: PatientInput) -> User:

@@ -1,5 +1,8 @@
 """A refill visit (nurses): read the pump, check the withdrawn volume, refill, store it all.
 
+A refill at another concentration than the pump's is a physician's concentration change, with
+its bridge bolus and the program at the new concentration (``concentration_change``, H33).
+
 The pump is read first: the expected volume and the serial check come from the pump itself. A
 withdrawn volume the programmer's check flags (S28, the pump's accuracy band) needs the user's
 acknowledgement; without it nothing is sent or stored. The command itself goes through the
@@ -8,12 +11,14 @@ crash-safe command visit (``commands.run_command_visit``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from itb.clinic import audit
 from itb.clinic.models import Patient, Pump, RefillRecord, User, Visit, VisitKind, VisitStatus
 from itb.clinic.pumps import PumpLink, PumpLinks, PumpReading
 from itb.clinic.services.commands import (
@@ -21,6 +26,12 @@ from itb.clinic.services.commands import (
     refuse_if_pending,
     run_command_visit,
     settle_pending,
+)
+from itb.clinic.services.concentration_change import (
+    ChangeRequest,
+    check_prescriber,
+    plan_change,
+    send_bridge_and_program,
 )
 from itb.clinic.services.history import ingest_reading
 from itb.clinic.services.lookups import REASON_MAX_CHARS, active_pump
@@ -63,21 +74,44 @@ def refill(
     sent or stored (InputError on ``acknowledge_discrepancy`` with the reasons)."""
     pump = active_pump(db, patient)
     validate_refill(pump, values)
+    check_prescriber(user, _change_request(pump, values))  # before the reading: nothing stored
     settle_pending(db, links, pump, now)
     refuse_if_pending(db, pump)
     link = links.link(pump.serial)
     reading = link.interrogate(pump.last_event_seq)
     ingest_reading(db, pump, reading)
+    try:  # the concentration now read from the pump
+        change = plan_change(db, pump, user, _change_request(pump, values))
+    except InputError:
+        db.rollback()  # not even the fresh reading: nothing is stored
+        raise
     details = _refill_details(db, pump, reading, values)
+    if change is not None:
+        details["concentration_change"] = change.to_dict()
+    given: dict[str, Any] = {}
 
     def send(link: PumpLink) -> None:
         link.refill(values.filled_ml, values.concentration_ug_per_ml)
+        if change is not None:
+            given.update(send_bridge_and_program(link, change))
 
     def complete(visit: Visit, before: dict[str, Any], at: datetime) -> RefillRecord:
+        if given:
+            visit.details_json = audit.canonical_json(
+                {**json.loads(visit.details_json), "concentration_change_given": given}
+            )
         return record_refill(db, pump, visit, user, before, at, VisitStatus.COMPLETED)
 
     command = PumpCommand(patient, pump, user, VisitKind.REFILL, now, details, send)
     return run_command_visit(db, link, command, complete, after_pump_command)
+
+
+def _change_request(pump: Pump, values: RefillInput) -> ChangeRequest:
+    return ChangeRequest(
+        pump.concentration_ug_per_ml,
+        values.concentration_ug_per_ml,
+        values.confirm_concentration_change,
+    )
 
 
 def _refill_details(

@@ -41,6 +41,9 @@ class RefillInput:
     concentration_ug_per_ml: float
     acknowledge_discrepancy: bool = False
     discrepancy_note: str = ""
+    # a refill at another concentration than the pump's: the physician's confirmation of the
+    # bridge bolus and the program at the new concentration (services.concentration_change)
+    confirm_concentration_change: bool = False
 
 
 def validate_refill(pump: Pump, values: RefillInput) -> RefillInput:

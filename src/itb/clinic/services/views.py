@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import Session
 
 from itb.clinic.models import (
@@ -26,7 +26,7 @@ from itb.clinic.models import (
 )
 from itb.clinic.services.lookups import current_program, find_active_pump, iso, visits
 from itb.clinic.services.refill_rules import expected_volume_ml, withdrawn_volume_check
-from itb.clinic.urgency import days_until
+from itb.clinic.urgency import HARM_WORDS, Harm, days_until, refill_after_eos
 
 
 # Dashboard -----------------------------------------------------------------------------------
@@ -50,15 +50,20 @@ class DashboardRow:
     eri_at: datetime | None = None
     eos_at: datetime | None = None
     days_to_eos: float | None = None
+    # the soonest harm without care (urgency.py), the dashboard's rank
+    harm: Harm | None = None
+    harm_at: datetime | None = None
+    days_to_harm: float | None = None
+    # the next refill is due at or after EOS: the pump stops first (replace it before)
+    refill_after_eos: bool = False
 
     @property
     def most_urgent_days(self) -> float | None:
-        days = [
-            d
-            for d in (self.days_to_low_reservoir, self.days_to_stability_limit, self.days_to_eri)
-            if d is not None
-        ]
-        return min(days) if days else None
+        return self.days_to_harm
+
+    @property
+    def harm_words(self) -> str:
+        return HARM_WORDS[self.harm] if self.harm else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +84,11 @@ class DashboardRow:
             "next_due_at": iso(self.next_due_at),
             "next_refill_at": iso(self.next_refill_at),
             "days_to_next_refill": round_days(self.days_to_next_refill),
+            "harm": self.harm.value if self.harm else None,
+            "harm_words": self.harm_words or None,
+            "harm_at": iso(self.harm_at),
+            "days_to_harm": round_days(self.days_to_harm),
+            "refill_after_eos": self.refill_after_eos,
         }
 
 
@@ -101,6 +111,8 @@ _DASHBOARD_COLUMNS = (
     Pump.eos_at,
     Pump.next_due_at,
     Pump.next_refill_at,
+    Pump.harm_at,
+    Pump.harm,
 )
 
 
@@ -111,26 +123,20 @@ def dashboard(
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[DashboardRow], int]:
-    """The patients, most urgent first (soonest of low reservoir, stability limit, ERI).
+    """The patients, most urgent first: by days until harm (urgency.py: the reservoir runs
+    dry, the battery stops delivering, the drug expires, the pump is not delivering).
 
-    Two queries, so that the first pages walk the index on ``pumps.next_due_at`` instead of
-    sorting every patient: pumps with a due date first, then everyone else (no pump yet, or a
+    Two queries, so that the first pages walk the index on ``pumps.harm_at`` instead of
+    sorting every patient: pumps with a harm date first, then everyone else (no pump yet, or a
     pump never read).
     """
     mine = (Patient.clinician_id == clinician_id) if clinician_id is not None else true()
-    dated = (
-        select(*_DASHBOARD_COLUMNS)
-        .select_from(Pump)
-        .join(Patient, Patient.id == Pump.patient_id)
-        .outerjoin(User, User.id == Patient.clinician_id)
-        .where(Pump.active, Pump.next_due_at.is_not(None), mine)
-        .order_by(Pump.next_due_at, Pump.id)
-    )
+    dated = dashboard_query(clinician_id)
     undated = (
         select(*_DASHBOARD_COLUMNS)
         .outerjoin(Pump, (Pump.patient_id == Patient.id) & Pump.active)
         .outerjoin(User, User.id == Patient.clinician_id)
-        .where(Pump.next_due_at.is_(None), mine)
+        .where(Pump.harm_at.is_(None), mine)
         .order_by(Patient.id)
     )
     found = list(db.execute(dated.limit(limit).offset(offset)))
@@ -140,6 +146,19 @@ def dashboard(
         found += db.execute(undated.limit(limit - len(found)).offset(rest_offset)).all()
     total = db.execute(select(func.count()).select_from(Patient).where(mine)).scalar_one()
     return [_dashboard_row(r, now) for r in found], total
+
+
+def dashboard_query(clinician_id: int | None = None) -> Select[*tuple[Any, ...]]:
+    """The read pumps by their soonest harm: ordered on the indexed ``pumps.harm_at``."""
+    mine = (Patient.clinician_id == clinician_id) if clinician_id is not None else true()
+    return (
+        select(*_DASHBOARD_COLUMNS)
+        .select_from(Pump)
+        .join(Patient, Patient.id == Pump.patient_id)
+        .outerjoin(User, User.id == Patient.clinician_id)
+        .where(Pump.active, Pump.harm_at.is_not(None), mine)
+        .order_by(Pump.harm_at, Pump.id)
+    )
 
 
 def _dashboard_row(r: Any, now: datetime) -> DashboardRow:
@@ -161,6 +180,10 @@ def _dashboard_row(r: Any, now: datetime) -> DashboardRow:
         eri_at=r.eri_at,
         eos_at=r.eos_at,
         days_to_eos=days_until(r.eos_at, now),
+        harm=Harm(r.harm) if r.harm else None,
+        harm_at=r.harm_at,
+        days_to_harm=days_until(r.harm_at, now),
+        refill_after_eos=refill_after_eos(r.next_refill_at, r.eos_at),
     )
 
 
@@ -203,6 +226,11 @@ def pump_dict(pump: Pump, now: datetime) -> dict[str, Any]:
         "days_to_stability_limit": round_days(days_until(pump.stability_at, now)),
         "days_to_eri": round_days(days_until(pump.eri_at, now)),
         "days_to_eos": round_days(days_until(pump.eos_at, now)),
+        "harm": pump.harm,
+        "harm_words": HARM_WORDS[Harm(pump.harm)] if pump.harm else None,
+        "harm_at": iso(pump.harm_at),
+        "days_to_harm": round_days(days_until(pump.harm_at, now)),
+        "refill_after_eos": refill_after_eos(pump.next_refill_at, pump.eos_at),
     }
 
 
@@ -288,7 +316,8 @@ def refill_summary(db: Session, record: RefillRecord, now: datetime) -> dict[str
     pump = db.get(Pump, record.pump_id)
     visit = db.get(Visit, record.visit_id)
     assert pump is not None and visit is not None
-    check = withdrawn_volume_check(pump, json.loads(visit.details_json))
+    details = json.loads(visit.details_json)
+    check = withdrawn_volume_check(pump, details)
     return {
         "visit_id": record.visit_id,
         "at": record.at.isoformat(),
@@ -299,5 +328,7 @@ def refill_summary(db: Session, record: RefillRecord, now: datetime) -> dict[str
         "discrepancy_ml": round(record.discrepancy_ml, 3),
         "discrepancy_flagged": record.discrepancy_flagged,
         "discrepancy_check": check.to_dict(),
+        "concentration_change": details.get("concentration_change"),
+        "concentration_change_given": details.get("concentration_change_given"),
         "pump": pump_dict(pump, now),
     }

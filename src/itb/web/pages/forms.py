@@ -172,6 +172,11 @@ class ProgramForm(PageForm):
     confirm: Text = ""
     reason: Text = ""
     action: Text = "review"  # review: old and new with every check; send: to the pump
+    review_token: Text = ""  # the token of the review shown (H32: what you review you send)
+
+    def values(self) -> dict[str, str]:
+        # the token is the page's, from the review it shows: never echoed back from the form
+        return {k: v for k, v in super().values().items() if k != "review_token"}
 
     def to_request(self) -> services.ProgramRequest:
         return services.ProgramRequest(
@@ -179,6 +184,7 @@ class ProgramForm(PageForm):
             self.confirm == "yes",
             _reason(self.reason),
             self._phase(),
+            services.check_review_token(self.review_token),
         )
 
     def _phase(self) -> Phase | None:
@@ -196,10 +202,12 @@ class RefillForm(PageForm):
     concentration_ug_per_ml: Text = ""
     acknowledge_discrepancy: Text = ""
     discrepancy_note: Text = ""
+    confirm_concentration_change: Text = ""
 
     def values(self) -> dict[str, str]:
-        # the acknowledgement is ticked again each time, never carried over
-        return {k: v for k, v in super().values().items() if k != "acknowledge_discrepancy"}
+        # the acknowledgement and the confirmation are ticked again each time, never carried
+        ticked = ("acknowledge_discrepancy", "confirm_concentration_change")
+        return {k: v for k, v in super().values().items() if k not in ticked}
 
     def to_input(self) -> services.RefillInput:
         return services.RefillInput(
@@ -208,6 +216,7 @@ class RefillForm(PageForm):
             number(self.concentration_ug_per_ml, "concentration_ug_per_ml", "µg/mL"),
             acknowledge_discrepancy=self.acknowledged,
             discrepancy_note=self.note,
+            confirm_concentration_change=self.confirm_concentration_change == "yes",
         )
 
     @property

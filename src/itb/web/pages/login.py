@@ -10,7 +10,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from itb.clinic import auth
-from itb.web.deps import LOGIN_CSRF_COOKIE, Caller, Db, need, session_cookie_name, set_cookie
+from itb.web.deps import (
+    LOGIN_CSRF_COOKIE,
+    Caller,
+    Db,
+    client_address,
+    need,
+    session_cookie_name,
+    set_cookie,
+)
 from itb.web.pages.common import FORM_TEXT_MAX_CHARS, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -40,7 +48,7 @@ def login(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
         return redirect("/login?error=Your+log-in+form+expired%3B+try+again")
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     try:
         user = auth.authenticate(db, username[:USERNAME_MAX_CHARS], password, client)
     except auth.TooManyAttemptsError as exc:

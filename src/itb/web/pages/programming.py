@@ -1,5 +1,9 @@
 """A program change: old and new side by side with every check, then sent once nothing
-refuses it and any warning is confirmed with a reason."""
+refuses it and any warning is confirmed with a reason.
+
+What you review is what you send (H32): the review puts its token in the form; Send carries it
+back with the program fields. A program edited after its review gives another token: nothing is
+sent, the page shows the review of the program as it now stands, with its own token."""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from itb.clinic import services
+from itb.clinic.dose_words import dose_sentence
 from itb.errors import InputError
 from itb.guardrails import DAILY_DOSE
-from itb.programmer.programming import CHANGE_LIMITS, ProgramReview
+from itb.programmer.programming import CHANGE_LIMITS
 from itb.web.deps import Caller, Db, need, now
 from itb.web.pages.common import PatientId, redirect, render
 from itb.web.pages.forms import ProgramForm
@@ -26,23 +31,29 @@ def _program_page(
     caller: Caller,
     patient_id: int,
     form: ProgramForm | None = None,
-    review: ProgramReview | None = None,
+    reviewed: services.ReviewedProgram | None = None,
     error: InputError | None = None,
 ) -> HTMLResponse:
     patient = services.get_patient(db, patient_id)
     summary = services.patient_summary(db, patient, now(request))
     pump = services.active_pump(db, patient)
+    origin = services.patient_origin(patient)
+    values = form.values() if form else {}
+    if error is not None and error.field == "review_token":
+        values.pop("confirm", None)  # a new review is confirmed anew, never carried over
     return render(
         request,
         "program.html",
         caller,
         422 if error else 200,
         p=summary,
-        values=form.values() if form else {},
-        review=review,
+        values=values,
+        review=reviewed.review if reviewed else None,
+        review_token=reviewed.token if reviewed else "",
+        confirmation=dose_sentence(reviewed.review) if reviewed else "",
         error=error,
         default_phase=services.default_phase(pump).value,
-        origin=services.patient_origin(patient).value,
+        origin=origin.value if origin else None,
         limits={f"{o.value} {ph.value}": lim for (o, ph), lim in CHANGE_LIMITS.items()},
         dose_limit=DAILY_DOSE,
     )
@@ -70,15 +81,15 @@ def program_submit(
     once nothing refuses it and any warning is confirmed with a reason."""
     patient = services.get_patient(db, patient_id)
     links = request.app.state.settings.links
-    review = None
+    reviewed = None
     try:
         program_request = form.to_request()
         pump = services.active_pump(db, patient)
-        review = services.review_program_change(db, patient, pump, program_request)
+        reviewed = services.review_program_change(db, patient, pump, program_request, now(request))
         if form.action != "send":
-            return _program_page(request, db, caller, patient_id, form, review)
+            return _program_page(request, db, caller, patient_id, form, reviewed)
         services.change_program(db, links, patient, caller.user, program_request, now(request))
     except InputError as exc:
         db.rollback()
-        return _program_page(request, db, caller, patient_id, form, review, exc)
+        return _program_page(request, db, caller, patient_id, form, reviewed, exc)
     return redirect(f"/patients/{patient_id}?notice=programmed")

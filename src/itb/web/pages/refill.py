@@ -1,5 +1,7 @@
 """The refill wizard: step 1 interrogates the pump, step 2 takes the withdrawn volume, the
-new fill and the concentration, and asks to acknowledge a flagged withdrawn volume."""
+new fill and the concentration, and asks to acknowledge a flagged withdrawn volume. Another
+concentration than the pump's is a physician's concentration change: the page shows the dose
+without a bridge and during it, and sends the bridge and the program once confirmed (H33)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ def _refill_page(
     summary = services.patient_summary(db, patient, now(request))
     # a flagged withdrawn volume: its reasons, and the box to tick before the refill goes out
     reasons = error.reasons if isinstance(error, services.AcknowledgementRequired) else ()
+    # a concentration change: the bridge plan, and the box the physician ticks to send it
+    bridge = error.plan if isinstance(error, services.ConcentrationChangeRequired) else None
     return render(
         request,
         "refill.html",
@@ -47,6 +51,7 @@ def _refill_page(
         values=form.values() if form else {},
         error=error,
         discrepancy_reasons=reasons,
+        bridge=bridge,
         reservoir_capacity_ml=model.reservoir_ml,
         pocket_fill_tolerance_ml=pocket_fill_tolerance_ml(model),
         concentrations=BACLOFEN.concentrations_ug_per_ml,

@@ -1,0 +1,74 @@
+"""The ``itb`` command's last line of defence: no traceback ever reaches a user.
+
+Theory of operation: every sub-command answers bad input itself, one line naming the field and
+exit 2. What slips through (a file that is a directory, an unwritable output, a date past year
+9999, a TOML nested beyond reason, a scheduler that does not answer) reaches this guard, which
+wraps the whole command group: an InputError or an OSError is one line naming the problem and
+exit 2; an out-of-range number or date is one line and exit 2; anything else is a bug, reported
+on one line with exit 70 (EX_SOFTWARE). ``ITB_DEBUG=1`` shows the traceback for developers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from itb.errors import InputError
+
+EXIT_BAD_INPUT = 2
+EXIT_BUG = 70  # sysexits.h EX_SOFTWARE
+EXIT_INTERRUPTED = 130
+DEBUG_ENV = "ITB_DEBUG"
+
+
+def describe_os_error(error: OSError) -> str:
+    """``/proc/x.png: No such file or directory`` rather than ``[Errno 2] ...``."""
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return error.strerror or str(error) or type(error).__name__
+
+
+def one_line(error: BaseException) -> tuple[str, int]:
+    """The message and exit code for an error that reached the top of a command."""
+    if isinstance(error, InputError):
+        return str(error), EXIT_BAD_INPUT
+    if isinstance(error, OSError):
+        return describe_os_error(error), EXIT_BAD_INPUT
+    if isinstance(error, OverflowError):
+        return f"a number or date out of range ({error})", EXIT_BAD_INPUT
+    if isinstance(error, RecursionError):
+        return "input nested too deeply", EXIT_BAD_INPUT
+    if isinstance(error, ValueError):
+        return str(error), EXIT_BAD_INPUT
+    from sqlalchemy.exc import OperationalError  # imported late: only the clinic needs it
+
+    if isinstance(error, OperationalError):
+        return f"database: {error.orig}", EXIT_BAD_INPUT
+    return f"internal error ({type(error).__name__}: {error}); please report it", EXIT_BUG
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+class GuardedGroup(TyperGroup):
+    """The ``itb`` group: its sub-commands run inside :func:`one_line`'s guard."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # the command's own exit, already explained
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            message, code = one_line(error)
+            sys.stderr.write(f"error: {_flat(message)}\n")
+            raise typer.Exit(code) from None
