@@ -157,3 +157,24 @@ def test_the_remote_says_not_enabled_when_the_pump_has_no_patient_limits() -> No
     )
     remote = availability_from_status(NOW, fw.status())
     assert not remote.available and "not enabled" in remote.reason
+
+
+def test_a_stopped_pump_with_boluses_enabled_says_call_the_clinic_not_not_enabled() -> None:
+    fw = Firmware.implant(
+        pump_model("peristaltic-20"),
+        NOW,
+        serial="REMOTE-3",
+        concentration_ug_per_ml=500.0,
+        volume_ml=20.0,
+        program=continuous(400.0),
+    )
+    # 25 µg over 10 min at 500 µg/mL: within the pump's flow on top of the basal.
+    fw.set_patient_bolus_limits(NOW, PatientBolusLimits(25.0, 10.0, 60.0, 3))
+    assert availability_from_status(NOW, fw.status()).available
+    fw.stop(NOW + timedelta(minutes=1))
+    remote = availability_from_status(NOW + timedelta(minutes=1), fw.status())
+    assert not remote.available and remote.next_available_at is None
+    assert "stopped" in remote.reason and "call your clinic" in remote.reason
+    assert "not enabled" not in remote.reason
+    with pytest.raises(CommandRejected):  # the pump agrees: no bolus while stopped
+        fw.patient_bolus(NOW + timedelta(minutes=2))

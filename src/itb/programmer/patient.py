@@ -143,16 +143,26 @@ def availability_from_status(now: datetime, status: PumpStatus) -> BolusAvailabi
     """The pump's own answer, read at an interrogation: ``status.next_patient_bolus_at``."""
     limits = status.patient_bolus_limits
     next_at = status.next_patient_bolus_at
-    if limits is None or limits.max_per_day == 0 or limits.dose_ug == 0.0 or next_at is None:
+    if limits is None or limits.max_per_day == 0 or limits.dose_ug == 0.0:
         return BolusAvailability(False, NOT_ENABLED, 0, None)
+    if next_at is None:
+        # Enabled, but the pump would refuse until someone acts (stopped, end of service, empty
+        # reservoir, a stalled motor...): time alone will not bring the bolus back.
+        return BolusAvailability(
+            False,
+            f"the pump cannot give a bolus now (it is {status.mode.value.replace('_', ' ')}"
+            f", {status.reservoir_ml:.1f} mL in the reservoir): call your clinic",
+            None,
+            None,
+        )
     if next_at <= now:
         return BolusAvailability(
             True, f"a {limits.dose_ug:g} µg bolus is available (the pump's answer)", None, None
         )
     return BolusAvailability(
         False,
-        f"the pump allows the next bolus at {next_at:%Y-%m-%d %H:%M} (lockout and "
-        f"{limits.max_per_day} a day)",
+        f"the pump allows the next bolus at {next_at:%Y-%m-%d %H:%M} (its lockout, "
+        f"{limits.max_per_day} a day and its 24-hour maximum)",
         None,
         next_at,
     )
