@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench soak system-deps supply-chain clean
+.PHONY: run test lint typecheck unit bench bench-deps soak system-deps supply-chain clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,16 @@ supply-chain: $(STAMP)
 
 test: $(STAMP) system-deps lint typecheck supply-chain unit
 
-bench: $(STAMP)
+# Debian wrk drives the clinic benchmark's server process; without it an httpx driver stands in.
+bench-deps:
+	@if command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian wrk for the clinic benchmark"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+		|| echo "wrk could not be installed: bench_clinic uses its httpx driver"; \
+	else echo "no wrk and not root: bench_clinic uses its httpx driver"; fi
+
+bench: $(STAMP) bench-deps
 	$(BIN)/python -m bench
 
 # Long runs: property tests with 20,000 examples, the slow-marked tests, and a million

@@ -135,19 +135,22 @@ def resolves(dotted: str) -> bool:
 
 
 def junit_outcomes(path: Path) -> dict[str, list[str]]:
-    """Test node id (parameters stripped) -> the outcome of each of its cases."""
+    """Test node id -> the outcome of each of its cases: a hazard may name a test with its
+    parameters (``test_x[sqlite]``, that case alone) or without (every case must pass)."""
     outcomes: dict[str, list[str]] = {}
     root = ET.parse(path).getroot()  # nosec B314: our own pytest output
     for case in root.iter("testcase"):
         classname, name = case.get("classname", ""), case.get("name", "")
         node = _node_id(classname, name.split("[", 1)[0])
+        nodes = [node, f"{node}[{name.split('[', 1)[1]}"] if "[" in name else [node]
         if case.find("skipped") is not None:
             outcome = "skipped"
         elif case.find("failure") is not None or case.find("error") is not None:
             outcome = "failed"
         else:
             outcome = "passed"
-        outcomes.setdefault(node, []).append(outcome)
+        for each in nodes:
+            outcomes.setdefault(each, []).append(outcome)
     return outcomes
 
 

@@ -97,10 +97,17 @@ class Program:
     periodic_boluses: tuple[PeriodicBolus, ...] = ()
     is_continuous: bool = False
     _profile: RateProfile | None = field(default=None, compare=False, repr=False)
+    # each weekday's dose (µg), computed once: the firmware asks at every refill and program check
+    _daily_ug: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _validate(self)
-        object.__setattr__(self, "_profile", _compile(self))
+        profile = _compile(self)
+        object.__setattr__(self, "_profile", profile)
+        daily = tuple(
+            profile.integral_ug(d * SECONDS_PER_DAY, (d + 1) * SECONDS_PER_DAY) for d in range(7)
+        )
+        object.__setattr__(self, "_daily_ug", daily)
 
     @property
     def profile(self) -> RateProfile:
@@ -110,10 +117,7 @@ class Program:
     # Derived quantities -------------------------------------------------------------------
     def daily_dose_ug(self, weekday: int | None = None) -> float:
         """Dose over one day (µg); without a weekday, the highest of the week."""
-        days = range(7) if weekday is None else (weekday,)
-        return max(
-            self.profile.integral_ug(d * SECONDS_PER_DAY, (d + 1) * SECONDS_PER_DAY) for d in days
-        )
+        return max(self._daily_ug) if weekday is None else self._daily_ug[weekday]
 
     def mean_daily_dose_ug(self) -> float:
         return self.profile.period_total_ug / 7.0

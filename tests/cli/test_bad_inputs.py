@@ -106,3 +106,33 @@ def test_the_guard_turns_an_unexpected_error_into_one_line_and_exit_70(
     result = CliRunner().invoke(app, ["pk", "bolus", "--dose-ug", "50"], catch_exceptions=False)
     assert result.exit_code == 70
     assert result.stderr.count("\n") == 1 and "internal error" in result.stderr
+
+
+USAGE_ERRORS: list[tuple[str, list[str], str]] = [
+    ("unknown option", ["pump", "simulate", SCENARIO, "--bogus"], "No such option: --bogus"),
+    ("unknown top-level option", ["--bogus"], "No such option: --bogus"),
+    ("unknown command", ["pump", "simulat"], "No such command 'simulat'"),
+    ("missing argument", ["pump", "simulate"], "Missing argument"),
+    ("missing option", ["refill", "plan"], "Missing option '--reservoir-ml'"),
+    ("not a number", ["refill", "plan", *REFILL[:1], "abc", *REFILL[2:]], "--reservoir-ml"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "problem"), USAGE_ERRORS, ids=[c[0] for c in USAGE_ERRORS]
+)
+def test_a_usage_error_is_one_line_naming_the_problem_and_exit_2(
+    name: str, argv: list[str], problem: str
+) -> None:
+    result = CliRunner().invoke(app, argv, catch_exceptions=False)
+    assert result.exit_code == 2, (name, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, (name, result.stderr)  # not Rich's boxed panel
+    assert lines[0].startswith("error: ") and problem in lines[0], lines
+    assert "--help" in lines[0] and "╭" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_group_without_a_command_still_shows_its_help() -> None:
+    result = CliRunner().invoke(app, ["pump"], catch_exceptions=False)
+    assert "simulate" in result.output and "error:" not in result.output

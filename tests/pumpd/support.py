@@ -117,14 +117,20 @@ class PumpProcess:
     poll or a sleep. stderr goes to a file, read only to explain a failure.
     """
 
-    def __init__(self, state: Path, speed: float = 1.0) -> None:
+    def __init__(self, state: Path, speed: float = 1.0, stderr_path: Path | None = None) -> None:
         self.state = state
         self.speed = speed
+        self.stderr_path = stderr_path  # where stderr goes (kept), else a temporary file
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.lines: queue.Queue[str | None] = queue.Queue()  # stdout after the ready line
 
     def start(self) -> int:
-        with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as stderr:
+        with (
+            self.stderr_path.open("w+", encoding="utf-8")
+            if self.stderr_path is not None
+            else tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        ) as stderr:
             self.proc = subprocess.Popen(
                 [ITB, "pump", "serve", "--state", str(self.state), "--listen", "127.0.0.1:0",
                  "--speed", str(self.speed)],
@@ -141,7 +147,7 @@ class PumpProcess:
         """Block on the process's stdout lines until the ready line; None when ready, else
         what went wrong."""
         assert self.proc is not None and self.proc.stdout is not None
-        lines: queue.Queue[str | None] = queue.Queue()
+        lines = self.lines = queue.Queue()
         reader = threading.Thread(target=_forward_lines, args=(self.proc.stdout, lines))
         reader.daemon = True
         reader.start()

@@ -1,13 +1,15 @@
 """Both settings banks corrupt, over real TCP: the paired clinician still reaches the pump, sees
 its safe state, an unknown concentration and the critical alarm; the corrupt bytes are kept and
-``itb pump serve`` says so in one line; a refill sets the concentration again."""
+``itb pump serve`` says so in one line; a refill sets the concentration again; the event log,
+kept apart in its journal, still settles a command sent before the loss (H54)."""
 
 from __future__ import annotations
 
-import os
+import asyncio
 import subprocess
 from pathlib import Path
 
+from itb.link.client import PumpAddress, PumpSession
 from itb.pumpd.files import corrupt_copies
 from itb.pumpd.state import BANK_FILES
 from tests.pumpd.support import ITB, PumpProcess, connection, itb_json, make_pump
@@ -19,25 +21,11 @@ class WarnedPump(PumpProcess):
     """``itb pump serve`` with its stderr kept in a file (the start-up warning is read)."""
 
     def __init__(self, state: Path, stderr_path: Path) -> None:
-        super().__init__(state, SPEED)
-        self.stderr_path = stderr_path
-
-    def start(self) -> int:
-        with self.stderr_path.open("w", encoding="utf-8") as stderr:
-            self.proc = subprocess.Popen(
-                [ITB, "pump", "serve", "--state", str(self.state), "--listen", "127.0.0.1:0",
-                 "--speed", str(self.speed)],
-                stdout=subprocess.PIPE, stderr=stderr, text=True,
-                env={**os.environ, "COLUMNS": "200"},
-            )  # fmt: skip
-        problem = self._wait_until_ready()
-        if problem is not None:
-            self.kill()
-            raise AssertionError(f"not ready ({problem}): {self.stderr_path.read_text()}")
-        return self.port
+        super().__init__(state, SPEED, stderr_path)
+        self.warnings_path = stderr_path
 
     def warnings(self) -> list[str]:
-        lines = self.stderr_path.read_text(encoding="utf-8").splitlines()
+        lines = self.warnings_path.read_text(encoding="utf-8").splitlines()
         return [line for line in lines if line.startswith("warning:")]
 
 
@@ -48,6 +36,15 @@ def _flip_a_byte(path: Path) -> bytes:
     return bytes(data)
 
 
+async def _resolve(conn: list[str], request_id: str) -> str:
+    address = PumpAddress.from_files(conn[1], Path(conn[3]), Path(conn[5]))
+    session = await PumpSession.connect(address)
+    try:
+        return str((await session.resolve([request_id]))[request_id])
+    finally:
+        await session.close()
+
+
 def test_both_banks_corrupt_the_paired_clinician_still_reaches_the_safe_stated_pump(
     tmp_path: Path,
 ) -> None:
@@ -56,6 +53,10 @@ def test_both_banks_corrupt_the_paired_clinician_still_reaches_the_safe_stated_p
     try:
         pump.start()  # a pump in service: its clock has run
         assert itb_json("programmer", "interrogate", *connection(pump, clinician))[0] == 0
+        code, sent = itb_json(
+            "programmer", "program", *connection(pump, clinician), "--rate-ug-per-day", "620"
+        )
+        assert (code, sent["status"]) == (0, "done"), sent
         assert pump.terminate() == 0
         assert pump.warnings() == []  # a clean memory says nothing
         corrupt = {name: _flip_a_byte(pump_dir / name) for name in BANK_FILES}
@@ -69,6 +70,8 @@ def test_both_banks_corrupt_the_paired_clinician_still_reaches_the_safe_stated_p
         assert ("memory_error", "critical") in {
             (a["kind"], a["priority"]) for a in status["alarms"]
         }
+        # the program sent before the loss is still settled from the pump's own log (H54)
+        assert asyncio.run(_resolve(conn, sent["request_id"])) == "applied"
 
         # a program needs the concentration: refused before anything is sent
         code, out = itb_json("programmer", "program", *conn, "--rate-ug-per-day", "600")

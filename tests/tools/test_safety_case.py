@@ -73,6 +73,22 @@ def test_a_test_that_did_not_pass_in_this_run_fails_the_check(
     assert problems(hazards, junit_outcomes(junit(tmp_path, cases))) == [expected]
 
 
+@pytest.mark.parametrize(
+    ("cases", "expected"),
+    [
+        (case("test_a[sqlite]") + case("test_a[postgres]", "<failure/>"), []),
+        (case("test_a[postgres]"), [f"H1: test {THIS}::test_a[sqlite] did not run in this run"]),
+        (case("test_a[sqlite]", "<skipped/>"), [f"H1: test {THIS}::test_a[sqlite] was skipped"]),
+    ],
+)
+def test_a_hazard_may_name_one_case_of_a_parametrised_test(
+    tmp_path: Path, cases: str, expected: list[str]
+) -> None:
+    text = LOG.replace('::test_a"', '::test_a[sqlite]"')
+    hazards = load(log_file(tmp_path, text))
+    assert problems(hazards, junit_outcomes(junit(tmp_path, cases))) == expected
+
+
 def test_a_mitigation_that_names_no_real_code_fails_the_check(tmp_path: Path) -> None:
     text = LOG.replace("PumpModel.check_fill", "PumpModel.check_fil")
     hazards = load(log_file(tmp_path, text))

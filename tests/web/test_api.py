@@ -352,8 +352,9 @@ def test_calendar_lists_refills_and_replacements_as_rfc5545(clinic: Clinic) -> N
     )
     assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
     unfolded = text.replace("\r\n ", "")
-    assert "SUMMARY:ITB refill: Alex Near-Empty (SIM-001)" in unfolded
-    assert "ITB pump replacement (ERI): Blake Battery-ERI" in unfolded
+    assert "SUMMARY:ITB refill: DEMO-001 (SIM-001)" in unfolded  # MRN, not the name, by default
+    assert "ITB pump replacement (ERI): DEMO-002" in unfolded
+    assert "Alex Near-Empty" not in unfolded
     assert unfolded.count("BEGIN:VEVENT") == unfolded.count("END:VEVENT") >= 5
 
 

@@ -1,12 +1,14 @@
 """The pages' typed forms: text in, numbers, dates and programs out, or an error naming the
-field (no database, no app: the parsing alone)."""
+field (the parsing alone); and the decimal comma and typed units through the refill page."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
 
+from itb.decimal_input import parse_decimal
 from itb.errors import InputError
 from itb.web.pages.forms import (
     ImplantForm,
@@ -17,6 +19,8 @@ from itb.web.pages.forms import (
     ScreeningForm,
     program_from_form,
 )
+from tests.clinic.support import DEMO_PASSWORD, Clinic
+from tests.web.markup import find
 
 IMPLANT = {"model": "peristaltic-20", "serial": "P-1", "concentration_ug_per_ml": "500",
            "filled_ml": "20", "rate_ug_per_day": "600", "catheter_trimmed_cm": "40"}  # fmt: skip
@@ -104,3 +108,98 @@ def test_screening_scores_only_the_hours_typed() -> None:
     with pytest.raises(InputError) as error:
         ScreeningForm(mas_0="3", mas_2="two").scores()
     assert _field(error) == "scores[2]"
+
+
+# (typed, read as, or a word of the refusal) in a mL field
+DECIMALS: list[tuple[str, float | str]] = [
+    ("17.93", 17.93),
+    ("17,93", 17.93),  # a decimal comma: no thousands group has two digits
+    (" 0,5 ", 0.5),
+    ("0,500", 0.5),  # a leading zero never starts a thousands group
+    ("17,93 mL", 17.93),  # the field's own unit may follow
+    ("17.93ml", 17.93),
+    ("1,000", "ambiguous"),  # one thousand, or one point zero?
+    ("12,500", "ambiguous"),
+    ("1,234.5", "both a comma and a dot"),
+    ("1.234,5", "both a comma and a dot"),
+    ("1,2,3", "one number"),
+    ("17 93", "enter a number"),  # never joined into 1793
+    ("500 µL", "500 µL is 0.5 mL"),  # another unit is refused, with its value in mL
+    ("0.02 L", "0.02 L is 20 mL"),
+    ("20 mg", "not a unit of this field"),
+    ("nan", "enter a number"),
+    ("1e999", "finite"),
+]
+
+
+@pytest.mark.parametrize(("typed", "expected"), DECIMALS, ids=[d[0] for d in DECIMALS])
+def test_a_typed_number_is_read_as_meant_or_refused_saying_why(
+    typed: str, expected: float | str
+) -> None:
+    if isinstance(expected, float):
+        assert parse_decimal(typed, "filled_ml", "mL") == expected
+        return
+    with pytest.raises(InputError) as error:
+        parse_decimal(typed, "filled_ml", "mL")
+    assert _field(error) == "filled_ml" and expected in error.value.reason
+
+
+def test_a_dose_in_mg_or_a_concentration_in_mg_per_ml_is_refused_not_converted() -> None:
+    with pytest.raises(InputError, match=r"0\.5 mg is 500 µg"):
+        parse_decimal("0.5 mg", "dose_ug", "µg")
+    with pytest.raises(InputError, match="2 mg/mL is 2000 µg/mL"):
+        parse_decimal("2 mg/mL", "concentration_ug_per_ml", "µg/mL")
+    assert parse_decimal("500 mcg/mL", "concentration_ug_per_ml", "µg/mL") == 500.0
+    assert parse_decimal("600 ug/day", "rate_ug_per_day", "µg/day") == 600.0
+
+
+def _refill_page(clinic: Clinic) -> tuple[int, str]:
+    clinic.client.cookies.clear()
+    login = clinic.client.get("/login").text
+    clinic.client.post(
+        "/login",
+        data={"username": "nurse_demo", "password": DEMO_PASSWORD, "csrf_token": _csrf(login)},
+    )
+    pid = clinic.patient_id("DEMO-001")  # a 20 mL pump of 500 µg/mL, made to expect 5.0 mL
+    clinic.pumps.firmware("SIM-001").refill(clinic.clock(), 5.0, 500.0)
+    return pid, _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def test_a_refill_typed_with_decimal_commas_is_read_as_the_nurse_meant(clinic: Clinic) -> None:
+    pid, token = _refill_page(clinic)
+    done = clinic.client.post(
+        f"/patients/{pid}/refill",
+        data={"withdrawn_ml": "5,0", "filled_ml": "17,93", "concentration_ug_per_ml": "500",
+              "csrf_token": token},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert done.status_code == 303, done.text
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 17.93
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "words"),
+    [
+        ("concentration_ug_per_ml", "1,000", "ambiguous"),
+        ("filled_ml", "18000 µL", "18000 µL is 18 mL"),
+        ("concentration_ug_per_ml", "0.5 mg/mL", "0.5 mg/mL is 500 µg/mL"),
+    ],
+)
+def test_an_ambiguous_number_or_a_wrong_unit_on_the_refill_page_is_refused_in_words(
+    clinic: Clinic, field: str, typed: str, words: str
+) -> None:
+    pid, token = _refill_page(clinic)
+    form = {"withdrawn_ml": "5.0", "filled_ml": "18", "concentration_ug_per_ml": "500"}
+    shown = clinic.client.post(
+        f"/patients/{pid}/refill", data={**form, field: typed, "csrf_token": token}
+    )
+    assert shown.status_code == 422
+    assert find(shown.text, "p", data_field=field)
+    assert words in shown.text.replace("&#39;", "'")
+    assert clinic.pumps.firmware("SIM-001").status().reservoir_ml == 5.0  # nothing changed

@@ -207,7 +207,7 @@ def test_a_pump_near_eos_ranks_by_eos_and_a_refill_after_eos_is_a_conflict(
     row = find(clinic.client.get("/").text, "tr", data_mrn="DEMO-002")
     assert row["data-harm"] == "battery_eos" and row["data-conflict"] == "refill_after_eos"
     ics = clinic.client.get("/api/calendar.ics").text.replace("\r\n ", "")
-    assert "SUMMARY:CONFLICT ITB refill after end of service: Blake Battery-ERI" in ics
+    assert "SUMMARY:CONFLICT ITB refill after end of service: DEMO-002 (SIM-002)" in ics
 
 
 def test_a_stopped_pump_is_harm_now(clinic: Clinic) -> None:

@@ -1,27 +1,54 @@
-"""The ``itb`` command: one sub-command group per area (adapters only; rules live in the core)."""
+"""The ``itb`` command: one sub-command group per area (adapters only; rules live in the core).
+
+A group's module is imported only when the group is named (``itb.cli.lazy``): ``itb --help``
+lists them all from the table below. Adding a group is one line here.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import typer
 
-from itb.cli import clinic, pk, programmer, pump, refill, screening, sim
-from itb.cli.guard import GuardedGroup
+from itb.cli.lazy import Lazy, LazyGroup
+
+
+class ItbGroup(LazyGroup):
+    """The ``itb`` group: name -> where the sub-command lives and its help, in this order."""
+
+    table: ClassVar[dict[str, Lazy]] = {
+        "pump": Lazy("itb.cli.pump:app", "The implanted pump: hardware models, simulation."),
+        "pk": Lazy("itb.cli.pk:app", "Baclofen in the spinal fluid and its effect."),
+        "refill": Lazy(
+            "itb.cli.refill:app", "Refill, concentration-change and priming calculators."
+        ),
+        "programmer": Lazy(
+            "itb.cli.programmer:app", "The programmer: talk to a pump by telemetry."
+        ),
+        "screening": Lazy("itb.cli.screening:app", "Screening trial: MAS after a trial bolus."),
+        "sim": Lazy("itb.cli.sim:app", "Cohort simulator: many patients and pumps over years."),
+        "user": Lazy("itb.cli.clinic:user_app", "Clinic user accounts."),
+        "serve": Lazy("itb.cli.clinic:serve", "Serve the clinic web app."),
+        "clinic": Lazy("itb.cli.clinic:clinic_app", "The clinic's records: FHIR export, calendar."),
+        "remote": Lazy(
+            "itb.cli.remote:app", "The family's patient remote: status, extra dose, local page."
+        ),
+    }
+
 
 app = typer.Typer(
     name="itb",
-    help="OpenITB: intrathecal baclofen pump therapy, simulated. Not a medical device.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    cls=GuardedGroup,  # no traceback reaches a user: one line and a non-zero exit
+    # plain help: Rich's help renderer alone costs more than the 10x-a-bare-start budget
+    rich_markup_mode=None,
+    cls=ItbGroup,  # no traceback reaches a user: one line and a non-zero exit
 )
-app.add_typer(pump.app, name="pump")
-app.add_typer(pk.app, name="pk")
-app.add_typer(refill.app, name="refill")
-app.add_typer(programmer.app, name="programmer")
-app.add_typer(screening.app, name="screening")
-app.add_typer(sim.app, name="sim")
-app.add_typer(clinic.user_app, name="user")
-app.command("serve")(clinic.serve)
+
+
+@app.callback()
+def itb() -> None:
+    """OpenITB: intrathecal baclofen pump therapy, simulated. Not a medical device."""
 
 
 def main() -> None:  # pragma: no cover - the console script

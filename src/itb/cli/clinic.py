@@ -1,9 +1,11 @@
-"""``itb serve`` (the care team's web app) and ``itb user add`` (accounts), on one database.
+"""``itb serve`` (the care team's web app), ``itb user add`` (accounts) and ``itb clinic
+export`` (FHIR records), on one database.
 
 The lead registers them in ``itb.cli``::
 
     app.command("serve")(clinic.serve)
     app.add_typer(clinic.user_app, name="user")
+    app.add_typer(clinic.clinic_app, name="clinic")
 """
 
 from __future__ import annotations
@@ -28,10 +30,17 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from itb.cli.demo_start import DemoSeeding
     from itb.clinic.pumps import PumpLinks
     from itb.web.settings import ClinicSettings
 
 user_app = typer.Typer(help="Clinic user accounts.", no_args_is_help=True)
+clinic_app = typer.Typer(help="The clinic's records: export, calendar.", no_args_is_help=True)
+
+
+@clinic_app.callback()
+def clinic_records() -> None:
+    """The clinic's records (``itb clinic export --fhir DIR``, ``itb clinic calendar``)."""
 
 
 @user_app.callback()
@@ -71,34 +80,66 @@ def serve(  # noqa: PLR0913  (a Typer command: its options are its parameters)
         help="A reverse proxy's address whose X-Forwarded-For is believed (repeatable). "
         "Default: none; the client is the socket's peer (docs/security.md).",
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Worker processes. Sessions, the log-in limit and the dashboard's cache are kept "
+        "in the database, so any worker answers any request. Not with --demo or --pumps "
+        "(their pumps live in one process).",
+    ),
 ) -> None:
     """Serve the clinic web app; the schema is created or migrated at start."""
-    import uvicorn
-
-    from itb.web.app import create_app
     from itb.web.settings import ClinicSettings
 
     if demo and (pumps_file or programmer_key):
         typer.echo("error: --pumps and --programmer-key are not for --demo", err=True)
         raise typer.Exit(2)
+    if workers > 1 and (demo or pumps_file or programmer_key):
+        typer.echo(
+            "error: --workers: 1 with --demo or --pumps (one process owns the pumps)", err=True
+        )
+        raise typer.Exit(2)
+    seeding = None
     if demo:
+        from itb.cli.demo_start import DemoSeeding
+
         settings = _demo_settings(database_url, demo_speed)
+        # migrated and seeded in a child process while this one imports the web app
+        seeding = DemoSeeding(settings.database_url, settings.clock)
+        settings.migrate = False
     else:
         settings = ClinicSettings(
             database_url=resolve_database_url(database_url),
             links=_telemetry_pumps(pumps_file, programmer_key),
         )
     settings.trusted_proxies = frozenset(trusted_proxy)
+    import uvicorn
+
+    from itb.web.app import create_app
+    from itb.web.worker import TRUSTED_PROXIES_ENV
+
     app = create_app(settings)
-    if demo:
-        _seed_demo(app.state.sessions, settings)
+    if seeding is not None:
+        _seed_demo(seeding, settings)
     _reconcile_pending(app.state.sessions, settings)
     typer.echo(
         f"OpenITB clinic on http://{host}:{port}/  (database: {_safe(settings.database_url)})"
     )
     # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any loopback peer as
     # the client (rotating it dodged the login limit); ClinicSettings.trusted_proxies decides
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+        return
+    # each worker builds its own app from the environment (itb.web.worker); migrated above
+    app.state.engine.dispose()
+    os.environ[DATABASE_URL_ENV] = settings.database_url
+    os.environ[TRUSTED_PROXIES_ENV] = ",".join(trusted_proxy)
+    uvicorn.run(
+        "itb.web.worker:app_from_env", factory=True, workers=workers, host=host, port=port,
+        log_level="warning", proxy_headers=False, http="itb.web.worker:NoDelayH11Protocol",
+    )  # fmt: skip
 
 
 def _demo_settings(database_url: str | None, demo_speed: float) -> ClinicSettings:
@@ -112,18 +153,17 @@ def _demo_settings(database_url: str | None, demo_speed: float) -> ClinicSetting
     return ClinicSettings(database_url=url, links=SimulatedPumps(clock), clock=clock)
 
 
-def _seed_demo(sessions: Callable[[], Session], settings: ClinicSettings) -> None:
+def _seed_demo(seeding: DemoSeeding, settings: ClinicSettings) -> None:
     """The demo patients and accounts, into an empty database only (exit 2 otherwise)."""
-    from itb.clinic import demo as demo_clinic
-    from itb.clinic import services
+    from itb.cli.demo_start import DemoSeedError
     from itb.clinic.pumps import SimulatedPumps
 
     assert isinstance(settings.links, SimulatedPumps)  # made so by _demo_settings
-    with sessions() as db:
-        if services.dashboard(db, settings.clock(), limit=1)[1]:
-            typer.echo("the database already has patients: use an empty one for --demo", err=True)
-            raise typer.Exit(2)
-        accounts = demo_clinic.seed_demo(db, settings.links, settings.clock())
+    try:
+        accounts = seeding.finish(settings.links)
+    except DemoSeedError as exc:
+        typer.echo(f"error: --demo: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo("Demo clinic (simulated pumps; not a medical device). Accounts:")
     for account in accounts:
         typer.echo(f"  {account.role:<10} {account.username:<12} password: {account.password}")
@@ -184,7 +224,9 @@ def _safe(url: str) -> str:
 
 @user_app.command("add")
 def user_add(
-    username: str = typer.Argument(..., help="1 to 64 letters, digits or underscores."),
+    username: str = typer.Argument(
+        ..., help="1 to 64 letters, digits, dots, dashes, underscores or @."
+    ),
     role: str = typer.Option(..., "--role", help="physician, nurse or viewer"),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from standard input (first line)."
@@ -209,3 +251,91 @@ def user_add(
         db.commit()
         typer.echo(f"added {user.role} {user.username}")
     engine.dispose()
+
+
+@clinic_app.command("export")
+def clinic_export(
+    fhir_dir: Path = typer.Option(
+        ..., "--fhir", help="Directory to write one FHIR R4 Bundle (JSON) per patient into."
+    ),
+    mrn: list[str] = typer.Option(
+        [], "--mrn", help="Only this patient (repeatable); default: every patient."
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Export patients' records as FHIR R4 Bundles, one file per patient in DIR
+    (patient-<id>-<MRN>.json)."""
+    import json
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from itb.cli.outputs import check_writable_dir
+    from itb.clinic import audit, fhir
+    from itb.clinic.models import Patient
+
+    check_writable_dir(fhir_dir, "--fhir")
+    engine = make_engine(resolve_database_url(database_url))
+    upgrade_to_head(engine)
+    query = select(Patient).order_by(Patient.id)
+    if mrn:
+        query = query.where(Patient.mrn.in_(mrn))
+    generated_at = datetime.now().replace(microsecond=0)  # the clinic's clock: naive local
+    with make_session_factory(engine)() as db:
+        patients = list(db.execute(query).scalars())
+        missing = sorted(set(mrn) - {p.mrn for p in patients})
+        if missing:
+            typer.echo(f"error: --mrn: no patient with MRN {', '.join(missing)}", err=True)
+            raise typer.Exit(2)
+        for patient in patients:
+            record = fhir.load_record(db, patient)
+            bundle = fhir.validated(fhir.patient_bundle(record, generated_at, fhir.system_local))
+            path = fhir_dir / f"patient-{patient.id}-{_file_safe(patient.mrn)}.json"
+            path.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n")
+            audit.record(
+                db, None, "patient.export_fhir", "patient", patient.id, None,
+                {"resources": len(bundle["entry"]), "file": path.name},
+            )  # fmt: skip
+            db.commit()
+            typer.echo(f"{path}: {len(bundle['entry'])} FHIR resources ({patient.mrn})")
+    engine.dispose()
+    typer.echo(f"exported {len(patients)} patient record(s) to {fhir_dir}")
+
+
+def _file_safe(text: str) -> str:
+    """An MRN as part of a file name: letters, digits, dot, dash and underscore only."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in text)
+
+
+@clinic_app.command("calendar")
+def clinic_calendar(
+    out: Path = typer.Option(..., "--out", help="The .ics file to write."),
+    patient_label: str = typer.Option(
+        "mrn",
+        "--patient-label",
+        help="How events name the patient: mrn (default) or initials; full_name only when "
+        "you mean it (calendars sync to third parties).",
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Write upcoming refills and pump replacements as an .ics calendar (RFC 5545)."""
+    from datetime import datetime
+
+    from itb.cli.outputs import check_writable_file
+    from itb.clinic import calendar
+    from itb.errors import InputError
+
+    try:
+        label = calendar.PatientLabel(patient_label)
+    except ValueError:
+        allowed = ", ".join(calendar.PatientLabel)
+        raise InputError("--patient-label", f"allowed {allowed}") from None
+    check_writable_file(out, "--out")
+    engine = make_engine(resolve_database_url(database_url))
+    upgrade_to_head(engine)
+    with make_session_factory(engine)() as db:
+        text = calendar.calendar_ics(db, datetime.now().replace(microsecond=0), None, label)
+    engine.dispose()
+    out.write_text(text, newline="")
+    events = text.count("BEGIN:VEVENT")
+    typer.echo(f"{out}: {events} event(s), patients named by {label.value.replace('_', ' ')}")

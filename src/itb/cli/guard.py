@@ -6,6 +6,11 @@ exit 2. What slips through (a file that is a directory, an unwritable output, a 
 wraps the whole command group: an InputError or an OSError is one line naming the problem and
 exit 2; an out-of-range number or date is one line and exit 2; anything else is a bug, reported
 on one line with exit 70 (EX_SOFTWARE). ``ITB_DEBUG=1`` shows the traceback for developers.
+
+A usage error (an unknown option or command, a missing or malformed argument) is one line too,
+naming the problem and where to read the usage, with click's exit 2: ``error: No such option:
+--bogus (see 'itb pump simulate --help')``, not Rich's boxed multi-line panel. No arguments at
+all still shows the help, as ``no_args_is_help`` asks.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import sys
 from typing import Any
 
 import typer
+
+# typer vendors click: its usage errors are these classes, not the click package's.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from itb.errors import InputError
@@ -55,12 +63,28 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def usage_line(error: ClickException) -> str:
+    """One line for a usage error: the problem, and the help to read."""
+    ctx = getattr(error, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"error: {_flat(error.format_message()).rstrip('.')}{where}"
+
+
 class GuardedGroup(TyperGroup):
     """The ``itb`` group: its sub-commands run inside :func:`one_line`'s guard."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """The top level's own options: a usage error there is one line too."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except ClickException as error:
+            raise _one_line_usage(error) from None
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
+        except ClickException as error:  # a sub-command's usage, parsed inside this invoke
+            raise _one_line_usage(error) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # the command's own exit, already explained
         except KeyboardInterrupt:
@@ -72,3 +96,12 @@ class GuardedGroup(TyperGroup):
             message, code = one_line(error)
             sys.stderr.write(f"error: {_flat(message)}\n")
             raise typer.Exit(code) from None
+
+
+def _one_line_usage(error: ClickException) -> BaseException:
+    """The exception that ends the command after a usage error was told in one line (no
+    arguments at all: the help, untouched)."""
+    if isinstance(error, NoArgsIsHelpError):
+        return error
+    sys.stderr.write(usage_line(error) + "\n")
+    return typer.Exit(error.exit_code)

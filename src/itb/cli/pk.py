@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from itb.cli.decimal_options import UG
 from itb.cli.outputs import check_writable_file
 from itb.drugs import BACLOFEN
 from itb.pharmacology.bolus import BolusCourse, bolus_course
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="pk",
-    help="Baclofen in the spinal fluid and its effect (typical patient). Not a medical device.",
+    help="Baclofen in the spinal fluid and its effect (the typical patient, or a patient's own "
+    "model fitted to a screening trial). Not a medical device.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -65,7 +67,7 @@ def _num(value: float) -> float | None:
 @app.command()
 def bolus(
     dose_ug: float = typer.Option(
-        ..., "--dose-ug", help=f"Bolus dose in µg (screening: {_SCREENING_DOSES})."
+        ..., "--dose-ug", parser=UG, help=f"Bolus dose in µg (screening: {_SCREENING_DOSES})."
     ),
     hours: float = typer.Option(24.0, "--hours", help="Hours to show after the bolus."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -356,3 +358,108 @@ def _print_program(course: ScenarioCourse, scenario_path: Path, summary: dict[st
         when = from_pump_s(course.origin_s + t * SECONDS_PER_HOUR)
         table.add_row(f"{when:%Y-%m-%d %H:%M}", f"{c:.3f}", f"{e:.2f}")
     console.print(table)
+
+
+# itb pk fit / itb pk predict: each patient's own model (implementation in itb.cli.pk_fit) ------
+@app.command()
+def fit(
+    trial_path: Path = typer.Argument(..., help="Screening trial TOML (docs/pharmacology.md)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draws behind the intervals."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (a fit file)."),
+) -> None:
+    """A patient's own model from a screening trial, with the starting dose (80% intervals)."""
+    from itb.cli.pk_fit import fit_summary
+    from itb.errors import InputError
+
+    if not 0 <= seed < 2**63:
+        _fail(f"--seed={seed}: allowed 0 to 2^63 - 1")
+    try:
+        summary = fit_summary(trial_path, seed)
+    except InputError as err:
+        _fail(str(err))
+        return
+    if as_json:
+        print(json.dumps(summary))
+        return
+    _print_fit(summary)
+
+
+def _print_fit(summary: dict[str, Any]) -> None:
+    console.print(f"[bold]{summary['note']}[/bold]")
+    if summary["rms_error_mas"] is not None:
+        console.print(f"observed against the fitted model: RMS {summary['rms_error_mas']:.2f} MAS")
+    table = Table("parameter", "most probable", "80% interval")
+    for name, value in summary["parameters"].items():
+        table.add_row(name, f"{value['map']:.4g}", f"{value['low']:.4g} to {value['high']:.4g}")
+    console.print(table)
+    start = summary["starting_dose"]
+    if start is None:
+        console.print("no trial dose responded: no starting dose (S45 S46)")
+        return
+    low, high = start["interval_daily_dose_ug"]
+    console.print(
+        f"starting dose {start['daily_dose_ug']:g} µg/day (80% interval {low:g} to {high:g}): "
+        f"{start['reason']}"
+    )
+
+
+@app.command("predict")
+def predict_cmd(
+    fit_path: Path = typer.Option(..., "--fit", help="Fit file written by `itb pk fit --json`."),
+    program_path: Path = typer.Option(
+        ..., "--program", help="Program TOML ([program] as in a scenario)."
+    ),
+    days: float = typer.Option(3.0, "--days", help="Days to predict."),
+    start: str = typer.Option(
+        "2027-01-04T00:00", "--start", help="Clock time of hour 0 (a weekday program's day)."
+    ),
+    from_dose: float | None = typer.Option(
+        None,
+        "--from-dose-ug-per-day",
+        help="Settled on this continuous dose before; the program starts at hour 0.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of the forecast."),
+) -> None:
+    """Predicted MAS on a program, hourly, with its 80% prediction interval."""
+    from datetime import datetime
+
+    from itb.cli.pk_fit import band_summary, load_fit, load_program, plot_band, predict_band
+    from itb.errors import InputError
+
+    if plot is not None:
+        check_writable_file(plot, "--plot")
+    try:
+        when = datetime.fromisoformat(start)
+    except ValueError as err:
+        _fail(f"--start={start!r}: expected a date and time like 2027-01-04T08:00 ({err})")
+        return
+    cap = BACLOFEN.absolute_max_daily_dose_ug
+    if from_dose is not None and not (math.isfinite(from_dose) and 0 <= from_dose <= cap):
+        _fail(f"--from-dose-ug-per-day={from_dose}: allowed 0 to {cap:g} µg/day (S25)")
+    try:
+        patient_fit, program_ = load_fit(fit_path), load_program(program_path)
+        band = predict_band(patient_fit, program_, days, when, from_dose)
+    except InputError as err:
+        _fail(str(err))
+        return
+    summary = band_summary(patient_fit, band, program_, when)
+    if plot is not None:
+        who = "typical patient" if band.typical else "this patient's model"
+        plot_band(
+            plot, band, f"{program_path.name}: {who}, {summary['mean_daily_dose_ug']:g} µg/day"
+        )
+        summary["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    console.print(f"[bold]{summary['note']}[/bold], {summary['mean_daily_dose_ug']:g} µg/day")
+    table = Table("time", "MAS", "80% interval")
+    step = 1 if len(summary["series"]) <= 48 else 6
+    for row in summary["series"][::step]:
+        table.add_row(
+            row["at"], f"{row['mas']:.2f}", f"{row['low_mas']:.2f} to {row['high_mas']:.2f}"
+        )
+    console.print(table)
+    if plot is not None:
+        console.print(f"plot written to {plot}")

@@ -8,7 +8,6 @@ reports). How a command runs, prints and exits (codes 0 done, 1 not applied, 2 b
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Callable
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 import typer
 from rich.table import Table
 
+from itb.cli.decimal_options import MINUTES, ML, UG, UG_PER_DAY, UG_PER_ML
 from itb.cli.programmer_run import (
     Connection,
     checked_input,
@@ -98,24 +98,13 @@ def interrogate(
         return {**status_to_wire(status), "command": "interrogate", "status": "done"}
 
     def human(r: dict[str, Any]) -> None:
-        table = Table(title=f"{r['model']} {r['serial']} at {r['now']}", show_header=False)
-        table.add_column("what")
+        from itb.cli.status_words import status_rows, status_title
+
+        table = Table(title=status_title(r), show_header=False)
+        table.add_column("what", no_wrap=True)
         table.add_column("value")
-        battery = r["battery"]
-        for name, value in (
-            ("mode", r["mode"]),
-            ("program", json.dumps(r["program"])),
-            ("daily dose", f"{r['daily_dose_ug']:g} µg/day"),
-            ("concentration", f"{r['concentration_ug_per_ml']:g} µg/mL"),
-            ("reservoir", f"{r['reservoir_ml']:.3f} mL (alarm at {r['low_reservoir_alarm_ml']:g})"),
-            ("battery", f"{battery['remaining_mah']:.1f} mAh; ERI {battery['eri_at']}"),
-            ("delivered", f"{r['delivered_ug']:.1f} µg ({r['delivered_ml']:.4f} mL)"),
-            ("bolus", json.dumps(r["bolus"]) if r["bolus"] else "none"),
-            ("last refill", str(r.get("last_refill_at"))),
-        ):
+        for name, value in status_rows(r):
             table.add_row(name, value)
-        for alarm in r["alarms"]:
-            table.add_row("alarm", f"{alarm['kind']} ({alarm['priority']}) since {alarm['at']}")
         screen.print(table)
 
     run_command(
@@ -192,7 +181,7 @@ def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     key: Path = KeyOpt,
     pump_key: Path = PumpKeyOpt,
     rate_ug_per_day: float | None = typer.Option(
-        None, "--rate-ug-per-day", help="A simple continuous program, µg/day."
+        None, "--rate-ug-per-day", parser=UG_PER_DAY, help="A simple continuous program, µg/day."
     ),
     program_file: Path | None = typer.Option(
         None, "--file", help="TOML with the scenario's [program] keys (rate_ug_per_day, steps...)."
@@ -266,8 +255,12 @@ def bolus(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     key: Path = KeyOpt,
     pump_key: Path = PumpKeyOpt,
     kind: str = typer.Option(..., "--kind", help="clinician, bridge or priming."),
-    dose_ug: float | None = typer.Option(None, "--dose-ug", help="Clinician bolus dose, µg."),
-    duration_min: float | None = typer.Option(None, "--duration-min", help="Duration, minutes."),
+    dose_ug: float | None = typer.Option(
+        None, "--dose-ug", parser=UG, help="Clinician bolus dose, µg."
+    ),
+    duration_min: float | None = typer.Option(
+        None, "--duration-min", parser=MINUTES, help="Duration, minutes."
+    ),
     catheter_trimmed_cm: float = typer.Option(
         0.0, "--catheter-trimmed-cm", help="Cm cut off the 110 cm catheter (bridge, priming)."
     ),
@@ -327,10 +320,12 @@ def refill(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     pump: str = PumpOpt,
     key: Path = KeyOpt,
     pump_key: Path = PumpKeyOpt,
-    withdrawn_ml: float = typer.Option(..., "--withdrawn-ml", help="Residual drug withdrawn, mL."),
-    volume_ml: float = typer.Option(..., "--volume-ml", help="Volume put in, mL."),
+    withdrawn_ml: float = typer.Option(
+        ..., "--withdrawn-ml", parser=ML, help="Residual drug withdrawn, mL."
+    ),
+    volume_ml: float = typer.Option(..., "--volume-ml", parser=ML, help="Volume put in, mL."),
     concentration_ug_per_ml: float = typer.Option(
-        ..., "--concentration-ug-per-ml", help="Concentration put in, µg/mL."
+        ..., "--concentration-ug-per-ml", parser=UG_PER_ML, help="Concentration put in, µg/mL."
     ),
     acknowledge_discrepancy: bool = typer.Option(
         False, "--acknowledge-discrepancy", help="Go on despite a flagged withdrawn volume."
@@ -356,6 +351,8 @@ def refill(  # noqa: PLR0913  (a Typer command: its options are its parameters)
         return report.to_dict()
 
     def human(r: dict[str, Any]) -> None:
+        from itb.cli.status_words import NOT_PREDICTED, when_words
+
         for line in r["discrepancy"]["reasons"]:
             screen.print(f"withdrawn volume: {line}", soft_wrap=True)
         s = r["schedule"]
@@ -366,7 +363,7 @@ def refill(  # noqa: PLR0913  (a Typer command: its options are its parameters)
                 ("stability limit", "stability_limit_on"),
                 ("next refill", "next_refill_on"),
             ):
-                screen.print(f"{label}: {s[name]}")
+                screen.print(f"{label}: {when_words(s[name], NOT_PREDICTED)}")
             screen.print(f"why: {s['next_refill_reason']}", soft_wrap=True)
             for warning in s["warnings"]:
                 screen.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)

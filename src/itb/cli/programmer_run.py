@@ -80,13 +80,35 @@ def finish(as_json: bool, result: dict[str, Any], human: Human) -> None:
             )
         if status in ("done", "rejected", "refused", "uncertain") and "request_id" in result:
             _print_outcome(result)
-        if status not in ("error", "unreachable", "needs_confirmation", "needs_acknowledgement"):
-            human(result)
+        if "error" in result:  # from fail(): nothing was done, say why in words
+            err.print(_failure_line(result), soft_wrap=True, markup=False)
         else:
-            err.print(f"[red]{status}:[/red] {result.get('error', '')}", soft_wrap=True)
+            human(result)
     code = EXIT_OF_STATUS.get(status, EXIT_DONE)
     if code:
         raise typer.Exit(code=code)
+
+
+# What each failure means for the pump, after its reason (every one: nothing was sent or
+# applied, except an uncertain command, which never comes through fail()).
+_FAILURE_WORDS = {
+    "refused": "refused: nothing was sent or changed",
+    "unreachable": "the pump could not be reached: nothing was sent",
+    "error": "bad input: nothing was sent",
+    "needs_confirmation": "not sent: confirm first",
+    "needs_acknowledgement": "not sent: acknowledge first",
+}
+
+
+def _failure_line(result: dict[str, Any]) -> str:
+    """``error: <command> refused: <reason> (nothing was sent or changed; exit 1)``."""
+    status = str(result.get("status"))
+    code = EXIT_OF_STATUS.get(status, EXIT_DONE)
+    command = f"{result['command']} " if result.get("command") else ""
+    words = _FAILURE_WORDS.get(status, status)
+    head, _, tail = words.partition(": ")
+    reason = str(result.get("error") or "no reason given").rstrip(".")
+    return f"error: {command}{head}: {reason} ({tail or 'nothing was done'}; exit {code})"
 
 
 def _print_outcome(result: dict[str, Any]) -> None:

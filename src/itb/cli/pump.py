@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,15 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
-from itb.link.keys import KeyFileError, KeyOwner, load_public_key
-from itb.pump.firmware import CommandRejected
+from itb.cli.decimal_options import ML, UG_PER_DAY, UG_PER_ML
 from itb.pump.hardware import MODELS
-from itb.scenario.format import ScenarioError, load_scenario, parse_scenario
-from itb.scenario.runner import simulate
-from itb.telemetry.endpoint import Role, key_id_of
 from itb.units import UnitError, parse_duration_s
+
+# The scenario, firmware, key and telemetry modules are imported by the commands that use them:
+# `itb pump models` answers at once (issue 13).
 
 app = typer.Typer(help="The implanted pump: hardware models, simulation.", no_args_is_help=True)
 console = Console()
@@ -57,30 +56,48 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
         }
         print(json.dumps({"models": rows}))
         return
-    table = Table(title="Pump models")
-    for column in (
-        "name",
-        "kind",
-        "reservoir (mL)",
-        "quantum (µL)",
-        "flow (mL/day)",
-        "accuracy",
-        "battery (mAh)",
-        "ERI at 0.5 mL/day (years)",
-    ):
-        table.add_column(column)
-    for name, m in MODELS.items():
-        table.add_row(
+    _print_models(Console(emoji=False))  # made here: it reads the terminal's width (COLUMNS) now
+
+
+def _model_rows() -> list[tuple[str, ...]]:
+    return [
+        (
             name,
             m.kind.value,
-            f"{m.reservoir_ml:g}",
-            f"{m.quantum_ul:g}",
-            f"{m.min_flow_ml_per_day:g} to {m.max_flow_ml_per_day:g}",
+            f"{m.reservoir_ml:g} mL",
+            f"{m.quantum_ul:g} µL",
+            f"{m.min_flow_ml_per_day:g} to {m.max_flow_ml_per_day:g} mL/day",
             f"±{m.flow_accuracy_fraction * 100:g}%",
-            f"{m.battery_capacity_mah:g}",
-            f"{m.years_to_eri(0.5):.2f}",
+            f"{m.battery_capacity_mah:g} mAh",
+            f"{m.years_to_eri(0.5):.2f} years",
         )
-    console.print(table)
+        for name, m in MODELS.items()
+    ]
+
+
+_MODEL_COLUMNS = (
+    "name", "kind", "reservoir", "quantum", "flow", "accuracy", "battery",
+    "ERI at 0.5 mL/day",
+)  # fmt: skip
+
+
+def _print_models(out: Console) -> None:
+    """A table when it fits the terminal; else one block per model: a model's name is what
+    the other commands ask for, so it is never cut or wrapped."""
+    rows = _model_rows()
+    table = Table(title="Pump models")
+    for i, column in enumerate(_MODEL_COLUMNS):
+        table.add_column(column, no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*row)
+    unbounded = out.options.update_width(10_000)  # the width the table wants, unwrapped
+    if Measurement.get(out, unbounded, table).maximum <= out.width:
+        out.print(table)
+        return
+    for row in rows:
+        out.print(row[0], soft_wrap=True, highlight=False)
+        for column, value in zip(_MODEL_COLUMNS[1:], row[1:], strict=True):
+            out.print(f"  {column}: {value}", soft_wrap=True, highlight=False)
 
 
 @app.command("simulate")
@@ -90,6 +107,9 @@ def simulate_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Run one pump through a scenario and report delivery, alarms and its event log."""
+    from itb.scenario.format import ScenarioError, load_scenario
+    from itb.scenario.runner import simulate
+
     try:
         scenario = load_scenario(scenario_file)
         until_s = parse_duration_s(until) if until is not None else None
@@ -139,6 +159,10 @@ def _scenario_data(
     overrides: dict[str, dict[str, Any]],
     rate_ug_per_day: float | None,
 ) -> dict[str, Any]:
+    import tomllib
+
+    from itb.scenario.format import ScenarioError
+
     data: dict[str, Any] = {}
     if scenario_file is not None:
         try:
@@ -178,15 +202,23 @@ def init_command(  # noqa: PLR0913  (a Typer command: its options are its parame
     ),
     serial: str | None = typer.Option(None, "--serial", help="Serial number."),
     concentration_ug_per_ml: float | None = typer.Option(
-        None, "--concentration-ug-per-ml", help="Baclofen concentration filled, µg/mL."
+        None,
+        "--concentration-ug-per-ml",
+        parser=UG_PER_ML,
+        help="Baclofen concentration filled, µg/mL.",
     ),
-    volume_ml: float | None = typer.Option(None, "--volume-ml", help="Volume filled, mL."),
+    volume_ml: float | None = typer.Option(
+        None, "--volume-ml", parser=ML, help="Volume filled, mL."
+    ),
     rate_ug_per_day: float | None = typer.Option(
-        None, "--rate-ug-per-day", help="Simple continuous program, µg/day."
+        None, "--rate-ug-per-day", parser=UG_PER_DAY, help="Simple continuous program, µg/day."
     ),
 ) -> None:
     """Create a pump's memory image and key pair from a scenario (or flags)."""
+    from itb.link.keys import KeyFileError
+    from itb.pump.firmware import CommandRejected
     from itb.pumpd.state import StateDir, StateError
+    from itb.scenario.format import ScenarioError, parse_scenario
 
     overrides: dict[str, dict[str, Any]] = {
         "pump": {"model": model, "start": start, "serial": serial},
@@ -221,7 +253,9 @@ def pair_command(
     label: str = typer.Option("", "--label", help="A name for this programmer in the pump's log."),
 ) -> None:
     """Record a programmer's key with its role in the pump (proximity step: pump not served)."""
+    from itb.link.keys import KeyFileError, KeyOwner, load_public_key
     from itb.pumpd.state import StateDir, StateError
+    from itb.telemetry.endpoint import Role, key_id_of
 
     try:
         role_value = Role(role)
@@ -265,6 +299,7 @@ def serve_command(
     A settings bank or allow-list copy that fails its check is kept aside (``<file>.corrupt-<n>``)
     and named in one warning line on stderr before the pump serves.
     """
+    from itb.link.keys import KeyFileError
     from itb.pumpd.clock import ClockError, check_speed
     from itb.pumpd.server import run_pump
     from itb.pumpd.state import StateDir, StateError

@@ -12,10 +12,9 @@ from datetime import date
 from typing import TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from itb.cli.decimal_options import ML, UG_PER_DAY, UG_PER_ML
+from itb.cli.lazy import lazy_console
 from itb.errors import InputError
 from itb.guardrails import DEFAULT_LOW_RESERVOIR_ALARM_ML
 from itb.programmer.bridge import BridgePlan, plan_concentration_change
@@ -40,8 +39,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
+# Rich is imported when a table or a coloured line is drawn, not for a --json answer
+_out = lazy_console(highlight=False)
+_err = lazy_console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
 _T = TypeVar("_T")
 
 MODEL_HELP = f"Pump model: {', '.join(MODELS)}."
@@ -61,6 +61,8 @@ def _run(as_json: bool, compute: Callable[[], _T]) -> _T:
         if as_json:
             print(json.dumps({"error": str(error), "field": field}, ensure_ascii=False))
         else:
+            from rich.markup import escape
+
             _err.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(code=2) from None
 
@@ -76,6 +78,8 @@ def _emit(
     if as_json:
         print(json.dumps(data, ensure_ascii=False))
         return
+    from rich.table import Table
+
     table = Table(title=title, show_header=False)
     table.add_column("what")
     table.add_column("value")
@@ -102,13 +106,20 @@ def _parse_date(text: str | None) -> date | None:
 @app.command()
 def plan(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
-    reservoir_ml: float = typer.Option(..., "--reservoir-ml", help="Volume after the fill, mL."),
-    concentration_ug_per_ml: float = typer.Option(
-        ..., "--concentration-ug-per-ml", help="Baclofen concentration, µg/mL."
+    reservoir_ml: float = typer.Option(
+        ..., "--reservoir-ml", parser=ML, help="Volume after the fill, mL."
     ),
-    daily_dose_ug: float = typer.Option(..., "--daily-dose-ug", help="Daily dose, µg/day."),
+    concentration_ug_per_ml: float = typer.Option(
+        ..., "--concentration-ug-per-ml", parser=UG_PER_ML, help="Baclofen concentration, µg/mL."
+    ),
+    daily_dose_ug: float = typer.Option(
+        ..., "--daily-dose-ug", parser=UG_PER_DAY, help="Daily dose, µg/day."
+    ),
     alarm_ml: float = typer.Option(
-        DEFAULT_LOW_RESERVOIR_ALARM_ML, "--alarm-ml", help="Low-reservoir alarm threshold, mL."
+        DEFAULT_LOW_RESERVOIR_ALARM_ML,
+        "--alarm-ml",
+        parser=ML,
+        help="Low-reservoir alarm threshold, mL.",
     ),
     margin_days: float = typer.Option(
         DEFAULT_SAFETY_MARGIN_DAYS, "--margin-days", help="Days before the alarm (S24: 3 to 5)."
@@ -168,10 +179,17 @@ def plan(  # noqa: PLR0913  (a Typer command: its options are its parameters)
 @app.command()
 def check(
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
-    expected_ml: float = typer.Option(..., "--expected-ml", help="Volume the pump expects, mL."),
-    withdrawn_ml: float = typer.Option(..., "--withdrawn-ml", help="Volume withdrawn, mL."),
+    expected_ml: float = typer.Option(
+        ..., "--expected-ml", parser=ML, help="Volume the pump expects, mL."
+    ),
+    withdrawn_ml: float = typer.Option(
+        ..., "--withdrawn-ml", parser=ML, help="Volume withdrawn, mL."
+    ),
     delivered_since_fill_ml: float = typer.Option(
-        ..., "--delivered-since-fill-ml", help="Volume delivered since the last fill, mL."
+        ...,
+        "--delivered-since-fill-ml",
+        parser=ML,
+        help="Volume delivered since the last fill, mL.",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -198,17 +216,28 @@ def check(
 def bridge(
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
     old_concentration_ug_per_ml: float = typer.Option(
-        ..., "--old-concentration-ug-per-ml", help="Concentration now in the pump, µg/mL."
+        ...,
+        "--old-concentration-ug-per-ml",
+        parser=UG_PER_ML,
+        help="Concentration now in the pump, µg/mL.",
     ),
     new_concentration_ug_per_ml: float = typer.Option(
-        ..., "--new-concentration-ug-per-ml", help="Concentration being filled, µg/mL."
+        ...,
+        "--new-concentration-ug-per-ml",
+        parser=UG_PER_ML,
+        help="Concentration being filled, µg/mL.",
     ),
-    daily_dose_ug: float = typer.Option(..., "--daily-dose-ug", help="Daily dose, µg/day."),
+    daily_dose_ug: float = typer.Option(
+        ..., "--daily-dose-ug", parser=UG_PER_DAY, help="Daily dose, µg/day."
+    ),
     catheter_trimmed_cm: float | None = typer.Option(
         None, "--catheter-trimmed-cm", help=TRIMMED_HELP
     ),
     catheter_volume_ml: float | None = typer.Option(
-        None, "--catheter-volume-ml", help="Implanted catheter volume, mL (instead of trimmed)."
+        None,
+        "--catheter-volume-ml",
+        parser=ML,
+        help="Implanted catheter volume, mL (instead of trimmed).",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -249,7 +278,7 @@ def prime(
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
     catheter_trimmed_cm: float = typer.Option(..., "--catheter-trimmed-cm", help=TRIMMED_HELP),
     concentration_ug_per_ml: float = typer.Option(
-        ..., "--concentration-ug-per-ml", help="Baclofen concentration, µg/mL."
+        ..., "--concentration-ug-per-ml", parser=UG_PER_ML, help="Baclofen concentration, µg/mL."
     ),
     pump_tubing_full: bool = typer.Option(
         False, "--pump-tubing-full", help="Catheter revision: the pump's own tubing is full."

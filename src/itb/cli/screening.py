@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from itb.cli.decimal_options import UG
 from itb.cli.outputs import check_writable_file
 from itb.errors import InputError
 from itb.pharmacology.model import ParameterError
@@ -121,7 +122,9 @@ def _fail(as_json: bool, error: InputError) -> None:
 
 @app.command("assess")
 def assess_command(  # noqa: PLR0913  (a Typer command: its options are its parameters)
-    dose_ug: float = typer.Option(..., "--dose-ug", help=f"Trial bolus, µg: {_TRIAL_DOSES}."),
+    dose_ug: float = typer.Option(
+        ..., "--dose-ug", parser=UG, help=f"Trial bolus, µg: {_TRIAL_DOSES}."
+    ),
     baseline_mas: float = typer.Option(
         ..., "--baseline-mas", help="MAS before the bolus (0 to 5, 1+ coded 2)."
     ),

@@ -10,6 +10,7 @@ threads, workers and servers sharing the database, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -35,12 +36,25 @@ MAX_FAILURES_PER_USERNAME = 5
 MAX_FAILURES_PER_CLIENT = 20
 MIN_PASSWORD_CHARS = 10
 
-_ALL = frozenset(Role)
+# Clinic accounts are often e-mail-like (j.doe, a-b@clinic): ASCII letters and digits with dots,
+# dashes, underscores and @, starting with a letter or digit; the login form checks the same.
+USERNAME_MAX_CHARS = 64
+USERNAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._@-]{{0,{USERNAME_MAX_CHARS - 1}}}$"
+USERNAME_RE = re.compile(USERNAME_PATTERN)
+USERNAME_RULE = (
+    f"1 to {USERNAME_MAX_CHARS} letters, digits, dots, dashes, underscores or @, "
+    "starting with a letter or digit"
+)
+
+# The care team's roles; a caregiver is not one of them: no clinic page or API call, only the
+# family's page of the patients the care team linked (object-level check in services/family.py).
+_STAFF = frozenset({Role.PHYSICIAN, Role.NURSE, Role.VIEWER})
 _CARE = frozenset({Role.PHYSICIAN, Role.NURSE})
+_FAMILY = frozenset({Role.CAREGIVER})
 
 # action -> roles allowed. Anything not listed is refused.
 PERMISSIONS: dict[str, frozenset[Role]] = {
-    "view": _ALL,
+    "view": _STAFF,
     "interrogate": _CARE,
     "refill": _CARE,
     "record": _CARE,  # screening trial entries, follow-up notes
@@ -48,6 +62,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "prescribe": frozenset({Role.PHYSICIAN}),
     "manage_patients": frozenset({Role.PHYSICIAN}),
     "view_audit": frozenset({Role.PHYSICIAN}),
+    "manage_caregivers": _CARE,  # invite, revoke (audited)
+    "acknowledge_report": _CARE,  # a family's report seen and acted on (audited)
+    "family_view": _FAMILY,
+    "family_report": _FAMILY,
 }
 
 
@@ -87,8 +105,8 @@ def add_user(
         role = Role(role).value
     except ValueError:
         raise ValueError(f"role={role!r}: expected one of {', '.join(Role)}") from None
-    if not username or len(username) > 64 or not username.replace("_", "").isalnum():
-        raise ValueError("username: 1 to 64 letters, digits or underscores")
+    if not USERNAME_RE.fullmatch(username):
+        raise ValueError(f"username: {USERNAME_RULE}")
     check_password_strength(password)
     if db.execute(select(User.id).where(User.username == username)).first():
         raise ValueError(f"username={username!r} already exists")

@@ -2,10 +2,15 @@
 
 The dates are the ones stored at the pump's last reading: the refill plan's next refill, and the
 pump's own ERI and EOS (its firmware's prediction); the calendar derives none of them.
+
+Privacy: calendars sync to third parties (phones, mail providers), so an event names the
+patient by MRN by default, or by initials; the full name only when asked for explicitly
+(:class:`PatientLabel`, ``?patient_label=full_name`` on the API, ``--patient-label`` on the CLI).
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -17,6 +22,23 @@ from itb.clinic.urgency import refill_after_eos
 
 HORIZON_DAYS = 365
 PAST_DAYS = 30  # overdue items stay on the calendar for a month
+
+
+class PatientLabel(enum.StrEnum):
+    """How an event names its patient: MRN (the default), initials, or the full name."""
+
+    MRN = "mrn"
+    INITIALS = "initials"
+    FULL_NAME = "full_name"
+
+
+def patient_label(patient: Patient, label: PatientLabel) -> str:
+    if label is PatientLabel.FULL_NAME:
+        return patient.name
+    if label is PatientLabel.INITIALS:
+        initials = "".join(f"{w[0].upper()}." for w in patient.name.split() if w[:1].isalpha())
+        return initials or patient.mrn  # a name without letters: the MRN, never a blank
+    return patient.mrn
 
 
 def escape_text(text: str) -> str:
@@ -62,7 +84,14 @@ def _event(uid: str, day: datetime, summary: str, description: str, stamp: str) 
     ]
 
 
-def calendar_ics(db: Session, now: datetime, clinician_id: int | None = None) -> str:
+def calendar_ics(
+    db: Session,
+    now: datetime,
+    clinician_id: int | None = None,
+    label: PatientLabel = PatientLabel.MRN,
+) -> str:
+    """The calendar of upcoming refills and replacements; events name the patient by
+    ``label`` (the MRN unless asked otherwise)."""
     query = select(Patient, Pump).join(Pump, (Pump.patient_id == Patient.id) & Pump.active)
     if clinician_id is not None:
         query = query.where(Patient.clinician_id == clinician_id)
@@ -77,47 +106,49 @@ def calendar_ics(db: Session, now: datetime, clinician_id: int | None = None) ->
         "X-WR-CALNAME:OpenITB refills and replacements",
     ]
     for patient, pump in db.execute(query.order_by(Pump.harm_at, Pump.id)):
+        who = patient_label(patient, label)
         refill_at = pump.next_refill_at
         if refill_at and earliest <= refill_at <= latest:
             lines += _event(
                 f"refill-{pump.serial}-{refill_at:%Y%m%d}@openitb",
                 refill_at,
-                _refill_summary(patient, pump),
-                _refill_description(patient, pump),
+                _refill_summary(who, pump),
+                _refill_description(pump),
                 stamp,
             )
         if pump.eri_at and earliest <= pump.eri_at <= latest:
             lines += _event(
                 f"replacement-{pump.serial}-{pump.eri_at:%Y%m%d}@openitb",
                 pump.eri_at,
-                f"ITB pump replacement (ERI): {patient.name} ({pump.serial})",
-                _replacement_description(patient, pump),
+                f"ITB pump replacement (ERI): {who} ({pump.serial})",
+                _replacement_description(pump),
                 stamp,
             )
     lines.append("END:VCALENDAR")
     return "".join(fold(line) + "\r\n" for line in lines)
 
 
-def _refill_summary(patient: Patient, pump: Pump) -> str:
+def _refill_summary(who: str, pump: Pump) -> str:
     if refill_after_eos(pump.next_refill_at, pump.eos_at):
-        return f"CONFLICT ITB refill after end of service: {patient.name} ({pump.serial})"
-    return f"ITB refill: {patient.name} ({pump.serial})"
+        return f"CONFLICT ITB refill after end of service: {who} ({pump.serial})"
+    return f"ITB refill: {who} ({pump.serial})"
 
 
-def _refill_description(patient: Patient, pump: Pump) -> str:
-    words = ""
+def _refill_description(pump: Pump) -> str:
+    sentences = []
     if pump.low_reservoir_at:
-        words = f"Patient {patient.mrn}. Low-reservoir alarm {pump.low_reservoir_at:%Y-%m-%d}"
+        sentences.append(f"Low-reservoir alarm {pump.low_reservoir_at:%Y-%m-%d}.")
     if refill_after_eos(pump.next_refill_at, pump.eos_at) and pump.eos_at:
-        words += (
-            f". Conflict: the pump stops delivering on {pump.eos_at:%Y-%m-%d} (end of service), "
+        sentences.append(
+            f"Conflict: the pump stops delivering on {pump.eos_at:%Y-%m-%d} (end of service), "
             "before this refill: replace the pump first."
         )
-    return words
+    return " ".join(sentences)
 
 
-def _replacement_description(patient: Patient, pump: Pump) -> str:
+def _replacement_description(pump: Pump) -> str:
     """The pump's own end-of-service date: delivery stops then (S3 S21)."""
     eos = f" on {pump.eos_at:%Y-%m-%d}" if pump.eos_at else " at end of service"
     eri = f"{pump.eri_at:%Y-%m-%d}" if pump.eri_at else "unknown"
-    return f"Patient {patient.mrn}. ERI {eri}; delivery stops{eos} (end of service, S3 S21)."
+    # the patient is named in the summary only, as the calendar's label asks
+    return f"ERI {eri}; delivery stops{eos} (end of service)."

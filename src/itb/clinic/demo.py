@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from argon2 import PasswordHasher
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itb.clinic import audit, auth, services
@@ -64,20 +66,35 @@ def _plans() -> list[_Plan]:
     ]  # fmt: skip
 
 
+# The demo's accounts, one per role (helpers add theirs here): username, role.
+DEMO_USERS: tuple[tuple[str, Role], ...] = (
+    ("dr_demo", Role.PHYSICIAN),
+    ("dr_other", Role.PHYSICIAN),
+    ("nurse_demo", Role.NURSE),
+    ("viewer_demo", Role.VIEWER),
+)
+
+# A generated demo password is 16 random URL-safe characters (96 bits): no guessing attack
+# needs key stretching to fail against it, so it is hashed with argon2id at its cheapest
+# instead of the 0.2 s per account of auth's profile (which the first log-in upgrades it to:
+# auth rehashes a hash whose parameters are not the current ones). A password the caller
+# chose goes through auth.add_user at full cost.
+_THROWAWAY_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
 def seed_demo(
     db: Session, pumps: SimulatedPumps, now: datetime, password: str | None = None
 ) -> list[DemoAccount]:
     """Create the demo clinic and its running pumps; return the accounts to print."""
     accounts = []
     users: dict[str, User] = {}
-    for username, role in (
-        ("dr_demo", Role.PHYSICIAN),
-        ("dr_other", Role.PHYSICIAN),
-        ("nurse_demo", Role.NURSE),
-        ("viewer_demo", Role.VIEWER),
-    ):
-        secret = password or secrets.token_urlsafe(12)
-        users[username] = auth.add_user(db, username, role.value, secret)
+    for username, role in DEMO_USERS:
+        if password is None:
+            secret = secrets.token_urlsafe(12)
+            users[username] = _add_throwaway_user(db, username, role, secret)
+        else:
+            secret = password
+            users[username] = auth.add_user(db, username, role.value, secret)
         accounts.append(DemoAccount(username, role.value, secret))
     for plan in _plans():
         _seed_patient(db, pumps, plan, users[plan.clinician], now)
@@ -89,8 +106,45 @@ def seed_demo(
         created_at=now - timedelta(days=3),
     )
     db.add(screening)
+    accounts.append(_seed_caregiver(db, password))
     db.commit()
     return accounts
+
+
+# The demo family (issue 16): a parent of the child in titration, on the family's page.
+DEMO_CAREGIVER = ("parent_demo", "DEMO-003", "Casey")
+
+
+def _seed_caregiver(db: Session, password: str | None) -> DemoAccount:
+    from itb.clinic.services.family import link_demo_caregiver
+
+    username, mrn, first_name = DEMO_CAREGIVER
+    child = db.execute(select(Patient).where(Patient.mrn == mrn)).scalar_one()
+    if password is None:
+        secret = secrets.token_urlsafe(12)
+        user = _add_throwaway_user(db, username, Role.CAREGIVER, secret)
+    else:
+        secret = password
+        user = auth.add_user(db, username, Role.CAREGIVER.value, secret)
+    link_demo_caregiver(db, child, user, first_name)
+    return DemoAccount(username, Role.CAREGIVER.value, secret)
+
+
+def _add_throwaway_user(db: Session, username: str, role: Role, secret: str) -> User:
+    """auth.add_user's row and audit entry, for a generated secret (cheap hash, see above)."""
+    user = User(
+        username=username,
+        password_hash=_THROWAWAY_HASHER.hash(secret),
+        role=role.value,
+        display_name=username,
+        created_at_utc=audit.utc_now(),
+    )
+    db.add(user)
+    db.flush()
+    audit.record(
+        db, None, "user.add", "user", user.id, None, {"username": username, "role": role.value}
+    )
+    return user
 
 
 def _seed_patient(
@@ -128,6 +182,7 @@ def _seed_patient(
     )
     db.add(patient)
     db.flush()
+    _record_screening(db, patient, clinician, implanted_at, plan.mrn)
     pump, _ = services.add_pump_with_catheter(
         db,
         patient,
@@ -190,3 +245,34 @@ def _refill_record(pump: Pump, visit: Visit, at: datetime, data: dict[str, Any])
 def _table(value: object) -> dict[str, object]:
     assert isinstance(value, dict)
     return value
+
+
+# The screening trial before each implant (S45 S46), as the clinic recorded it: hourly MAS of a
+# patient drawn from the population (seeded by the MRN) with measurement noise, so that each
+# patient page shows the patient's own forecast (itb.pharmacology.fit).
+DEMO_SCREENING_DAYS_BEFORE_IMPLANT = 21
+
+
+def _record_screening(
+    db: Session, patient: Patient, clinician: User, implanted_at: datetime, mrn: str
+) -> None:
+    import numpy as np
+
+    from itb.pharmacology.fit import n_normals, patients_at
+    from itb.pharmacology.prediction import positive_screening_dose
+    from itb.pharmacology.synthetic import screening_days
+
+    rng = np.random.default_rng([int(mrn.removeprefix("DEMO-")), 15])
+    days = []
+    for _ in range(100):  # an implanted patient responded to a screening dose: draw one who does
+        z = rng.standard_normal(n_normals())
+        days = screening_days(patients_at(z[None, :]), rng)
+        if positive_screening_dose(days) is not None:
+            break
+    first = (implanted_at - timedelta(days=DEMO_SCREENING_DAYS_BEFORE_IMPLANT)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    for i, day in enumerate(days):
+        given_at = first + timedelta(days=i)
+        dose = services.ScreeningDose(day.dose_ug, day.scores_by_hour, given_at)
+        services.record_screening_dose(db, patient, clinician, dose, given_at + timedelta(hours=9))

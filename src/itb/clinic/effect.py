@@ -1,20 +1,27 @@
 """The patient page's forecast: predicted spasticity over the next hours on the current program,
-and the withdrawal-risk time if delivery stops, from :mod:`itb.pharmacology` (typical patient).
+with its 80% prediction interval, and the withdrawal-risk time if delivery stops, from
+:mod:`itb.pharmacology`: the patient's own model when the screening trial recorded MAS scores
+(:mod:`itb.pharmacology.fit`, the population as the prior), the typical patient otherwise.
 
-Pure: the start time and the projected empty date are passed in. The model, the response rule
-(a MAS fall of at least 1.0, S51) and the withdrawal threshold (half the maintenance effect lost,
-[R]) are the pharmacology's own, as ``itb pk program`` uses them (docs/pharmacology.md).
+Pure: the start time, the projected empty date and the screening records are passed in. The
+model, the response rule (a MAS fall of at least 1.0, S51) and the withdrawal threshold (half the
+maintenance effect lost, [R]) are the pharmacology's own, as ``itb pk program`` uses them
+(docs/pharmacology.md).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
+from itb.drugs import BACLOFEN
 from itb.pharmacology.exact import Propagator, pieces_from_segments, predict
+from itb.pharmacology.fit import PatientFit, TrialDay, fit_patient, prior_fit, trial_data
 from itb.pharmacology.model import (
     EFFECT,
     RESPONSE_THRESHOLD_MAS,
@@ -22,8 +29,8 @@ from itb.pharmacology.model import (
     csf_ug_per_ml,
     effect_mas,
     predicted_mas,
-    typical_patient,
 )
+from itb.pharmacology.prediction import Dosing, predict_response
 from itb.pharmacology.withdrawal import (
     DEFAULT_WITHDRAWAL_FRACTION,
     withdrawal_risk_time_h,
@@ -38,6 +45,24 @@ STEP_H = 0.25
 # flex schedule starts the window at its periodic steady state (the effect site's half-life is
 # about 3 h, ke0 = 0.22 /h: three days is many half-lives).
 WARM_UP_H = 72.0
+BAND_SEED = 0
+
+
+def screening_days(records: Sequence[tuple[datetime, Mapping[str, Any]]]) -> list[TrialDay]:
+    """The stored screening doses (bolus time, visit details) with hourly MAS, oldest first;
+    doses recorded before the hourly scores existed carry none and are left out."""
+    days = []
+    for given_at, details in sorted(records, key=lambda r: r[0]):
+        scores = details.get("scores")
+        if isinstance(scores, Mapping) and scores:
+            by_hour = {int(h): float(m) for h, m in scores.items()}
+            days.append(TrialDay(float(details["dose_ug"]), by_hour, given_at))
+    return days
+
+
+def patient_fit(days: Sequence[TrialDay]) -> PatientFit:
+    """The patient's own model from the screening trial (the typical patient if no scores)."""
+    return fit_patient(trial_data(days))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +79,11 @@ class EffectForecast:
     risk_after_stop_h: float | None
     empty_at_h: float | None  # the projected empty reservoir, when inside the window
     risk_after_empty_h: float | None  # hours after start when withdrawal risk begins, if empty
+    low_mas: FloatArray  # the 80% prediction interval of a score (model + measurement)
+    high_mas: FloatArray
+    level: float
+    personal: bool  # True: the patient's own model; False: the typical patient
+    scores_fitted: int  # MAS scores the patient's model was fitted to (0: typical patient)
 
     @property
     def end(self) -> datetime:
@@ -70,10 +100,13 @@ def forecast_effect(
     empty_at: datetime | None = None,
     hours: float = FORECAST_HOURS,
     fraction: float = DEFAULT_WITHDRAWAL_FRACTION,
+    fit: PatientFit | None = None,
 ) -> EffectForecast:
     """Predicted MAS from ``start`` for ``hours`` on ``program``; delivery stops at ``empty_at``
-    when that falls inside the window."""
-    patient = typical_patient()
+    when that falls inside the window. ``fit``: the patient's model (default: the typical
+    patient, with the population's spread as the interval)."""
+    fit = fit if fit is not None else prior_fit()
+    patient = fit.patient()
     mean_rate_ug_per_h = program.mean_daily_dose_ug() / HOURS_PER_DAY
     end = start + timedelta(hours=hours)
     stop = empty_at if empty_at is not None and start <= empty_at < end else None
@@ -85,6 +118,9 @@ def forecast_effect(
     times = np.arange(0.0, hours + 1e-9, STEP_H)
     states = predict(patient, pieces, [], times, initial_state=initial, t0_h=-WARM_UP_H)
     effect = effect_mas(states[..., EFFECT], patient)
+    dosing = Dosing(tuple(pieces), (), mean_rate_ug_per_h, -WARM_UP_H)
+    # a fixed seed: the same page shows the same band on every load
+    band = predict_response(fit, dosing, times, np.random.default_rng(BAND_SEED))
     threshold = withdrawal_threshold(patient, mean_rate_ug_per_h, fraction)
     baseline = float(patient.baseline_mas[0])
 
@@ -110,4 +146,39 @@ def forecast_effect(
         risk_after_stop_h=_finite(risk_h),
         empty_at_h=empty_h,
         risk_after_empty_h=risk_empty_h,
+        low_mas=band.low_mas,
+        high_mas=band.high_mas,
+        level=band.level,
+        personal=not fit.typical,
+        scores_fitted=fit.n_scores,
     )
+
+
+# Other daily doses, as fractions of the current one: what titration could change [R]
+WHAT_IF_FRACTIONS = (0.5, 1.0, 1.5, 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SettledMas:
+    """The MAS settled on a continuous daily dose, with its prediction interval."""
+
+    daily_dose_ug: float
+    mas: float
+    low_mas: float
+    high_mas: float
+
+
+def settled_by_dose(fit: PatientFit, current_daily_dose_ug: float) -> list[SettledMas]:
+    """The settled MAS at fractions of the current daily dose (at most the library's cap)."""
+    cap = BACLOFEN.absolute_max_daily_dose_ug
+    doses = sorted({min(round(current_daily_dose_ug * f), cap) for f in WHAT_IF_FRACTIONS})
+    rows = []
+    for dose in doses:
+        dosing = Dosing(initial_rate_ug_per_h=dose / HOURS_PER_DAY)
+        band = predict_response(fit, dosing, [0.0], np.random.default_rng(BAND_SEED))
+        rows.append(
+            SettledMas(
+                float(dose), float(band.mas[0]), float(band.low_mas[0]), float(band.high_mas[0])
+            )
+        )
+    return rows

@@ -35,6 +35,7 @@ class Role(enum.StrEnum):
     PHYSICIAN = "physician"  # programs, prescribes
     NURSE = "nurse"  # refills, interrogates, records
     VIEWER = "viewer"
+    CAREGIVER = "caregiver"  # a patient's family: only their own patients' family page
 
 
 class VisitKind(enum.StrEnum):
@@ -116,8 +117,9 @@ class Patient(Base):
 
 class Pump(Base):
     __tablename__ = "pumps"
-    # the dashboard: active pumps in order of their soonest harm, read from this index
-    __table_args__ = (Index("ix_pumps_active_harm_at", "active", "harm_at"),)
+    # the dashboard: active pumps in the ranking's order (soonest harm, then id), read from
+    # this index (migration 0006); it also serves every "active pumps" filter
+    __table_args__ = (Index("ix_pumps_active_harm_at", "active", "harm_at", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     model: Mapped[str] = mapped_column(String(32))
@@ -125,7 +127,7 @@ class Pump(Base):
     implanted_at: Mapped[datetime] = mapped_column(DateTime)
     explanted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     paired_key_hex: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
     drug: Mapped[str] = mapped_column(String(32), default="baclofen")
     # Last known state (from the last interrogation or refill).
     state_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -269,3 +271,43 @@ class AuditEntry(Base):
     after_json: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no fork
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# The family's side (issue 16, docs/family.md) ------------------------------------------------
+class CaregiverLink(Base):
+    """A caregiver account linked to one patient by the care team; revoked, never deleted."""
+
+    __tablename__ = "caregiver_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    # what the family calls the child on their page and calendar (never the full name)
+    first_name: Mapped[str] = mapped_column(String(64))
+    relation: Mapped[str] = mapped_column(String(32), default="parent")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    created_at_utc: Mapped[datetime] = mapped_column(DateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    revoked_at_utc: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # a new account's one-time password: valid until then, and only to set the caregiver's own
+    # (None: their own password is set, or the account existed before this link)
+    invite_expires_at_utc: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    patient: Mapped[Patient] = relationship(lazy="joined")
+
+
+class FamilyReport(Base):
+    """A caregiver's message to the care team ("we hear an alarm", a withdrawal sign). Open
+    until a clinician acknowledges it; while open it is the patient's harm now (urgency.py)."""
+
+    __tablename__ = "family_reports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    pump_id: Mapped[int | None] = mapped_column(ForeignKey("pumps.id"), nullable=True, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(24))  # "alarm" or "withdrawal_sign"
+    detail: Mapped[str] = mapped_column(String(64))  # which tone or which sign
+    note: Mapped[str] = mapped_column(Text, default="")
+    reported_at: Mapped[datetime] = mapped_column(DateTime)  # the clinic's clock
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")

@@ -42,6 +42,9 @@ class Harm(enum.StrEnum):
     BATTERY_EOS = "battery_eos"
     DRUG_EXPIRED = "drug_expired"
     NOT_DELIVERING = "not_delivering"
+    # the family reports an alarm or a withdrawal sign: harm now, until a clinician
+    # acknowledges it (services/family.py, issue 16)
+    FAMILY_REPORT = "family_report"
 
 
 # The words a screen shows for each harm.
@@ -50,7 +53,15 @@ HARM_WORDS = {
     Harm.BATTERY_EOS: "battery stops delivering (end of service)",
     Harm.DRUG_EXPIRED: "drug in the reservoir past its stability limit",
     Harm.NOT_DELIVERING: "pump not delivering its program (stopped, safe state or end of service)",
+    Harm.FAMILY_REPORT: "the family reports an alarm or a withdrawal sign (not yet acknowledged)",
 }
+
+
+def keeps_family_report(harm: str | None) -> bool:
+    """A pump whose harm is an open family report keeps it when its dates are projected again
+    (a new reading): only a clinician's acknowledgement ends it (services/family.py)."""
+    return harm == Harm.FAMILY_REPORT.value
+
 
 # Modes in which the pump is not delivering the program: withdrawal has already begun (S3).
 NOT_DELIVERING_MODES = frozenset({Mode.STOPPED.value, Mode.SAFE_STATE.value, Mode.EOS.value})

@@ -30,7 +30,11 @@ from itb.guardrails import (
     ROLLING_24H_DOSE,
 )
 from itb.programmer.refill import require_range
-from itb.pump.bolus import patient_bolus_wait
+from itb.pump.bolus import (
+    check_patient_bolus_limits,
+    patient_bolus_enabled,
+    patient_bolus_wait,
+)
 from itb.pump.spans import ROLLING_WINDOW_S
 from itb.pump.status import PatientBolusLimits, PumpStatus
 from itb.therapy import from_pump_s, to_pump_s
@@ -108,6 +112,9 @@ class PatientBolusSettings:
         PATIENT_BOLUS_PER_DAY.check(float(self.max_per_day))
         PATIENT_BOLUS_LOCKOUT.check(self.lockout_min)
         BOLUS_DURATION.check(self.duration_min)
+        # the settings together, as the pump refuses them (a lockout shorter than the bolus, a
+        # count per day the lockout cannot reach)
+        check_patient_bolus_limits(self.limits)
 
     @property
     def limits(self) -> PatientBolusLimits:
@@ -143,7 +150,7 @@ def availability_from_status(now: datetime, status: PumpStatus) -> BolusAvailabi
     """The pump's own answer, read at an interrogation: ``status.next_patient_bolus_at``."""
     limits = status.patient_bolus_limits
     next_at = status.next_patient_bolus_at
-    if limits is None or limits.max_per_day == 0 or limits.dose_ug == 0.0:
+    if limits is None or not patient_bolus_enabled(limits):
         return BolusAvailability(False, NOT_ENABLED, 0, None)
     if next_at is None:
         # Enabled, but the pump would refuse until someone acts (stopped, end of service, empty
@@ -184,7 +191,7 @@ def patient_bolus_availability(
         "basal_daily_dose_ug", basal_daily_dose_ug, 0.0, ROLLING_24H_DOSE.absolute_max, "µg/day"
     )
     _check_not_after(now, recent_boluses)
-    if settings.dose_ug == 0.0 or settings.max_per_day == 0:
+    if not patient_bolus_enabled(settings.limits):
         return BolusAvailability(False, NOT_ENABLED, 0, None)
 
     given_s = sorted(to_pump_s(t) for t in recent_boluses)

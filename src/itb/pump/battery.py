@@ -19,8 +19,9 @@ shut-off. At 0.25 mL/day or less the shut-off comes first on the peristaltic mod
 
 A pump that does not know its implant date (both memory banks lost) has no shut-off modelled.
 
-The cohort simulator asks for the prediction on every event, twice; :class:`EriPredictor`
-remembers the last answer and what it depended on, so the second ask costs a comparison.
+The firmware asks for the prediction at every step it takes, and the cohort simulator once
+more after each event (``itb.sim.timeline``); :class:`EriPredictor` remembers the last answer
+and what it depended on, so an ask in an unchanged state costs a comparison.
 """
 
 from __future__ import annotations

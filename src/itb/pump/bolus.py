@@ -19,13 +19,21 @@ What a replacing bolus gives the patient is the column ahead of the new drug, no
 instant) and returns a :class:`Bolus` or raises :class:`CommandRejected`. The rolling 24 h
 maximum is the firmware's to check, after planning, because it needs the pump's delivery history.
 
+A bolus on top of the basal gets what the motor has left above the program's fastest step
+(:func:`headroom_ul_per_s`): the planner refuses a shorter duration naming the shortest one
+(rounded up), and a program change while such a bolus runs must leave it that much
+(:func:`check_program_beside_bolus`).
+
 Patient boluses (S37): a lockout after each one and at most ``max_per_day`` in any rolling
 24 h. :func:`patient_bolus_wait` is that rule, the one the firmware refuses with and the one
-the patient's remote may call to show when the next bolus is allowed.
+the patient's remote may call to show when the next bolus is allowed. The four settings are
+refused when set if they contradict each other (:func:`check_patient_bolus_limits`) or could
+never be given on the pump's program and concentration (:func:`check_patient_bolus_fits`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,15 +141,48 @@ def _plan_dose_bolus(setting: BolusSetting, request: BolusRequest) -> Bolus:
     duration_s = (duration_min or DEFAULT_BOLUS_DURATION_MIN) * SECONDS_PER_MINUTE
     requested_ul = dose_ug / conc * UL_PER_ML
     rate = requested_ul / duration_s
-    basal_max = setting.program.profile.max_rate_ug_per_s / conc * UL_PER_ML
-    if rate + basal_max > setting.max_ul_per_s:
-        shortest_min = requested_ul / (setting.max_ul_per_s - basal_max) / SECONDS_PER_MINUTE
+    headroom = headroom_ul_per_s(setting)
+    if rate > headroom:
         raise CommandRejected(
             "duration_min",
-            f"{duration_s / 60:g} min is too short for {dose_ug:g} µg at "
-            f"{conc:g} µg/mL on top of the basal rate; at least {shortest_min:.1f} min",
+            f"{duration_s / 60:g} min is too short for {dose_ug:g} µg at {conc:g} µg/mL on top "
+            f"of the basal rate; {_shortest_words(requested_ul, headroom)}",
         )
     return Bolus(kind, False, rate, requested_ul, requested_ul, setting.t_s, dose_ug)
+
+
+def headroom_ul_per_s(setting: BolusSetting) -> float:
+    """What the motor can push on top of the program's fastest step (µL/s): the one rule for
+    a bolus on top of the basal, whether the bolus or the program comes second."""
+    conc = setting.concentration_ug_per_ml
+    return setting.max_ul_per_s - setting.program.profile.max_rate_ug_per_s / conc * UL_PER_ML
+
+
+def check_program_beside_bolus(setting: BolusSetting, bolus: Bolus | None) -> None:
+    """A new program (in ``setting``) while a bolus on top of the basal runs: the two together
+    within what the motor can push, else :class:`CommandRejected` (field ``program``)."""
+    if bolus is None or bolus.replaces_basal:
+        return  # a bridge or priming bolus replaces the basal: the new one waits for its end
+    headroom = headroom_ul_per_s(setting)
+    if bolus.rate_ul_per_s > headroom * (1 + _RATE_SLACK):
+        needs_ml_per_day = (
+            (setting.max_ul_per_s - headroom + bolus.rate_ul_per_s) * SECONDS_PER_DAY / UL_PER_ML
+        )
+        raise CommandRejected(
+            "program",
+            f"a {bolus.kind.value} bolus is in progress: with this program the pump would need "
+            f"{needs_ml_per_day:.3g} mL/day, it pushes at most "
+            f"{setting.model.max_flow_ml_per_day:g}; wait for the bolus to end or stop it first",
+        )
+
+
+def _shortest_words(volume_ul: float, headroom_ul_per_s: float) -> str:
+    """The shortest duration the motor's spare rate allows, rounded UP to a tenth of a minute
+    (a duration rounded down would itself be refused)."""
+    if headroom_ul_per_s <= 0.0:
+        return "the basal rate already uses the pump's full flow: no bolus fits on top of it"
+    shortest_min = volume_ul / headroom_ul_per_s / SECONDS_PER_MINUTE
+    return f"at least {math.ceil(shortest_min * 10.0 - _RATE_SLACK) / 10.0:.1f} min"
 
 
 def _plan_replacing_bolus(setting: BolusSetting, request: BolusRequest) -> Bolus:
@@ -184,6 +225,63 @@ def _replacing_rate(
 
 
 # ---------------------------------------------------------------------- patient bolus rule
+def patient_bolus_enabled(limits: PatientBolusLimits | None) -> bool:
+    """Patient boluses are on: a dose above 0 and at least one a day (either 0 turns them off)."""
+    return limits is not None and limits.max_per_day > 0 and limits.dose_ug > 0.0
+
+
+def reachable_per_day(lockout_min: float) -> int:
+    """How many boluses a rolling 24 h can hold with ``lockout_min`` after each start: a bolus
+    leaves the window 24 h after it, so ceil(24 h / lockout) (1440 min: one; 60 min: 24)."""
+    return math.ceil(SECONDS_PER_DAY / (lockout_min * SECONDS_PER_MINUTE) - _RATE_SLACK)
+
+
+def check_patient_bolus_limits(limits: PatientBolusLimits) -> None:
+    """The four settings (S37) each within its guardrail, and, when enabled, meaningful
+    together; else :class:`CommandRejected` naming the field. Needs no pump: the programmer
+    asks it before sending, the firmware when it is set."""
+    guard(guardrails.PATIENT_BOLUS_DOSE, limits.dose_ug, "dose_ug")
+    guard(guardrails.BOLUS_DURATION, limits.duration_min, "duration_min")
+    guard(guardrails.PATIENT_BOLUS_LOCKOUT, limits.lockout_min, "lockout_min")
+    guard(guardrails.PATIENT_BOLUS_PER_DAY, float(limits.max_per_day), "max_per_day")
+    if not patient_bolus_enabled(limits):
+        return
+    if limits.lockout_min < limits.duration_min:
+        # a bolus cannot start while one runs: the real lockout would be the duration
+        raise CommandRejected(
+            "lockout_min",
+            f"{limits.lockout_min:g} min is shorter than the bolus itself "
+            f"({limits.duration_min:g} min); allowed {limits.duration_min:g} to "
+            f"{guardrails.PATIENT_BOLUS_LOCKOUT.absolute_max:g} min",
+        )
+    reachable = reachable_per_day(limits.lockout_min)
+    if limits.max_per_day > reachable:
+        raise CommandRejected(
+            "max_per_day",
+            f"{limits.max_per_day} a day cannot be reached with a {limits.lockout_min:g} min "
+            f"lockout (at most {reachable} fit in 24 h); allowed 0 to {reachable}",
+        )
+
+
+def check_patient_bolus_fits(setting: BolusSetting, limits: PatientBolusLimits) -> None:
+    """An enabled patient bolus the pump could ever give on ``setting``'s program and
+    concentration: planned by the gate's own planner (:func:`plan_bolus`: its duration on top of
+    the fastest basal step, refused naming the shortest duration), and one dose plus the
+    program's largest 24 h within the rolling maximum. Time and history do not enter."""
+    if not patient_bolus_enabled(limits):
+        return
+    plan_bolus(setting, BolusRequest(BolusKind.PATIENT, limits.dose_ug, None, limits.duration_min))
+    maximum_ug = guardrails.ROLLING_24H_DOSE.absolute_max
+    basal_ug = setting.program.profile.max_window_ug(ROLLING_WINDOW_S)
+    if basal_ug + limits.dose_ug > maximum_ug:
+        raise CommandRejected(
+            "dose_ug",
+            f"{limits.dose_ug:g} µg on top of the program's {basal_ug:.1f} µg in 24 h would "
+            f"exceed the {maximum_ug:g} µg maximum: the pump could never give it; allowed "
+            f"up to {math.floor(max(maximum_ug - basal_ug, 0.0) * 10.0) / 10.0:.1f} µg",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PatientBolusWait:
     """Where the patient stands against the lockout and the daily count at one instant."""
@@ -245,8 +343,9 @@ def next_patient_bolus_s(
 ) -> float | None:
     """When the lockout and daily count next allow a patient bolus (``now_s`` if they do now);
     None when patient boluses are not enabled."""
-    if limits is None or limits.max_per_day == 0:
+    if not patient_bolus_enabled(limits):
         return None
+    assert limits is not None
     wait = patient_bolus_wait(limits, given_at_s, now_s).next_s
     return now_s if wait is None else max(wait, now_s)
 

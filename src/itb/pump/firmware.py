@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Unpack, overload
 
-from itb import guardrails
 from itb.pump import faults, implant, patient_gate, persistence, reporting
 from itb.pump.alarms import ALARM_RULES, Alarm, AlarmKind, ClearedBy, check_clearable
 from itb.pump.battery import (
@@ -48,7 +47,15 @@ from itb.pump.battery import (
     reached_eri,
     service_life_eri_s,
 )
-from itb.pump.bolus import Bolus, BolusRequest, BolusSetting, plan_bolus
+from itb.pump.bolus import (
+    Bolus,
+    BolusRequest,
+    BolusSetting,
+    check_patient_bolus_fits,
+    check_patient_bolus_limits,
+    check_program_beside_bolus,
+    plan_bolus,
+)
 from itb.pump.checks import (
     CommandRejected,
     check_concentration,
@@ -56,7 +63,6 @@ from itb.pump.checks import (
     check_low_reservoir_alarm,
     check_program,
     check_rolling_24h,
-    guard,
 )
 from itb.pump.eventlog import EventLog
 from itb.pump.faults import FaultKind, FaultParams
@@ -391,17 +397,40 @@ class Firmware:
     def _check_rolling(self, extra_ug: float, future: Program | None = None) -> None:
         check_rolling_24h(self.rolling_24h_ug(extra_ug, future))
 
-    def plan_bolus(self, request: BolusRequest) -> Bolus:
-        """The bolus ``request`` asks for now, within the rolling 24 h maximum (no change)."""
-        setting = BolusSetting(
+    def bolus_setting(
+        self, program: Program | None = None, concentration_ug_per_ml: float | None = None
+    ) -> BolusSetting:
+        """What a bolus is planned on: now, or with a program or concentration about to be set."""
+        if concentration_ug_per_ml is None:
+            concentration_ug_per_ml = self.concentration_ug_per_ml
+        return BolusSetting(
             model=self.model,
-            concentration_ug_per_ml=self.concentration_ug_per_ml,
-            program=self.program,
+            concentration_ug_per_ml=concentration_ug_per_ml,
+            program=self.program if program is None else program,
             t_s=self.t_s,
             dead_space_ul=self.world.dead_space_ul,  # the firmware knows its tubing set-up
             dead_space_content_ug=self.world.dead_space_content_ug(),
         )
-        bolus = plan_bolus(setting, request)
+
+    def _check_patient_bolus_fits(self, setting: BolusSetting, what: str) -> None:
+        """The enabled patient bolus still possible on a new program or concentration (else the
+        remote would offer a bolus the pump can never give)."""
+        limits = self.patient_limits
+        if limits is None:
+            return
+        try:
+            check_patient_bolus_fits(setting, limits)
+        except CommandRejected as err:
+            raise CommandRejected(
+                what,
+                f"the patient's {limits.dose_ug:g} µg bolus over {limits.duration_min:g} min "
+                f"could no longer be given ({err.field}: {err.reason}); change or disable "
+                "the patient bolus first",
+            ) from None
+
+    def plan_bolus(self, request: BolusRequest) -> Bolus:
+        """The bolus ``request`` asks for now, within the rolling 24 h maximum (no change)."""
+        bolus = plan_bolus(self.bolus_setting(), request)
         if not bolus.replaces_basal:
             self._check_rolling(bolus.dose_ug)
         return bolus
@@ -412,6 +441,8 @@ class Firmware:
         persistence.require_known_concentration(self, "program")
         check_program(self.model, program, self.concentration_ug_per_ml)
         self._check_rolling(0.0, program)
+        check_program_beside_bolus(self.bolus_setting(program=program), self.bolus)
+        self._check_patient_bolus_fits(self.bolus_setting(program=program), "program")
         old = self.program.to_dict()
         self.change_mode(Trigger.PROGRAM, "program")
         self.program = program
@@ -448,11 +479,13 @@ class Firmware:
         self._begin(bolus, bolus.requested_ul / bolus.rate_ul_per_s / SECONDS_PER_MINUTE)
 
     def set_patient_bolus_limits(self, at: datetime, limits: PatientBolusLimits) -> None:
+        """The patient remote's settings: each within its guardrail, meaningful together, and a
+        bolus the gate could give on the present program and concentration
+        (:func:`~itb.pump.bolus.check_patient_bolus_fits`, the gate's own planner)."""
         self.advance(at)
-        guard(guardrails.PATIENT_BOLUS_DOSE, limits.dose_ug, "dose_ug")
-        guard(guardrails.BOLUS_DURATION, limits.duration_min, "duration_min")
-        guard(guardrails.PATIENT_BOLUS_LOCKOUT, limits.lockout_min, "lockout_min")
-        guard(guardrails.PATIENT_BOLUS_PER_DAY, float(limits.max_per_day), "max_per_day")
+        check_patient_bolus_limits(limits)
+        if not self.concentration_lost:  # unknown: the gate refuses every bolus until a refill
+            check_patient_bolus_fits(self.bolus_setting(), limits)
         self.patient_limits = limits
         self.log.append(self.t_s, "patient_bolus_limits", asdict(limits))
 
@@ -499,12 +532,21 @@ class Firmware:
             raise CommandRejected("refill", "the pump has reached end of service; replace it")
         if not self.concentration_lost:  # a lost one's placeholder program is replaced
             check_program(self.model, self.program, concentration_ug_per_ml)
+            setting = self.bolus_setting(concentration_ug_per_ml=concentration_ug_per_ml)
+            self._check_patient_bolus_fits(setting, "concentration_ug_per_ml")
         old = {
             "reservoir_ml": self.reservoir_ml,
             "concentration_ug_per_ml": persistence.known_concentration(self),
         }
+        cancelled = None
         if self.bolus is not None and not self.bolus.replaces_basal:
-            self.bolus = None  # a bolus in µg at the old concentration would now be wrong
+            # a bolus in µg at the old concentration would now be wrong: it ends here, and the
+            # log says what of it was not given (the clinician gives it again if needed)
+            cancelled = {
+                "kind": self.bolus.kind.value,
+                "not_given_ug": self.bolus.remaining_ul * self.concentration_ug_per_ml / UL_PER_ML,
+            }
+            self.bolus = None
         persistence.recover_concentration(self, concentration_ug_per_ml)
         self.concentration_ug_per_ml = concentration_ug_per_ml
         self.reservoir_ul = volume_ml * UL_PER_ML
@@ -516,6 +558,7 @@ class Firmware:
             "old": old,
             "volume_ml": volume_ml,
             "concentration_ug_per_ml": concentration_ug_per_ml,
+            "cancelled_bolus": cancelled,
         }
         self.log.append(self.t_s, "refill", data)
         self.check_reservoir_alarms()

@@ -74,13 +74,15 @@ class DualBankMemory:
     def bad_banks(self) -> list[int]:
         return [i for i, bank in enumerate(self.banks) if decode_bank(bytes(bank)) is None]
 
-    def plan_write(self, payload: bytes) -> tuple[int, bytes]:
-        """The bank index to write and the bytes to put there."""
+    def plan_write(self, payload: bytes, at_least: int = 1) -> tuple[int, bytes]:
+        """The bank index to write and the bytes to put there: the next generation, and at
+        least ``at_least`` (after both banks were lost, the log's journal may have gone
+        further than any bank left: the new image must come after its records)."""
         newest = self.newest()
         if newest is None:
-            return 0, encode_bank(1, payload)
+            return 0, encode_bank(max(1, at_least), payload)
         index, generation, _ = newest
-        return 1 - index, encode_bank(generation + 1, payload)
+        return 1 - index, encode_bank(max(generation + 1, at_least), payload)
 
     def write(self, payload: bytes, power_fails_after_bytes: int | None = None) -> None:
         """Write ``payload``; with ``power_fails_after_bytes`` only that prefix lands (a test of

@@ -7,7 +7,7 @@ A bolus passes these checks in this order; the first that fails is the refusal. 
 are the patient's own limits (S37) and the rolling 24 h maximum.
 
     check             refuses when                                  time alone ends it?
-    enabled           no patient limits, or max_per_day 0           no
+    enabled           no patient limits, max_per_day or dose 0      no
     concentration     lost with both memory banks                   no (a refill)
     end of service    the pump is in EOS                            no
     mode              stopped or safe state                         no (resume, reprogram)
@@ -38,7 +38,13 @@ from typing import TYPE_CHECKING
 
 from itb.pump import persistence
 from itb.pump.battery import EriPredictor
-from itb.pump.bolus import Bolus, BolusRequest, patient_bolus_refusal, patient_bolus_wait
+from itb.pump.bolus import (
+    Bolus,
+    BolusRequest,
+    patient_bolus_enabled,
+    patient_bolus_refusal,
+    patient_bolus_wait,
+)
 from itb.pump.checks import CommandRejected
 from itb.pump.eventlog import EventLog
 from itb.pump.modes import BOLUS_MODES
@@ -138,7 +144,7 @@ def _first_refusal(fw: Firmware) -> tuple[Refusal | None, Bolus | None, tuple[fl
     """The first check that refuses a patient bolus now; or the planned bolus and the start
     times of the earlier ones still in the rolling window."""
     limits = fw.patient_limits
-    if limits is None or limits.max_per_day == 0:
+    if limits is None or not patient_bolus_enabled(limits):
         return Refusal("patient_bolus", NOT_ENABLED, None), None, ()
     refusal = delivering_refusal(fw, "patient_bolus")
     if refusal is not None:

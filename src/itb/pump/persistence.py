@@ -7,6 +7,13 @@ the world (the real reservoir and catheter are not the pump's). The image is can
 (sorted keys, no spaces) tagged with :data:`IMAGE_FORMAT`, so two pumps in the same state have
 byte-identical images: a refused command is proven to change nothing by comparing images.
 
+A pump process keeps the image in two parts (issue 13, hazard H54): the *settings image*
+(:func:`settings_image`: everything but the log's entries, with the log's next sequence number)
+in the dual-bank memory, and the event log in its own append-only journal
+(:mod:`itb.pump.journal`). :func:`from_image` and :func:`boot` then take the log read back from
+the journal; entries the settings image says existed but the journal cannot give back are
+counted as lost, never silently renumbered.
+
 At boot (:func:`boot`) the dual-bank memory (:mod:`itb.pump.memory`) gives the newest valid
 image. One bad bank: the other one (last known good) with a non-critical memory alarm. Both bad,
 an image that does not decode, or one from another pump: the safe state (:func:`safe_state`),
@@ -50,8 +57,22 @@ LOST_CONCENTRATION_ACCOUNTING_UG_PER_ML = max(BACLOFEN.concentrations_ug_per_ml)
 
 def to_state(fw: Firmware) -> dict[str, Any]:
     """What the pump keeps in non-volatile memory (the world is not the pump's)."""
+    return {**_settings(fw), "log": fw.log.to_state()}
+
+
+def settings_state(fw: Firmware) -> dict[str, Any]:
+    """The image without the log's entries (they live in the journal): its size does not grow
+    with the log. ``log_next_seq`` ties it to the journal."""
+    return {**_settings(fw), "log_next_seq": fw.log.next_seq}
+
+
+def settings_image(fw: Firmware) -> bytes:
+    return json.dumps(settings_state(fw), sort_keys=True, separators=(",", ":")).encode()
+
+
+def _settings(fw: Firmware) -> dict[str, Any]:
     limits = fw.patient_limits
-    return {  # every key of the image, in one place
+    return {  # every key of the image but the log, in one place
         "format": IMAGE_FORMAT,
         "model": fw.model.name,
         "serial": fw.serial,
@@ -77,7 +98,6 @@ def to_state(fw: Firmware) -> dict[str, Any]:
         "last_refill_s": fw.last_refill_s,
         "delivered_since_refill_ul": fw.delivered_since_refill_ul,
         "recent": [[s.start_s, s.end_s, s.scale, s.extra_ug_per_s] for s in fw.recent],
-        "log": fw.log.to_state(),
     }
 
 
@@ -85,12 +105,16 @@ def to_image(fw: Firmware) -> bytes:
     return json.dumps(to_state(fw), sort_keys=True, separators=(",", ":")).encode()
 
 
-def from_image(cls: type[Firmware], image: bytes, world: World) -> Firmware:
-    """Rebuild the pump from its memory image. Raises ValueError on a malformed image."""
+def from_image(
+    cls: type[Firmware], image: bytes, world: World, log: EventLog | None = None
+) -> Firmware:
+    """Rebuild the pump from its memory image (a whole image, or a settings image with ``log``
+    read back from its journal). Raises ValueError on a malformed image."""
     try:
         s = json.loads(image)
         if s.get("format") != IMAGE_FORMAT:
             raise ValueError(f"memory image format {s.get('format')!r}; expected {IMAGE_FORMAT}")
+        log = _image_log(s, log)
         program = program_from_dict(s["program"])
         concentration = _optional_float(s["concentration_ug_per_ml"])
         fw = cls(
@@ -123,7 +147,7 @@ def from_image(cls: type[Firmware], image: bytes, world: World) -> Firmware:
             received_ug=float(s["received_ug"]),
             last_refill_s=float(s["last_refill_s"]),
             delivered_since_refill_ul=float(s["delivered_since_refill_ul"]),
-            log=EventLog.from_state(s["log"]),
+            log=log,
         )
         fw.recent = deque(Span(a, b, program.profile, sc, ex) for a, b, sc, ex in s["recent"])
         return fw
@@ -138,16 +162,18 @@ def boot(
     serial: str,
     at: datetime,
     world: World,
+    log: EventLog | None = None,
 ) -> Firmware:
     """Start from non-volatile memory after a reset. One bad bank: fall back to the other
-    (last known good) with a non-critical memory alarm. Both bad: the safe state."""
+    (last known good) with a non-critical memory alarm. Both bad: the safe state, which keeps
+    ``log`` (the journal's, when the log is kept apart) and adds its alarm to it."""
     bad = memory.bad_banks()
     try:
-        fw = from_image(cls, memory.read(), world)
+        fw = from_image(cls, memory.read(), world, log)
     except (MemoryCorrupted, ValueError):
-        return safe_state(cls, model, serial, at, world)
+        return safe_state(cls, model, serial, at, world, log)
     if fw.model.name != model.name or fw.serial != serial:
-        return safe_state(cls, model, serial, at, world)
+        return safe_state(cls, model, serial, at, world, log)
     if bad:
         fw.alarms[AlarmKind.MEMORY_ERROR] = Alarm(
             AlarmKind.MEMORY_ERROR, fw.t_s, Priority.NON_CRITICAL
@@ -165,14 +191,20 @@ def boot(
 
 
 def safe_state(
-    cls: type[Firmware], model: PumpModel, serial: str, at: datetime, world: World
+    cls: type[Firmware],
+    model: PumpModel,
+    serial: str,
+    at: datetime,
+    world: World,
+    log: EventLog | None = None,
 ) -> Firmware:
     """What a pump runs when both memory banks are corrupted: no trusted settings, so the
     minimum rate (stopping baclofen is not safe, security.md) and a critical alarm.
     The concentration is lost (reported as unknown, see the module docstring); the reservoir
     estimate is the model's full volume so that the minimum rate keeps the catheter open
-    until a clinician interrogates and refills."""
-    t_s = to_pump_s(at)
+    until a clinician interrogates and refills. A ``log`` that survived (kept apart from the
+    settings) is kept, and the pump's clock starts no earlier than its newest entry."""
+    t_s = max(to_pump_s(at), log.last_t_s or -math.inf) if log is not None else to_pump_s(at)
     concentration = LOST_CONCENTRATION_ACCOUNTING_UG_PER_ML
     fw = cls(
         model=model,
@@ -187,8 +219,22 @@ def safe_state(
         mode=INITIAL[Start.BOTH_BANKS_LOST],
         last_refill_s=t_s,
     )
+    if log is not None:
+        fw.log = log
     fw.raise_alarm(AlarmKind.MEMORY_ERROR, {"detail": "both settings banks failed their check"})
     return fw
+
+
+def _image_log(state: dict[str, Any], log: EventLog | None) -> EventLog:
+    """The log that goes with an image: the journal's, else the one inside an image that holds
+    it whole; entries the image says existed but no journal gives back are counted as lost."""
+    if log is None:
+        if "log" in state:
+            return EventLog.from_state(state["log"])
+        log = EventLog()  # its journal is unreadable: every entry it held is counted as lost
+    if "log_next_seq" in state:
+        log.mark_lost_until(int(state["log_next_seq"]))
+    return log
 
 
 def known_concentration(fw: Firmware) -> float | None:

@@ -2,7 +2,9 @@
 
 Every file is written to a temporary name, fsynced, renamed over the old one (``os.replace``)
 and the directory fsynced, so a SIGKILL (or power cut) at any moment leaves the old file or the
-new one, never a mix.
+new one, never a mix. The event log's journal is the one file appended to instead
+(:func:`append_durable`): its records carry their own CRC, so a cut append leaves a torn last
+record that the reader drops and :func:`truncate_durable` cuts off before the next append.
 
 A memory image that fails its check is evidence (of a flash fault, a bug, an attack): before
 anything overwrites it, :func:`keep_corrupt_copy` puts its bytes aside as
@@ -42,6 +44,34 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def append_durable(path: Path, data: bytes) -> int:
+    """Append ``data`` to ``path`` (created if missing) and fsync it before returning; the new
+    size. A power cut leaves a prefix of ``data`` at the end, which the reader drops."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    if size == len(data):  # a new file: its name must survive a power cut too
+        fsync_dir(path.parent)
+    return size
+
+
+def truncate_durable(path: Path, length: int) -> None:
+    """Cut ``path`` to its first ``length`` bytes (what a reader found valid), fsynced."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, length)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def canonical_json(value: object) -> bytes:

@@ -15,12 +15,16 @@ After the firmware applied a command, a ``command`` entry is logged with ``reque
 ``outcome="applied"``, the request type, the key id and role; a refused one is logged with
 ``outcome="rejected"`` and the field and reason, and the firmware's ``CommandRejected``
 propagates (the endpoint answers ``Rejected``). Either way the endpoint then calls
-``save_link_state``, which writes the memory image (firmware + link state) *before* the answer
-is sealed and sent: an answer the programmer sees is always on disk.
+``save_link_state``, which saves (the log's new entries and the link state to the journal, the
+settings image to its bank) *before* the answer is sealed and sent: an answer the programmer
+sees is always on disk. A save for the link alone (a counter passing the stored ceiling at a
+prepare) writes no settings bank unless the firmware's settings changed (a session's battery
+charge) or a clinical entry was logged (``StateDir.write_image``).
 
 ``prepare`` (step one of a two-step command) is the dry run: the same command applied by the
-same code to a copy of the firmware rebuilt from its memory image (``Firmware.from_image`` with
-a deep copy of the world). The real firmware, its log and the disk are not touched; the firmware's
+same code to a copy of the firmware rebuilt from its settings image (``persistence.from_image``
+with a deep copy of the world and an empty log: copying the log made a prepare cost as much as
+the log was long). The real firmware, its log and the disk are not touched; the firmware's
 refusal propagates as for ``handle``; the summary is the status fields that would change, old and
 new (``SUMMARY_FIELDS``, units in the names).
 """
@@ -32,7 +36,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
+from itb.pump import persistence
 from itb.pump.checks import CommandRejected
+from itb.pump.eventlog import EventLog
 from itb.pump.firmware import Firmware
 from itb.pump.status import PatientBolusLimits
 from itb.pumpd.state import StateDir
@@ -92,6 +98,7 @@ class FirmwareHandler:
         self.link_state = link_state
         self.saves = 0
         self._session_charged = True
+        self._settings_changed = False  # since the last save: the next one writes the bank
 
     # ------------------------------------------------------------------ PumpHandler
     def handle(self, request: Request, role: Role, key_id: str) -> Response:
@@ -109,6 +116,7 @@ class FirmwareHandler:
             "key_id": key_id,
             "role": role.value,
         }
+        self._settings_changed = True
         try:
             self._apply(request, now)
         except CommandRejected as error:
@@ -125,7 +133,9 @@ class FirmwareHandler:
         """Dry run: ``command`` on a copy of the firmware; what would change, old and new."""
         fw = self.firmware
         now = self._now_charged()
-        trial = Firmware.from_image(fw.to_image(), copy.deepcopy(fw.world))
+        trial = persistence.from_image(
+            Firmware, persistence.settings_image(fw), copy.deepcopy(fw.world), EventLog()
+        )
         before = _summary_view(trial)
         _apply_to(trial, command, now)  # raises CommandRejected exactly as handle would
         after = _summary_view(trial)
@@ -148,7 +158,7 @@ class FirmwareHandler:
 
     def save_link_state(self, state: dict[str, JSON]) -> None:
         self.link_state = state
-        self.save()
+        self._save(settings=self._settings_changed)
 
     # ------------------------------------------------------------------ the process's own
     def new_link(self) -> None:
@@ -163,7 +173,12 @@ class FirmwareHandler:
         return self.firmware.now
 
     def save(self) -> None:
-        self.state.write_image(self.firmware, self.link_state)
+        """A checkpoint (start, every ``save_every_s``, a clean stop): the bank too."""
+        self._save(settings=True)
+
+    def _save(self, *, settings: bool) -> None:
+        self.state.write_image(self.firmware, self.link_state, settings=settings)
+        self._settings_changed = False
         self.saves += 1
 
     # ------------------------------------------------------------------ internals
@@ -171,6 +186,7 @@ class FirmwareHandler:
         now = self.advance()
         if not self._session_charged:  # one telemetry session's charge per authenticated link
             self._session_charged = True
+            self._settings_changed = True  # the battery's charge
             self.firmware.telemetry_session(now)
         return now
 

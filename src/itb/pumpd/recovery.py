@@ -18,16 +18,24 @@ class MemoryFindings:
     bad_allowlist: tuple[str, ...]  # allow-list copies that failed their check
     allowlist_lost: bool  # both allow-list copies failed: no programmer is paired
     kept: tuple[Path, ...]  # where the corrupt bytes were put aside
+    journal_damaged: bool = False  # a record of the event log's journal failed its check
 
     @property
     def clean(self) -> bool:
-        return not (self.bad_banks or self.bad_allowlist or self.allowlist_lost)
+        return not (
+            self.bad_banks or self.bad_allowlist or self.allowlist_lost or self.journal_damaged
+        )
 
     def warning(self) -> str | None:
         """One line for the operator; None when the memory is clean."""
         if self.clean:
             return None
         parts = [self._banks_part(), self._allowlist_part()]
+        if self.journal_damaged:
+            parts.append(
+                "the event log's journal has a damaged record: the entries from there on are "
+                "lost (counted as lost in the log)"
+            )
         if self.kept:
             parts.append("corrupt bytes kept in " + ", ".join(str(p) for p in self.kept))
         return "warning: " + "; ".join(p for p in parts if p)

@@ -9,6 +9,10 @@ frame (its log entry is saved with the next write: a keyless peer must not wear 
 A SIGKILL loses only what the firmware can re-derive (and at most ``save_every_s`` of link
 refusals): the next boot re-advances from the last image to the current pump time, and the
 deterministic firmware delivers, alarms and logs that span again exactly once.
+
+Stopping (SIGTERM, SIGINT) is quiet and prompt whatever the load: the listener closes first,
+every open link is closed (queued and half-open ones included, each ending without a
+traceback), the firmware is advanced and saved, and one line says so (``STOPPED_PREFIX``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from itb.therapy import from_pump_s
 DEFAULT_TICK_S = 0.25
 DEFAULT_SAVE_EVERY_S = 30.0
 READY_PREFIX = "itb pump listening on"
+STOPPED_PREFIX = "itb pump stopped"
 
 
 @dataclass(slots=True)
@@ -92,9 +97,15 @@ async def serve(
     tcp = await server.serve_tcp(host, port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    told: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        told.append(sig.name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
     bound_host, bound_port = tcp.sockets[0].getsockname()[:2]
     print(f"{READY_PREFIX} {bound_host}:{bound_port}", file=out, flush=True)
     last_save = time.monotonic()
@@ -114,6 +125,13 @@ async def serve(
         handler.save()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(tcp.wait_closed(), 1.0)
+        why = f" on {told[0]}" if told else ""
+        print(
+            f"{STOPPED_PREFIX}{why}: every connection closed, state saved at pump time "
+            f"{handler.firmware.now.isoformat(timespec='minutes')}",
+            file=out,
+            flush=True,
+        )
 
 
 def run_pump(state: StateDir, host: str, port: int, speed: float) -> None:

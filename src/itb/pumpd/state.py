@@ -3,13 +3,16 @@
 Layout of ``PUMPDIR``::
 
     identity.json          model and serial (the pump's ROM; written once by ``init``)
-    bank0.bin, bank1.bin   the two settings banks of ``DualBankMemory`` (firmware image and
-                           link state in one payload)
+    bank0.bin, bank1.bin   the two settings banks of ``DualBankMemory``: the firmware's
+                           settings image (everything but the log's entries)
+    log.journal            the event log and the link state (counter ceiling, kept answers):
+                           append-only records with a CRC each (itb.pump.journal), compacted
+                           on a bound; kept apart, so losing both banks keeps them (H54)
     allowlist0.bin, allowlist1.bin
                            the allow-list (paired keys and roles): its own two CRC-checked
                            copies, apart from the settings (itb.pumpd.allowlist)
-    <file>.corrupt-<n>     the bytes of a bank or allow-list copy that failed its check, kept
-                           before that file was overwritten (itb.pumpd.files)
+    <file>.corrupt-<n>     the bytes of a bank, allow-list copy or journal that failed its
+                           check, kept before that file was overwritten (itb.pumpd.files)
     world.<gen>.json       the world (what the pump cannot see) that goes with bank generation
                            <gen>; the two newest are kept
     clock.json             the clock anchor: pump time = pump_anchor + speed × (wall − wall_anchor)
@@ -18,10 +21,16 @@ Layout of ``PUMPDIR``::
 
 Crash safety. Every file is written to a temporary name, fsynced, renamed over the old one
 (``os.replace``) and the directory fsynced, so a SIGKILL (or power cut) at any moment leaves
-the old file or the new one. On top, a memory write goes to the bank not holding the newest
-image (the dual-bank scheme), and the world for generation g is written *before* bank g, so the
-bank a boot picks always has its world. Boot reads the newest valid bank; one bad bank falls
-back to the other with the firmware's memory alarm, both bad is the firmware's safe state
+the old file or the new one; the journal is appended to, one CRC-checked record per save, and
+a torn last record is dropped. On top, a memory write goes to the bank not holding the newest
+image (the dual-bank scheme); a save that changes the settings appends its journal record
+tagged with the next generation g, then writes the world for g, then bank g: a boot reads the
+journal only up to the generation of the bank it picks, so the log, the link state and the
+settings always go together, and the bank a boot picks always has its world. A save that only
+adds refusals to the log's security ring or moves the link state appends a record and writes
+no bank (the cost of a save is the change, not the log: issue 13). Boot reads the newest valid
+bank; one bad bank falls back to the other with the firmware's memory alarm, both bad is the
+firmware's safe state
 (minimum rate, critical alarm, concentration unknown). Losing the settings never loses the
 pairing: the allow-list is kept apart, so a clinician can still reach a safe-stated pump. No
 corrupt image is overwritten without a copy kept first.
@@ -42,12 +51,15 @@ from typing import Any
 from itb.errors import InputError
 from itb.link.keys import KeyOwner, load_private_key, public_key_of, write_keypair
 from itb.link.keys import write_public_key as _write_public_key
+from itb.pump import journal, persistence
+from itb.pump.eventlog import SECURITY_KINDS
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import PumpModel, pump_model
 from itb.pump.memory import DualBankMemory, decode_bank
 from itb.pump.world import World
 from itb.pumpd.allowlist import ALLOWLIST_FILES, AllowListFiles, AllowListHealth, LoadedAllowList
 from itb.pumpd.files import TMP_SUFFIX, CorruptKeeper, atomic_write, canonical_json
+from itb.pumpd.journal import JOURNAL_FILE, JournalFile
 from itb.pumpd.recovery import MemoryFindings
 from itb.telemetry.endpoint import MAX_PAIRED_KEYS, PairedKey, Role
 from itb.therapy import from_pump_s
@@ -60,7 +72,9 @@ LOCK_FILE = "lock"
 PUMP_KEY_FILE = "pump.key"
 PUMP_PUB_FILE = "pump.pub"
 # Re-exported: the state directory's file helpers live in itb.pumpd.files.
-__all__ = ["ALLOWLIST_FILES", "BANK_FILES", "StateDir", "StateError", "atomic_write"]
+__all__ = [
+    "ALLOWLIST_FILES", "BANK_FILES", "JOURNAL_FILE", "StateDir", "StateError", "atomic_write",
+]  # fmt: skip
 
 
 class StateError(InputError):
@@ -116,6 +130,10 @@ class StateDir:
         self._lock_fd: int | None = None
         self.keeper = CorruptKeeper()  # the corrupt images kept aside by this process
         self.allowlist = AllowListFiles(self.path, self.keeper)
+        self.journal = JournalFile(self.path, self.keeper)
+        self._journaled_seq = 0  # log entries up to this sequence number are in the journal
+        self._journaled_link: dict[str, Any] | None = None
+        self.bank_writes = 0  # settings images written by this process (tests, benches)
 
     # -------------------------------------------------------------- creation and identity
     def exists(self) -> bool:
@@ -128,7 +146,7 @@ class StateDir:
         """A new pump: identity, key pair, the first memory image and its world. Returns the
         public key path. Refuses a directory that already holds a pump."""
         if self.exists() or any(
-            (self.path / name).exists() for name in (*BANK_FILES, *ALLOWLIST_FILES)
+            (self.path / name).exists() for name in (*BANK_FILES, *ALLOWLIST_FILES, JOURNAL_FILE)
         ):
             raise StateError(f"{self.path}: already holds a pump; refusing to overwrite it")
         if (self.path / PUMP_KEY_FILE).exists():
@@ -204,23 +222,47 @@ class StateDir:
     def _world_path(self, generation: int) -> Path:
         return self.path / f"world.{generation}.json"
 
-    def write_image(self, firmware: Firmware, link_state: Mapping[str, Any] | None) -> int:
-        """Persist the firmware image with the link state; returns the new generation. The
-        world for that generation is written first; a corrupt image in the bank about to be
-        written is kept aside before. (The allow-list has its own files: ``pair``.)"""
-        state = firmware.to_state()
-        state["link"] = dict(link_state) if link_state is not None else None
-        payload = canonical_json(state)
+    def write_image(
+        self,
+        firmware: Firmware,
+        link_state: Mapping[str, Any] | None,
+        *,
+        settings: bool = True,
+    ) -> int:
+        """Persist a save; returns the settings generation it goes with. The journal gets the
+        log entries not yet in it and the link state if it changed. The settings bank is
+        written when ``settings`` (the firmware's settings changed) or a clinical entry was
+        logged since the last write; then the journal record carries the new generation and
+        goes first, the world next, the bank last (a corrupt image in that bank is kept aside
+        first). A save of refusals and link state only writes no bank."""
+        log = firmware.log
+        entries = log.entries_after(self._journaled_seq)
+        link = dict(link_state) if link_state is not None else None
         memory = self._memory()
-        index, image = memory.plan_write(payload)
         newest = memory.newest()
-        generation = 1 if newest is None else newest[1] + 1
+        clinical = any(entry.kind not in SECURITY_KINDS for entry in entries)
+        write_bank = settings or clinical or newest is None
+        # after both banks were lost the journal's records may be of later generations than
+        # any bank: the next one comes after them, or a boot would not read them back
+        current = max(0 if newest is None else newest[1], self.journal.generation)
+        generation = current + (1 if write_bank else 0)
+        self.journal.write(generation, log, entries, link, self._journaled_link)
+        self._journaled_seq = log.next_seq - 1
+        self._journaled_link = link
+        if write_bank:
+            self._write_bank(memory, firmware, generation)
+        self.journal.compact_if_due(generation, log, link)
+        return generation
+
+    def _write_bank(self, memory: DualBankMemory, firmware: Firmware, generation: int) -> None:
+        index, image = memory.plan_write(persistence.settings_image(firmware), generation)
         target = self.path / BANK_FILES[index]
         overwritten = bytes(memory.banks[index])
         if overwritten and decode_bank(overwritten) is None:
             self.keeper.keep(target, overwritten)
         atomic_write(self._world_path(generation), canonical_json(firmware.world.to_state()))
         atomic_write(target, image)
+        self.bank_writes += 1
         for old in self.path.glob("world.*.json"):
             try:
                 old_generation = int(old.name.split(".")[1])
@@ -228,7 +270,6 @@ class StateDir:
                 continue
             if old_generation < generation - 1:
                 old.unlink(missing_ok=True)
-        return generation
 
     def _load_world(self, generation: int | None, model: PumpModel) -> World:
         candidates = [self._world_path(generation)] if generation is not None else []
@@ -259,16 +300,21 @@ class StateDir:
         if at is None:
             anchor = self.clock_anchor()
             at = from_pump_s(anchor.pump_anchor_s) if anchor else datetime(2000, 1, 3)
-        firmware = Firmware.boot(memory, model, serial, at, world)
-        link_state: dict[str, Any] | None = None
+        replayed = self.journal.load(generation, bank_failed=bool(memory.bad_banks()))
+        # what the journal holds; entries the boot adds (a memory alarm) go with the next save
+        self._journaled_seq = replayed.log.next_seq - 1 if replayed.log is not None else 0
+        firmware = persistence.boot(Firmware, memory, model, serial, at, world, replayed.log)
+        link_state: dict[str, Any] | None = replayed.link_state
         legacy_keys: list[PairedKey] = []
         if newest is not None:
             try:
                 payload = json.loads(newest[2])
-                link_state = payload.get("link")
+                if replayed.log is None:  # a directory from before the journal
+                    link_state = payload.get("link")
                 legacy_keys = [PairedKey.from_dict(d) for d in payload.get("paired_keys", [])]
             except (ValueError, AttributeError, TypeError):
-                link_state = None  # the firmware is in its safe state already
+                pass  # the firmware is in its safe state already
+        self._journaled_link = link_state
         allowlist = self._load_allowlist(legacy_keys)
         if allowlist.health is AllowListHealth.LOST:
             firmware.log.append(
@@ -307,7 +353,22 @@ class StateDir:
                     self.keeper.keep(self.path / name, bytes(bank))
         bad_allowlist = self.allowlist.keep_corrupt()
         lost = self.allowlist.load().health is AllowListHealth.LOST
-        return MemoryFindings(tuple(bad_banks), tuple(bad_allowlist), lost, tuple(self.keeper.kept))
+        journal_damaged = self._keep_damaged_journal()
+        return MemoryFindings(
+            tuple(bad_banks), tuple(bad_allowlist), lost, tuple(self.keeper.kept), journal_damaged
+        )
+
+    def _keep_damaged_journal(self) -> bool:
+        """A journal with a record failing its check is kept aside (a torn last record is
+        what a power cut leaves: not evidence, and not reported)."""
+        try:
+            data = self.journal.path.read_bytes()
+        except FileNotFoundError:
+            return False
+        if not journal.scan(data).damaged:
+            return False
+        self.keeper.keep(self.journal.path, data)
+        return True
 
     def remove_stale_temporaries(self) -> None:
         for tmp in self.path.glob("*" + TMP_SUFFIX):

@@ -84,7 +84,7 @@ def run_cohort(
     *,
     workers: int = 1,
     cluster: str | None = None,
-    chunk_size: int = 50,
+    chunk_size: int = 20,  # small enough that the last chunks leave no worker idle for long
     progress: Progress | None = None,
 ) -> CohortResult:
     """Simulate every patient; Ctrl-C keeps the finished patients (``interrupted`` is set)."""

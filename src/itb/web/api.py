@@ -36,7 +36,9 @@ PatientId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="patient id")]
 
 class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    username: str = Field(
+        min_length=1, max_length=auth.USERNAME_MAX_CHARS, pattern=auth.USERNAME_PATTERN
+    )
     password: str = Field(min_length=1, max_length=256)
 
 
@@ -65,7 +67,7 @@ class PatientRow(BaseModel):
     harm: str | None = Field(
         None,
         description="what hurts the patient first without care: reservoir_empty, battery_eos, "
-        "drug_expired or not_delivering (the rows are ranked by days_to_harm)",
+        "drug_expired, not_delivering or family_report (the rows are ranked by days_to_harm)",
     )
     harm_words: str | None = None
     harm_at: str | None = None
@@ -436,10 +438,18 @@ def calendar_ics(
     request: Request,
     db: Db,
     clinician_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
+    patient_label: Annotated[
+        calendar.PatientLabel,
+        Query(
+            description="how events name the patient: mrn (default) or initials; full_name "
+            "only when asked, as calendars sync to third parties"
+        ),
+    ] = calendar.PatientLabel.MRN,
     caller: Caller = need("view"),
 ) -> Response:
-    """Upcoming refills and replacements (RFC 5545), for one clinician or everyone."""
-    text = calendar.calendar_ics(db, now(request), clinician_id)
+    """Upcoming refills and replacements (RFC 5545), for one clinician or everyone; patients
+    named by MRN unless ``patient_label`` asks otherwise."""
+    text = calendar.calendar_ics(db, now(request), clinician_id, patient_label)
     return Response(
         text,
         media_type="text/calendar; charset=utf-8",

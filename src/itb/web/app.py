@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,11 +20,18 @@ from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
 from itb.clinic.errors import ConflictError, NotFoundError, SerialMismatchError
 from itb.clinic.pumps import PumpCommandUncertainError, PumpUnreachableError
 from itb.errors import InputError
-from itb.web import api, pages
+from itb.web import api, api_family, api_fhir, pages
+from itb.web.api_docs import install_api_docs
 from itb.web.deps import SECURITY_HEADERS, LoginRequired
 from itb.web.guards import BodyLimit, SecurityHeaders
+from itb.web.pages import family as family_pages
 from itb.web.settings import ClinicSettings
-from itb.web.validation import validation_detail
+from itb.web.validation import (
+    input_error_sentence,
+    refused_in_path,
+    validation_detail,
+    validation_sentences,
+)
 
 HERE = Path(__file__).parent
 
@@ -35,7 +44,7 @@ def create_app(settings: ClinicSettings) -> FastAPI:
         title="OpenITB clinic",
         version="0.1.0",
         description="The care team's API. Simulation only: not a medical device.",
-        docs_url="/api/docs",
+        docs_url=None,  # served offline by install_api_docs
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -45,8 +54,12 @@ def create_app(settings: ClinicSettings) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(api_fhir.router)
+    app.include_router(api_family.router)
+    install_api_docs(app, "/api/openapi.json")
     for router in pages.ROUTERS:
         app.include_router(router)
+    app.include_router(family_pages.router)
     _add_error_handlers(app)
     return app
 
@@ -66,7 +79,7 @@ PUBLIC_ROUTES = frozenset({("POST", "/api/login"), ("GET", "/login"), ("POST", "
 
 def app_routes() -> list[APIRoute]:
     """Every route of the app (the role-check test walks them)."""
-    routers = (api.router, *pages.ROUTERS)
+    routers = (api.router, api_fhir.router, api_family.router, *pages.ROUTERS, family_pages.router)
     return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
 
 
@@ -81,6 +94,16 @@ def route_action(route: APIRoute) -> str | None:
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api")
+
+
+def _invalid_request_answer(request: Request, errors: Sequence[Any]) -> Response:
+    """A refused request: the API's 422 JSON; a page's error page in words, 404 for a bad
+    address (``/patients/abc``: no such page), 422 for a bad form."""
+    if _is_api(request):
+        return JSONResponse({"detail": validation_detail(errors)}, status_code=422)
+    status = 404 if refused_in_path(errors) else 422
+    sentences = validation_sentences(errors)
+    return pages.error_page(request, status, " ".join(sentences), sentences)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -109,11 +132,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         # JSON-safe by construction: the refused input is not echoed (NaN cannot be encoded,
         # and a password has no place in an error answer)
-        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
+        return _invalid_request_answer(request, exc.errors())
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> Response:
-        return page_or_json(request, 422, str(exc), exc.field)
+        if _is_api(request):
+            return page_or_json(request, 422, str(exc), exc.field)
+        return pages.error_page(request, 422, input_error_sentence(exc.field, exc.reason, str(exc)))
 
     for error, status in (
         (NotFoundError, 404),

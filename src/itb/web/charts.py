@@ -9,6 +9,7 @@ from datetime import timedelta
 from markupsafe import Markup, escape
 
 from itb.clinic.effect import EffectForecast
+from itb.pharmacology.model import Patients
 from itb.programmer.screening import CLINIC_LAST_HOUR, Assessment, predicted_mas_course
 from itb.therapy import MINUTES_PER_DAY, Program
 from itb.units import SECONDS_PER_HOUR
@@ -147,15 +148,21 @@ def effect_forecast_svg(forecast: EffectForecast) -> Markup:
         *plot.mas_axis("MAS (points, 0-5)"),
         *_clock_ticks(forecast, plot),
     ]
+    parts.append(_band(forecast, plot))
     path = " ".join(
         f"{plot.x(float(t)):.1f},{plot.y(float(m)):.1f}"
         for t, m in zip(forecast.t_h, forecast.mas, strict=True)
     )
     parts.append(f'<polyline points="{path}" fill="none" stroke="#5a189a" stroke-width="2"/>')
     parts += _event_marks(forecast, plot)
+    who = (
+        f"this patient's model (fitted to {forecast.scores_fitted} screening scores)"
+        if forecast.personal
+        else "typical patient (no screening scores)"
+    )
     legend = escape(
-        f"predicted MAS, typical patient on {forecast.mean_daily_dose_ug:.4g} µg/day "
-        "(higher = more spasticity)"
+        f"predicted MAS, {who}, on {forecast.mean_daily_dose_ug:.4g} µg/day; shaded: "
+        f"{forecast.level:.0%} interval"
     )
     parts.append(
         f'<text x="{LEFT_PX}" y="{TOP_PX - 10}" font-size="10.5">{legend}</text>'
@@ -164,6 +171,27 @@ def effect_forecast_svg(forecast: EffectForecast) -> Markup:
     )
     # Built only from formatted numbers and escape()d text: safe to mark as markup.
     return Markup("".join(parts))  # nosec B704
+
+
+def _band(forecast: EffectForecast, plot: _Plot) -> str:
+    """The prediction interval of a score as one shaded polygon: the high edge forward in time,
+    the low edge back."""
+    upper = [
+        f"{plot.x(float(t)):.1f},{plot.y(float(m)):.1f}"
+        for t, m in zip(forecast.t_h, forecast.high_mas, strict=True)
+    ]
+    lower = [
+        f"{plot.x(float(t)):.1f},{plot.y(float(m)):.1f}"
+        for t, m in zip(forecast.t_h[::-1], forecast.low_mas[::-1], strict=True)
+    ]
+    title = escape(
+        f"{forecast.level:.0%} prediction interval of a scored MAS: the model's uncertainty "
+        "for this patient and the measurement error of a score"
+    )
+    return (
+        f'<polygon class="forecast-band" points="{" ".join(upper + lower)}" fill="#5a189a" '
+        f'fill-opacity="0.16" stroke="none"><title>{title}</title></polygon>'
+    )
 
 
 TICK_EVERY = timedelta(hours=12)
@@ -208,10 +236,13 @@ SCREENING_WIDTH_PX = 520
 SCREENING_HEIGHT_PX = 230
 
 
-def screening_svg(assessment: Assessment, predicted_step_h: float = 0.1) -> Markup:
+def screening_svg(
+    assessment: Assessment, own: Patients | None = None, predicted_step_h: float = 0.1
+) -> Markup:
     """Observed MAS (points, the baseline at hour 0) against the model's prediction for a typical
-    patient (line), hours after the bolus on x; MAS 0 at the top, as in the pk plots (less tone
-    is up). The response band (a fall of at least the rule's points from baseline) is shaded."""
+    patient (line) and, once fitted, the patient's own model (dashed), hours after the bolus on
+    x; MAS 0 at the top, as in the pk plots (less tone is up). The response band (a fall of at
+    least the rule's points from baseline) is shaded."""
     comparison, rule_fall = assessment.comparison, assessment.classification.min_fall_mas
     baseline = comparison.baseline_mas
     span_h = max(float(CLINIC_LAST_HOUR), comparison.rows[-1].hour_h)
@@ -239,14 +270,16 @@ def screening_svg(assessment: Assessment, predicted_step_h: float = 0.1) -> Mark
             f'text-anchor="middle">{hour}</text>'
         )
     parts.append(_predicted_line(comparison.dose_ug, baseline, plot, predicted_step_h))
+    if own is not None:
+        parts.append(_predicted_line(comparison.dose_ug, baseline, plot, predicted_step_h, own))
     for t_h, seen_mas in [(0.0, baseline), *((r.hour_h, r.observed_mas) for r in comparison.rows)]:
         parts.append(
             f'<circle class="observed" cx="{plot.x(t_h):.1f}" cy="{plot.y(seen_mas):.1f}" r="4" '
             f'fill="#111"><title>{t_h:g} h: observed MAS {seen_mas:g}</title></circle>'
         )
     legend = escape(
-        f"{comparison.dose_ug:g} µg: observed MAS (dots) and the model's prediction for a "
-        "typical patient (line)"
+        f"{comparison.dose_ug:g} µg: observed MAS (dots), the typical patient (line)"
+        + (", this patient's model (dashed)" if own is not None else "")
     )
     parts += [
         f'<text x="{LEFT_PX}" y="{TOP_PX - 10}" font-size="10.5">{legend}</text>',
@@ -258,15 +291,19 @@ def screening_svg(assessment: Assessment, predicted_step_h: float = 0.1) -> Mark
     return Markup("".join(parts))  # nosec B704
 
 
-def _predicted_line(dose_ug: float, baseline_mas: float, plot: _Plot, step_h: float) -> str:
-    """The model's MAS for a typical patient after the bolus, sampled every ``step_h``."""
+def _predicted_line(
+    dose_ug: float, baseline_mas: float, plot: _Plot, step_h: float, own: Patients | None = None
+) -> str:
+    """The model's MAS after the bolus, sampled every ``step_h``: a typical patient, or the
+    patient's own model (dashed) when given."""
     steps = round(plot.span_h / step_h)
     times_h = [i * plot.span_h / steps for i in range(steps + 1)]
-    predicted = predicted_mas_course(dose_ug, baseline_mas, times_h)
+    predicted = predicted_mas_course(dose_ug, baseline_mas, times_h, own)
     path = " ".join(
         f"{plot.x(t):.1f},{plot.y(m):.1f}" for t, m in zip(times_h, predicted, strict=True)
     )
+    kind, dash = ("own-model", ' stroke-dasharray="6 4"') if own is not None else ("predicted", "")
     return (
-        f'<polyline class="predicted" points="{path}" fill="none" stroke="#5a189a" '
-        f'stroke-width="2"/>'
+        f'<polyline class="{kind}" points="{path}" fill="none" stroke="#5a189a" '
+        f'stroke-width="2"{dash}/>'
     )

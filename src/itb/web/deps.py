@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from itb.clinic import audit, auth
 from itb.clinic.models import User, WebSession
@@ -103,25 +104,34 @@ def need(action: str, *, page: bool = False, form: bool = False) -> Any:
     """A dependency: a signed-in user allowed to do ``action`` (401/redirect, else 403).
 
     ``form``: a state-changing HTML form, whose ``csrf_token`` must match the session's.
+    The session lookup is database work: it runs in the thread pool (a plain ``def``
+    dependency, or ``run_in_threadpool`` where the form must be awaited), never on the event
+    loop, where it would stall every other request.
     """
 
-    async def dependency(request: Request, db: Db) -> Caller:
-        web_session = _web_session(request, db)
-        if web_session is None:
-            if page:
-                raise LoginRequired()
-            raise HTTPException(401, "log in first: POST /api/login")
-        if not auth.authorize(web_session.user.role, action):
-            raise HTTPException(
-                403, f"a {web_session.user.role} may not {action.replace('_', ' ')}"
-            )
-        if form:
-            submitted = (await request.form()).get("csrf_token")
-            if not isinstance(submitted, str) or not secrets.compare_digest(
-                submitted, web_session.csrf_token
-            ):
-                raise HTTPException(403, "the form's CSRF token is missing or stale; reload")
-        return Caller(web_session.user, web_session, action)
+    def signed_in(request: Request, db: Db) -> Caller:
+        return _caller(request, db, action, page)
 
-    dependency.itb_action = action  # type: ignore[attr-defined]  # read by the route audit test
+    async def signed_in_form(request: Request, db: Db) -> Caller:
+        caller = await run_in_threadpool(_caller, request, db, action, page)
+        submitted = (await request.form()).get("csrf_token")
+        if not isinstance(submitted, str) or not secrets.compare_digest(
+            submitted, caller.web_session.csrf_token
+        ):
+            raise HTTPException(403, "the form's CSRF token is missing or stale; reload")
+        return caller
+
+    dependency: Any = signed_in_form if form else signed_in
+    dependency.itb_action = action  # read by the route audit test
     return Depends(dependency)
+
+
+def _caller(request: Request, db: Session, action: str, page: bool) -> Caller:
+    web_session = _web_session(request, db)
+    if web_session is None:
+        if page:
+            raise LoginRequired()
+        raise HTTPException(401, "log in first: POST /api/login")
+    if not auth.authorize(web_session.user.role, action):
+        raise HTTPException(403, f"a {web_session.user.role} may not {action.replace('_', ' ')}")
+    return Caller(web_session.user, web_session, action)

@@ -1,5 +1,7 @@
-"""A refused request body as the API answers it: 422, each entry naming the field as the forms
-label it (``filled_ml``, ``scores[3]``) and what is allowed, never echoing the input.
+"""A refused request as the API answers it: 422, each entry naming the field as the forms
+label it (``filled_ml``, ``scores[3]``) and what is allowed, never echoing the input; and as a
+page answers it: the same, in words a clinician reads (``New reservoir volume (mL): allowed at
+most 4000 characters``), on the app's error page.
 
 FastAPI's own handler echoes each refused input; ``NaN`` or ``Infinity`` cannot be encoded as
 JSON, so a NaN dose turned the 422 into a 500 raised inside the handler itself.
@@ -9,6 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from itb.clinic.auth import USERNAME_MAX_CHARS
+from itb.clinic.services.implants import SERIAL_MAX_CHARS
+from itb.clinic.services.lookups import REASON_MAX_CHARS
+from itb.clinic.services.patients import MRN_MAX_CHARS, NAME_MAX_CHARS
+from itb.clinic.services.screening import NOTES_MAX_CHARS
 
 # pydantic error type -> what is allowed, in the words of the rest of the API
 _ALLOWED: dict[str, str] = {
@@ -72,3 +80,88 @@ def validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
         label = field_label(loc)
         detail.append({"loc": loc, "msg": f"{label}: {_allowed(error)}", "type": error["type"]})
     return detail
+
+
+# A form field as its page labels it (templates/*.html), for the error page's sentences.
+FIELD_WORDS: dict[str, str] = {
+    "patient_id": "Patient number in the address",
+    "name": "Name",
+    "mrn": "Medical record number",
+    "birth_date": "Date of birth",
+    "age_years": "Age in years",
+    "origin": "Origin of spasticity",
+    "clinician_id": "Responsible clinician",
+    "model": "Pump model",
+    "serial": "Serial",
+    "at": "Date and time",
+    "catheter_trimmed_cm": "Catheter cut off (cm)",
+    "concentration_ug_per_ml": "Concentration (µg/mL)",
+    "filled_ml": "New reservoir volume (mL)",
+    "withdrawn_ml": "Withdrawn volume (mL)",
+    "low_reservoir_alarm_ml": "Low-reservoir alarm (mL)",
+    "rate_ug_per_day": "Continuous rate (µg/day)",
+    "steps": "Flex steps",
+    "phase": "Phase",
+    "reason": "Reason",
+    "notes": "Notes",
+    "discrepancy_note": "Note",
+    "dose_ug": "Bolus dose (µg)",
+    "given_at": "Bolus given at",
+    "acknowledge_discrepancy": "Acknowledge the flagged volume",
+    "confirm": "Confirmation",
+    "confirm_concentration_change": "Confirm the concentration change",
+    "username": "Username",
+    "password": "Password",
+    "csrf_token": "The form's security token (reload the page)",
+    "review_token": "The review of this program (review it again)",
+    "step": "Step of the wizard",
+    "notice": "Notice",
+}
+
+
+def field_words(loc: Sequence[int | str]) -> str:
+    """The field as its form labels it: ``("body", "filled_ml")`` -> ``New reservoir volume
+    (mL)``; an unknown name in plain words (``scores[3]`` -> ``scores 3``)."""
+    label = field_label(loc)
+    if label in FIELD_WORDS:
+        return FIELD_WORDS[label]
+    words = label.replace("_", " ").replace(".", " ").replace("[", " ").replace("]", "")
+    return words[:1].upper() + words[1:]
+
+
+# The text fields' own limits (each defined by the service that checks it): a form field is
+# cut off at 4000 characters before any route runs, but the page says the field's real limit.
+FIELD_MAX_CHARS: dict[str, int] = {
+    "name": NAME_MAX_CHARS,
+    "mrn": MRN_MAX_CHARS,
+    "serial": SERIAL_MAX_CHARS,
+    "username": USERNAME_MAX_CHARS,
+    "reason": REASON_MAX_CHARS,
+    "discrepancy_note": REASON_MAX_CHARS,
+    "notes": NOTES_MAX_CHARS,
+}
+
+
+def _allowed_words(error: Mapping[str, Any]) -> str:
+    label = field_label(error.get("loc", ()))
+    if error.get("type") == "string_too_long" and label in FIELD_MAX_CHARS:
+        return f"allowed at most {FIELD_MAX_CHARS[label]} characters"
+    return _allowed(error)
+
+
+def validation_sentences(errors: Sequence[Any]) -> list[str]:
+    """One sentence per refused field, for a page: the field in words and what is allowed."""
+    return [f"{field_words(e.get('loc', ()))}: {_allowed_words(e)}." for e in errors]
+
+
+def refused_in_path(errors: Sequence[Any]) -> bool:
+    """An error in the address itself (``/patients/abc``): the page does not exist (404)."""
+    return any(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors)
+
+
+def input_error_sentence(field: str, reason: str, message: str) -> str:
+    """A service's refusal on a page: the field as its form labels it, when the form has it;
+    otherwise the refusal's own words."""
+    if field in FIELD_WORDS:
+        return f"{FIELD_WORDS[field]}: {reason}"
+    return message

@@ -19,7 +19,7 @@ from itb.clinic import audit
 from itb.clinic.errors import SerialMismatchError
 from itb.clinic.models import Alarm, Interrogation, Pump, PumpEvent, Visit
 from itb.clinic.pumps import PumpReading
-from itb.clinic.urgency import ObservedState, due_dates
+from itb.clinic.urgency import ObservedState, due_dates, keeps_family_report
 from itb.pump.status import AlarmStatus, PumpStatus
 from itb.telemetry.status_wire import status_from_stored, status_to_wire
 
@@ -162,5 +162,7 @@ def refresh_due_dates(pump: Pump, pending_bolus_ml: float = 0.0) -> None:
     pump.eos_at = dates.eos_at
     pump.next_due_at = dates.next_due_at
     pump.next_refill_at = dates.next_refill_at
+    if keeps_family_report(pump.harm):  # an open family report stays first (issue 16)
+        return
     pump.harm_at = dates.harm_at
     pump.harm = dates.harm.value if dates.harm else None

@@ -116,19 +116,28 @@ _DASHBOARD_COLUMNS = (
 )
 
 
-def dashboard(
+@dataclass(frozen=True, slots=True)
+class DashboardPage:
+    """One page of the ranking; ``has_next``: more patients after it (no total is counted)."""
+
+    rows: list[DashboardRow]
+    has_next: bool
+
+
+def dashboard_page(
     db: Session,
     now: datetime,
     clinician_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> tuple[list[DashboardRow], int]:
+) -> DashboardPage:
     """The patients, most urgent first: by days until harm (urgency.py: the reservoir runs
     dry, the battery stops delivering, the drug expires, the pump is not delivering).
 
     Two queries, so that the first pages walk the index on ``pumps.harm_at`` instead of
     sorting every patient: pumps with a harm date first, then everyone else (no pump yet, or a
-    pump never read).
+    pump never read). One row more than the page tells whether there is a next page; the dated
+    rows are counted only for a page wholly past them (the last pages).
     """
     mine = (Patient.clinician_id == clinician_id) if clinician_id is not None else true()
     dated = dashboard_query(clinician_id)
@@ -139,13 +148,41 @@ def dashboard(
         .where(Pump.harm_at.is_(None), mine)
         .order_by(Patient.id)
     )
-    found = list(db.execute(dated.limit(limit).offset(offset)))
-    if len(found) < limit:
-        dated_count = db.execute(select(func.count()).select_from(dated.subquery())).scalar_one()
+    wanted = limit + 1
+    found = list(db.execute(dated.limit(wanted).offset(offset)))
+    if len(found) < wanted:
+        if found or offset == 0:
+            dated_count = offset + len(found)
+        else:
+            dated_count = db.execute(
+                select(func.count()).select_from(dated.subquery())
+            ).scalar_one()
         rest_offset = max(offset - dated_count, 0)
-        found += db.execute(undated.limit(limit - len(found)).offset(rest_offset)).all()
-    total = db.execute(select(func.count()).select_from(Patient).where(mine)).scalar_one()
-    return [_dashboard_row(r, now) for r in found], total
+        found += db.execute(undated.limit(wanted - len(found)).offset(rest_offset)).all()
+    return DashboardPage([_dashboard_row(r, now) for r in found[:limit]], len(found) > limit)
+
+
+def dashboard(
+    db: Session,
+    now: datetime,
+    clinician_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[DashboardRow], int]:
+    """A page of the ranking (:func:`dashboard_page`) and the number of patients (the API's
+    ``X-Total-Count``; the dashboard page pages without it)."""
+    return dashboard_page(db, now, clinician_id, limit, offset).rows, patient_count(
+        db, clinician_id
+    )
+
+
+def patient_count(db: Session, clinician_id: int | None = None) -> int:
+    mine = (Patient.clinician_id == clinician_id) if clinician_id is not None else true()
+    return int(db.execute(select(func.count()).select_from(Patient).where(mine)).scalar_one())
+
+
+def has_patients(db: Session) -> bool:
+    return db.execute(select(Patient.id).limit(1)).first() is not None
 
 
 def dashboard_query(clinician_id: int | None = None) -> Select[*tuple[Any, ...]]:

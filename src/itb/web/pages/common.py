@@ -62,8 +62,36 @@ def render(
     return response
 
 
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    return render(request, "error.html", None, status, status_code=status, message=message)
+def error_page(
+    request: Request, status: int, message: str, sentences: list[str] | None = None
+) -> HTMLResponse:
+    """The app's error page: a heading in words for ``status``, and the message (or one line
+    per refused field)."""
+    return render(
+        request,
+        "error.html",
+        None,
+        status,
+        status_code=status,
+        heading=ERROR_HEADINGS.get(status, "Something went wrong"),
+        message=message,
+        sentences=sentences or [message],
+    )
+
+
+# The error page's heading by HTTP status, in words.
+ERROR_HEADINGS = {
+    400: "Please check what was entered",
+    401: "Please log in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "This cannot be done now",
+    413: "Too much was sent",
+    422: "Please check what was entered",
+    429: "Too many attempts",
+    503: "The pump cannot be reached",
+    504: "The pump did not answer in time",
+}
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import json
-import math
+import threading
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from itb.clinic import services
+from itb.clinic.data_version import dashboard_version
 from itb.clinic.models import Patient, Pump, RefillRecord, Role, User
+from itb.clinic.services.views import dashboard_page
 from itb.programmer.refill import DEFAULT_SAFETY_MARGIN_DAYS
 from itb.web.deps import Caller, Db, need, now
+from itb.web.page_cache import PageCache
 from itb.web.pages.common import DB_ID_MAX, SOON_DAYS, render
+from itb.web.pages.dashboard_rows import row_view
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_ROWS = 100
 FLAGGED_REFILLS_SHOWN = 50
+# The pages most looked at, served from the cache: the first few of each clinician's filter.
+CACHED_PAGES = 3
+# (clinicians + 1) x pages, of this data version and minute, with room for the previous ones
+CACHE_ENTRIES = 256
 
 
 def _clinicians(db: Session) -> list[User]:
@@ -40,21 +48,57 @@ def dashboard(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     caller: Caller = need("view", page=True),
 ) -> HTMLResponse:
-    rows, total = services.dashboard(
-        db, now(request), clinician_id, PAGE_ROWS, (page - 1) * PAGE_ROWS
+    """The ranking; its first pages come from the cache while the data and the minute hold.
+
+    A plain ``def``: FastAPI runs it in the thread pool, so its database work never blocks
+    the event loop.
+    """
+    minute = now(request).replace(second=0, microsecond=0)
+    # the version is read before the rows: rows are never older than the key they go under
+    key = (dashboard_version(db), minute, clinician_id, page)
+    cache = _cache(request)
+    body = cache.get(key) if page <= CACHED_PAGES else None
+    if body is None:
+        body = _ranking(request, db, minute, clinician_id, page)
+        if page <= CACHED_PAGES:
+            cache.put(key, body)
+    return render(request, "dashboard.html", caller, ranking=body)
+
+
+def _ranking(
+    request: Request, db: Session, minute: datetime, clinician_id: int | None, page: int
+) -> Markup:
+    """The filter, the table and the pager: the same for every user, so cacheable."""
+    found = dashboard_page(db, minute, clinician_id, PAGE_ROWS, (page - 1) * PAGE_ROWS)
+    first = (page - 1) * PAGE_ROWS + 1
+    template = request.app.state.templates.get_template("_dashboard_ranking.html")
+    return Markup(
+        template.render(
+            rows=[row_view(r, SOON_DAYS) for r in found.rows],
+            first=first,
+            last=first + len(found.rows) - 1,
+            page=page,
+            has_next=found.has_next,
+            clinicians=_clinicians(db),
+            clinician_id=clinician_id,
+            minute=minute,
+            soon_days=SOON_DAYS,
+            refill_margin_days=DEFAULT_SAFETY_MARGIN_DAYS,
+        )
     )
-    return render(
-        request,
-        "dashboard.html",
-        caller,
-        rows=rows,
-        total=total,
-        page=page,
-        pages=max(1, math.ceil(total / PAGE_ROWS)),
-        clinicians=_clinicians(db),
-        clinician_id=clinician_id,
-        refill_margin_days=DEFAULT_SAFETY_MARGIN_DAYS,
-    )
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache(request: Request) -> PageCache:
+    """This app's (this worker's) cache of rendered rankings, made on first use."""
+    state = request.app.state
+    with _CACHE_LOCK:
+        cache: PageCache | None = getattr(state, "dashboard_cache", None)
+        if cache is None:
+            cache = state.dashboard_cache = PageCache(CACHE_ENTRIES)
+        return cache
 
 
 def _workload(db: Session, current: datetime) -> dict[str, int]:

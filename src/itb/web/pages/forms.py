@@ -9,7 +9,6 @@ the field and says what to enter; the clinic's services then check the clinical 
 
 from __future__ import annotations
 
-import math
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from itb.clinic import services
 from itb.clinic.services.patients import AGE_MAX_YEARS
 from itb.clinic.services.screening import NOTES_MAX_CHARS
+from itb.decimal_input import parse_decimal
 from itb.errors import InputError
 from itb.programmer.programming import Phase
 from itb.programmer.screening import CLINIC_LAST_HOUR
@@ -28,14 +28,9 @@ SCORE_HOURS = tuple(range(CLINIC_LAST_HOUR + 1))  # 0 = baseline, then hourly fo
 
 
 def number(text: str, field: str, unit: str) -> float:
-    """A finite number typed in ``unit``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(field, f"enter a number in {unit}") from None
-    if not math.isfinite(value):
-        raise InputError(field, f"enter a finite number in {unit}")
-    return value
+    """A finite number typed in ``unit``: a decimal comma where unambiguous, the field's unit
+    after it allowed, another unit refused (:func:`itb.decimal_input.parse_decimal`)."""
+    return parse_decimal(text, field, unit)
 
 
 def local_datetime(text: str, field: str) -> datetime | None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from itb.clinic import auth
+from itb.clinic.models import Role
 from itb.web.deps import (
     LOGIN_CSRF_COOKIE,
     Caller,
@@ -56,7 +57,8 @@ def login(
     except auth.AuthError as exc:
         return render(request, "login.html", None, 401, login_csrf=expected, error=str(exc))
     token, _ = auth.start_session(db, user)
-    response = redirect("/")
+    # a caregiver's home is the family's page (issue 16); the care team's is the dashboard
+    response = redirect("/family" if user.role == Role.CAREGIVER.value else "/")
     max_age_s = int(auth.SESSION_LIFETIME.total_seconds())
     set_cookie(request, response, session_cookie_name(request), token, max_age_s)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")

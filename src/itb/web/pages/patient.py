@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from itb.clinic import services
-from itb.clinic.effect import forecast_effect
+from itb.clinic.effect import forecast_effect, patient_fit, screening_days, settled_by_dose
 from itb.clinic.errors import ConflictError
+from itb.clinic.models import Patient
+from itb.pharmacology.fit import PatientFit
 from itb.pharmacology.withdrawal import DEFAULT_HORIZON_H as WITHDRAWAL_HORIZON_H
 from itb.programmer.patient import WITHDRAWAL_SIGNS
 from itb.programmer.report import build_report, render_report_html
@@ -27,9 +31,18 @@ from itb.web.pages.common import PatientId, notice_box, redirect, render
 router = APIRouter(include_in_schema=False)
 
 
-def _charts(summary: dict[str, Any], current: datetime) -> dict[str, Any]:
+def patient_model(db: Session, patient: Patient) -> PatientFit:
+    """The patient's own model from the screening trial's hourly MAS (typical if none)."""
+    history = services.screening_history(db, patient)
+    records = [(visit.started_at, json.loads(visit.details_json)) for visit, _ in history]
+    return patient_fit(screening_days(records))
+
+
+def _charts(summary: dict[str, Any], current: datetime, fit: PatientFit) -> dict[str, Any]:
     """The day's dose schedule and, for a pump that delivers, the predicted effect."""
-    charts: dict[str, Any] = {"chart": None, "effect_chart": None, "forecast": None}
+    charts: dict[str, Any] = {
+        "chart": None, "effect_chart": None, "forecast": None, "settled": None
+    }  # fmt: skip
     if not (summary["program"] and summary["pump"]):
         return charts
     program = program_from_dict(summary["program"]["program"])
@@ -37,9 +50,13 @@ def _charts(summary: dict[str, Any], current: datetime) -> dict[str, Any]:
     if program.mean_daily_dose_ug() > 0.0:
         empty_at = summary["pump"]["empty_at"]
         forecast = forecast_effect(
-            program, current, datetime.fromisoformat(empty_at) if empty_at else None
+            program, current, datetime.fromisoformat(empty_at) if empty_at else None, fit=fit
         )
-        charts |= {"forecast": forecast, "effect_chart": effect_forecast_svg(forecast)}
+        charts |= {
+            "forecast": forecast,
+            "effect_chart": effect_forecast_svg(forecast),
+            "settled": settled_by_dose(fit, program.mean_daily_dose_ug()),
+        }
     return charts
 
 
@@ -62,7 +79,7 @@ def patient_page(
         withdrawal_signs=WITHDRAWAL_SIGNS,
         withdrawal_horizon_days=WITHDRAWAL_HORIZON_H / HOURS_PER_DAY,
         **notice_box(notice),
-        **_charts(summary, current),
+        **_charts(summary, current, patient_model(db, patient)),
     )
 
 

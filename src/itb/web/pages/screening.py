@@ -4,15 +4,20 @@ comparison, classification and decision (itb.programmer.screening through the se
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from itb.clinic import services
+from itb.clinic.effect import BAND_SEED, screening_days
 from itb.clinic.models import Patient
 from itb.errors import InputError
+from itb.pharmacology.fit import PatientFit
+from itb.pharmacology.prediction import StartingDose, positive_screening_dose, starting_dose
 from itb.pharmacology.titration import LONG_EFFECT_H
 from itb.programmer.screening import (
     ALLOWED_DOSES_UG,
@@ -24,8 +29,33 @@ from itb.web.charts import screening_svg
 from itb.web.deps import Caller, Db, need, now
 from itb.web.pages.common import PatientId, notice_box, redirect, render
 from itb.web.pages.forms import SCORE_HOURS, ScreeningForm
+from itb.web.pages.patient import patient_model
 
 router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FittedModel:
+    """The patient's own model after the trial (None: no hourly scores), and the first pump dose
+    by it (None: no dose responded)."""
+
+    fit: PatientFit | None
+    start: StartingDose | None
+
+
+def _patient_model(db: Session, patient: Patient) -> FittedModel:
+    fit = patient_model(db, patient)
+    if fit.typical:
+        return FittedModel(None, None)
+    records = [
+        (v.started_at, json.loads(v.details_json))
+        for v, _ in services.screening_history(db, patient)
+    ]
+    positive = positive_screening_dose(screening_days(records))
+    start = (
+        None if positive is None else starting_dose(fit, positive, np.random.default_rng(BAND_SEED))
+    )
+    return FittedModel(fit, start)
 
 
 def _screening_page(
@@ -40,11 +70,14 @@ def _screening_page(
     """The entry form, the trial so far and the latest dose's result."""
     summary = services.patient_summary(db, patient, now(request))
     history = services.screening_history(db, patient)
-    latest = chart = None
+    latest = chart = fitted = None
     if history:
         visit, _ = history[-1]
         latest = services.screening_assessment(visit, [d for _, d in history[:-1]])
-        chart = screening_svg(latest) if latest else None
+        fitted = _patient_model(db, patient)
+        chart = (
+            screening_svg(latest, fitted.fit.patient() if fitted.fit else None) if latest else None
+        )
     return render(
         request,
         "screening.html",
@@ -62,6 +95,7 @@ def _screening_page(
         min_scores=MIN_SCORES_AFTER_BOLUS,
         interval_h=MIN_INTERVAL_H,
         long_effect_h=LONG_EFFECT_H,
+        fitted=fitted,
         **notice_box(notice),
     )
 
