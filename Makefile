@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench bench-deps soak system-deps supply-chain clean
+.PHONY: run test lint typecheck unit bench bench-deps soak system-deps a11y-deps supply-chain clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,21 @@ $(STAMP): pyproject.toml requirements.lock
 # Debian packages for the browser tests. Installed when we are root (CI, the dev machines);
 # elsewhere the browser tests skip and say why.
 system-deps:
-	@if [ -x /usr/bin/chromium ]; then :; \
+	@if [ -x /usr/bin/chromium ] && command -v pdftoppm >/dev/null && command -v npm >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian chromium for the browser tests"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-		|| echo "chromium could not be installed: browser tests will skip (or fail under CI=true)"; \
-	else echo "no /usr/bin/chromium and not root: browser tests will skip"; fi
+		echo "installing Debian chromium, poppler-utils and npm for the browser, PDF and a11y tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils npm >/dev/null) \
+		|| echo "could not install them: browser/PDF tests will skip (or fail under CI=true)"; \
+	else echo "missing chromium, pdftoppm or npm and not root: those tests will skip"; fi
+
+# axe-core from npm for the accessibility tests (kept under build/, which git ignores).
+AXE_JS := build/node/node_modules/axe-core/axe.min.js
+a11y-deps: system-deps
+	@if [ -f $(AXE_JS) ]; then :; \
+	elif command -v npm >/dev/null; then \
+		npm install --silent --no-save --no-audit --no-fund --prefix build/node axe-core@4.11.0 \
+		|| echo "axe-core could not be installed: test_a11y will skip (or fail under CI=true)"; \
+	else echo "no npm: test_a11y will skip (or fail under CI=true)"; fi
 
 run: $(STAMP)
 	$(BIN)/itb serve --demo
@@ -52,7 +61,7 @@ supply-chain: $(STAMP)
 		|| [ -s build/audit.json ] || rm -f build/audit.json
 	$(BIN)/python -m tools.supply_chain audit build/audit.json
 
-test: $(STAMP) system-deps lint typecheck supply-chain unit
+test: $(STAMP) system-deps a11y-deps lint typecheck supply-chain unit
 
 # Debian wrk drives the clinic benchmark's server process; without it an httpx driver stands in.
 bench-deps:

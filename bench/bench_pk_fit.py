@@ -28,17 +28,15 @@ from scipy.special import ndtr
 from scipy.stats import spearmanr
 
 from itb.pharmacology.fit import (
-    RESIDUAL_SD_MAS,
     PatientFit,
     TrialData,
     fit_patient,
-    n_normals,
     patients_at,
     predicted_scores,
     trial_data,
 )
 from itb.pharmacology.model import FloatArray, Patients
-from itb.pharmacology.population import MAS_MAX
+from itb.pharmacology.population import MAS_MAX, N_NORMALS, RESIDUAL_SD_MAS
 from itb.pharmacology.prediction import Dosing, predict_response
 from itb.pharmacology.synthetic import screening_days, steady_scores
 
@@ -92,7 +90,7 @@ def _coverage(fitted: PatientFit, held: TrialData, rng: np.random.Generator) -> 
 
 def one_trial(index: int) -> Outcome:
     rng = np.random.default_rng([SEED, index])
-    true_z = rng.standard_normal(n_normals())
+    true_z = rng.standard_normal(N_NORMALS)
     patient = patients_at(true_z[None, :])
     data = trial_data(screening_days(patient, rng))
     held = _held_out_data(patient, rng)
@@ -106,7 +104,7 @@ def one_trial(index: int) -> Outcome:
 def baseline_fit_s(index: int) -> float:
     """The same MAP fit with SciPy's default finite-difference Jacobian (one patient per call)."""
     rng = np.random.default_rng([SEED, index])
-    true_z = rng.standard_normal(n_normals())
+    true_z = rng.standard_normal(N_NORMALS)
     data = trial_data(screening_days(patients_at(true_z[None, :]), rng))
     observed = data.observed_mas
 
@@ -115,15 +113,15 @@ def baseline_fit_s(index: int) -> float:
         return np.concatenate([z, (observed - predicted) / RESIDUAL_SD_MAS])
 
     started = time.perf_counter()
-    least_squares(residuals, np.zeros(n_normals()), method="trf", max_nfev=200)
+    least_squares(residuals, np.zeros(N_NORMALS), method="trf", max_nfev=200)
     return time.perf_counter() - started
 
 
 def _recovery(outcomes: list[Outcome]) -> None:
     true = patients_at(np.array([o.true_z for o in outcomes]))
     fitted = patients_at(np.array([o.fit_z for o in outcomes]))
-    typical = patients_at(np.zeros((1, n_normals())))
-    print(f"{'parameter':<18} {'fit: median rel. error':>22} {'typical: median rel. error':>27}"
+    typical = patients_at(np.zeros((1, N_NORMALS)))
+    print(f"{'parameter':<28} {'fit: median rel. error':>22} {'typical: median rel. error':>27}"
           f" {'Spearman fit/true':>18}")  # fmt: skip
     for f in fields(Patients):
         t, v = getattr(true, f.name), getattr(fitted, f.name)
@@ -132,7 +130,7 @@ def _recovery(outcomes: list[Outcome]) -> None:
         fit_err = np.median(np.abs(v - t) / t)
         prior_err = np.median(np.abs(float(getattr(typical, f.name)[0]) - t) / t)
         rho = spearmanr(v, t).statistic
-        print(f"{f.name:<18} {fit_err:>22.1%} {prior_err:>27.1%} {rho:>18.2f}")
+        print(f"{f.name:<28} {fit_err:>22.1%} {prior_err:>27.1%} {rho:>18.2f}")
 
 
 def main() -> None:

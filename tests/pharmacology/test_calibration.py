@@ -50,7 +50,9 @@ def test_typical_bolus_crossings_agree_with_solve_ivp_events() -> None:
 def test_bolus_is_essentially_gone_by_the_next_day() -> None:
     course = bolus_course(typical_patient(), 50.0)
     at_24h = np.searchsorted(course.t_h, 24.0)
-    assert course.effect_mas[0, at_24h] < 0.05 * course.peak_effect_mas[0]
+    # Seed: "gone by the next day". What remains is under a quarter of the smallest MAS step
+    # (whole points, S75): no clinician can score it.
+    assert course.effect_mas[0, at_24h] < 0.25
     assert course.csf_ug_per_ml[0, at_24h] < 0.01 * course.csf_ug_per_ml[0].max()
 
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from itb.pharmacology.model import ParameterError, Patients, typical_patient
-from itb.pharmacology.population import Variability, draw_patients
+from itb.pharmacology.population import (
+    N_NORMALS,
+    Variability,
+    draw_patients,
+    patients_from_normals,
+)
 
 
 def test_same_seed_same_population_and_different_seed_differs() -> None:
@@ -43,3 +48,22 @@ def test_bad_input_names_the_field() -> None:
     t = typical_patient()
     with pytest.raises(ParameterError, match="v_tip_ml"):
         Patients(**{**{f: getattr(t, f) for f in t.__dataclass_fields__}, "v_tip_ml": [np.nan]})
+
+
+def test_draws_are_the_map_of_one_block_of_standard_normals() -> None:
+    # The per-patient fit works in this space: the same normals give the same patients.
+    drawn = draw_patients(np.random.default_rng(9), 40)
+    z = np.random.default_rng(9).standard_normal((N_NORMALS, 40))
+    mapped = patients_from_normals(z)
+    for name in Patients.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(drawn, name), getattr(mapped, name))
+    typical = patients_from_normals(np.zeros((N_NORMALS, 1)))
+    for name in Patients.__dataclass_fields__:
+        np.testing.assert_allclose(getattr(typical, name), getattr(typical_patient(), name))
+
+
+def test_wrong_normals_are_refused_naming_z() -> None:
+    with pytest.raises(ParameterError, match="z of shape"):
+        patients_from_normals(np.zeros((N_NORMALS - 1, 3)))
+    with pytest.raises(ParameterError, match="z of shape"):
+        patients_from_normals(np.full((N_NORMALS, 2), np.nan))

@@ -95,7 +95,7 @@ def test_html_shows_units_dates_and_escapes_pump_strings() -> None:
     assert "500.0 µg/day" in html
     assert "1000 µg/mL" in html
     assert "12.00 mL of 20 mL" in html
-    assert "2030-01-03T09:00" in html and "in 1095.0 days" in html
+    assert "2030-01-03 09:00" in html and "in 1095.0 days" in html
     assert "motor_stall" in html and "Not a medical device" in html
 
 

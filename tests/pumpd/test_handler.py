@@ -128,10 +128,34 @@ def test_a_rejected_command_changes_nothing_and_is_logged_as_rejected(tmp_path: 
     assert entry.data["outcome"] == "rejected" and entry.data["request_id"] == RID
 
 
-def test_the_clock_cannot_be_set_and_the_log_reads_in_pages(tmp_path: Path) -> None:
+def test_a_clock_set_is_on_disk_with_old_and_new_before_the_answer_and_times_read_on_it(
+    tmp_path: Path,
+) -> None:
+    state, clock, endpoint, conn = _setup(tmp_path)
+    clock.now = START + timedelta(days=2)
+    new_time = START + timedelta(days=2, minutes=7)  # the pump was 7 min behind
+    assert _do(endpoint, conn, SetClock(RID, new_time)) == Accepted(RID)
+    booted = state.boot().firmware  # what a power cut right now would find
+    assert booted.status().now == new_time and booted.now == START + timedelta(days=2)
+    (entry,) = [e for e in booted.log.entries() if e.kind == "clock"]
+    assert (entry.data["old"], entry.data["new"]) == (
+        (START + timedelta(days=2)).isoformat(),
+        new_time.isoformat(),
+    )
+    status = _ask(endpoint, conn, Interrogate())
+    assert isinstance(status, StatusReport) and status.status.now == new_time
+    page = _ask(endpoint, conn, ReadEventLog(0, 64))
+    assert isinstance(page, EventLogPage)
+    assert [r.at for r in page.entries if r.kind == "clock"] == [new_time]
+
+
+def test_a_clock_setting_years_away_is_refused_and_the_log_reads_in_pages(
+    tmp_path: Path,
+) -> None:
     _state, clock, endpoint, conn = _setup(tmp_path)
     answer = _do(endpoint, conn, SetClock(RID, datetime(2030, 1, 1)))
     assert isinstance(answer, Rejected) and answer.field == "new_time"
+    assert "at most 120 min" in answer.reason
     for i in range(3):
         clock.now += timedelta(hours=1)
         _do(endpoint, conn, StopPump(f"{i:032x}"))

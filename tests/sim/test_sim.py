@@ -77,6 +77,24 @@ def test_a_missed_refill_runs_the_pump_dry_and_the_patient_into_withdrawal() -> 
     assert out.withdrawal_h < out.no_delivery_h + 24
 
 
+def test_a_dry_pump_for_days_counts_withdrawal_days_by_severity() -> None:
+    # The same missed refill: 13 days dry. Early signs within the first day, severe ones from the
+    # second (S98 S55, docs/pharmacology.md), until delivery resumes and the syndrome settles.
+    config = dict(
+        QUIET,
+        policy={
+            "refill_margin_days": 0,
+            "late_visit_days_mean": 0.0,
+            "missed_visit_rate": 0.5,
+            "rebook_days": 21,
+        },
+    )
+    out = simulate_patient(parse_cohort(config), 0)
+    assert out.withdrawal_signs_h > 0 and out.withdrawal_severe_h > 0
+    assert out.withdrawal_severe_h < out.no_delivery_h
+    assert out.withdrawal_signs_h + out.withdrawal_severe_h < out.no_delivery_h + 3 * 24
+
+
 def test_cutting_the_refill_margin_to_zero_means_more_withdrawal_days() -> None:
     base = {
         "cohort": {"patients": 60, "years": 3, "seed": 11},
@@ -161,7 +179,7 @@ def test_cli_json_outputs_and_plots(tmp_path: Path) -> None:
         "memory_error",
         "low_battery_reset",
     }
-    for key in ("withdrawal_days", "refills", "replacements"):
+    for key in ("withdrawal_days", "withdrawal_signs_days", "withdrawal_severe_days", "refills"):
         assert key in summary
     table = pq.read_table(out_dir / "patients.parquet")
     assert table.num_rows == 8

@@ -35,6 +35,9 @@ def test_demo_patient_pages_show_the_patients_own_forecast_with_its_band(clinic:
         assert model["data-personal"] == "true" and int(model["data-scores-fitted"]) >= 9
         assert "This patient's own model" in html
         assert find(html, "polygon", class_="forecast-band")  # the 80% interval, shaded
+        # withdrawal over days by the patient's model: early signs, then severe ones
+        outlook = find(html, id="withdrawal-outlook")
+        assert 0 < float(outlook["data-signs-from-h"]) < float(outlook["data-severe-from-h"])
         # the settled MAS at other doses: never more tone on a higher dose
         rows = find_all(html, "tr", data_daily_dose_ug=None)
         doses = [float(r["data-daily-dose-ug"]) for r in rows]

@@ -89,8 +89,16 @@ def serve(  # noqa: PLR0913  (a Typer command: its options are its parameters)
         "in the database, so any worker answers any request. Not with --demo or --pumps "
         "(their pumps live in one process).",
     ),
+    time_zone: str | None = typer.Option(
+        None,
+        "--time-zone",
+        help="The clinic's time zone (IANA name, e.g. Europe/Paris): every time on a page is "
+        "shown in it, named. Else $ITB_CLINIC_TZ; else the server's zone.",
+    ),
 ) -> None:
     """Serve the clinic web app; the schema is created or migrated at start."""
+    if time_zone is not None:
+        _set_clinic_zone(time_zone)
     from itb.web.settings import ClinicSettings
 
     if demo and (pumps_file or programmer_key):
@@ -142,6 +150,21 @@ def serve(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     )  # fmt: skip
 
 
+def _set_clinic_zone(name: str) -> None:
+    """``--time-zone``: checked, then set for this process and its workers (before the
+    clinic's clock or zone is first read)."""
+    from itb.errors import InputError
+    from itb.web.clinic_time import CLINIC_TZ_ENV, clinic_zone, zone_named
+
+    try:
+        zone_named(name, "--time-zone")
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    os.environ[CLINIC_TZ_ENV] = name.strip()
+    clinic_zone.cache_clear()
+
+
 def _demo_settings(database_url: str | None, demo_speed: float) -> ClinicSettings:
     """A demo clinic: simulated pumps on a clock running ``demo_speed`` times real time."""
     from itb.clinic.pumps import DemoClock, SimulatedPumps
@@ -166,7 +189,7 @@ def _seed_demo(seeding: DemoSeeding, settings: ClinicSettings) -> None:
         raise typer.Exit(2) from None
     typer.echo("Demo clinic (simulated pumps; not a medical device). Accounts:")
     for account in accounts:
-        typer.echo(f"  {account.role:<10} {account.username:<12} password: {account.password}")
+        typer.echo(f"  {account.role:<13} {account.username:<12} password: {account.password}")
 
 
 def _reconcile_pending(sessions: Callable[[], Session], settings: ClinicSettings) -> None:
@@ -227,7 +250,7 @@ def user_add(
     username: str = typer.Argument(
         ..., help="1 to 64 letters, digits, dots, dashes, underscores or @."
     ),
-    role: str = typer.Option(..., "--role", help="physician, nurse or viewer"),
+    role: str = typer.Option(..., "--role", help="physician, nurse, viewer or administrator"),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from standard input (first line)."
     ),

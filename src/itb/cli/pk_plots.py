@@ -18,6 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
 
 from itb.pharmacology.model import RESPONSE_THRESHOLD_MAS, FloatArray
 
@@ -50,6 +53,15 @@ DAYS_AXIS_AFTER_H = 72.0  # a longer course reads better in days
 
 def plot_course(path: Path | str, course: CoursePlot) -> Path:
     """Write the two-panel figure to ``path`` (PNG) and return it."""
+    fig = course_figure(course)
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def course_figure(course: CoursePlot) -> Figure:
+    """The two-panel figure, laid out (the caller saves and closes it)."""
     use_days = float(course.t_h[-1]) > DAYS_AXIS_AFTER_H
     scale_h = 24.0 if use_days else 1.0
     fig, (ax_c, ax_e) = plt.subplots(2, 1, sharex=True, figsize=(10, 6.5), dpi=110)
@@ -58,12 +70,10 @@ def plot_course(path: Path | str, course: CoursePlot) -> Path:
     _concentration_panel(ax_c, x, course)
     _effect_panel(ax_e, x, course)
     ax_e.set_xlabel("Time (days)" if use_days else "Time after start (hours)")
+    fig.tight_layout()  # the panels' final place first: the labels are stacked in pixels
     _mark(ax_c, ax_e, course.markers, scale_h)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    fig.tight_layout()  # and room above the panels for the labels' rows
+    return fig
 
 
 def _concentration_panel(ax: Axes, x: FloatArray, course: CoursePlot) -> None:
@@ -107,18 +117,49 @@ def _effect_panel(ax: Axes, x: FloatArray, course: CoursePlot) -> None:
     ax.legend(loc="lower right", fontsize=8)
 
 
-def _mark(ax_c: Axes, ax_e: Axes, markers: Sequence[Marker], scale_h: float) -> None:
-    """A labelled vertical line through both panels at each marker."""
-    for marker in markers:
+LABEL_PAD_PX = 6.0  # the least room between two marker labels on one row
+LABEL_ROW_AXES = 0.075  # one row of marker labels, in the top panel's height
+
+
+def _mark(ax_c: Axes, ax_e: Axes, markers: Sequence[Marker], scale_h: float) -> list[Annotation]:
+    """A vertical line through both panels at each marker, and its label above the panels,
+    level, on the first row where it overlaps no other label (close events stack up)."""
+    labels: list[Annotation] = []
+    for marker in sorted(markers, key=lambda m: m.t_h):
         for ax in (ax_c, ax_e):
             ax.axvline(marker.t_h / scale_h, color=marker.color, ls="-.", lw=1)
-        ax_c.annotate(
-            marker.label,
-            (marker.t_h / scale_h, 1.0),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="top",
-            ha="right",
-            fontsize=8,
-            color=marker.color,
+        labels.append(
+            ax_c.annotate(
+                marker.label.replace("_", " "),  # a stop's kind, in words
+                (marker.t_h / scale_h, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color=marker.color,
+                annotation_clip=False,
+            )
         )
+    _stack_labels(ax_c, labels)
+    return labels
+
+
+def _stack_labels(ax: Axes, labels: list[Annotation]) -> None:
+    """Move each label up a row until it clears every label already placed on that row."""
+    figure = ax.get_figure()
+    assert figure is not None
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    placed: list[list[Bbox]] = []
+    for label in labels:
+        row = 0
+        while True:
+            label.xy = (label.xy[0], 1.0 + row * LABEL_ROW_AXES)
+            box = label.get_window_extent(renderer).padded(LABEL_PAD_PX / 2)
+            if row == len(placed):
+                placed.append([])
+            if not any(box.overlaps(other) for other in placed[row]):
+                placed[row].append(box)
+                break
+            row += 1

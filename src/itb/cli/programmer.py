@@ -19,6 +19,13 @@ import typer
 from rich.table import Table
 
 from itb.cli.decimal_options import MINUTES, ML, UG, UG_PER_DAY, UG_PER_ML
+from itb.cli.programmer_clock import (
+    PatientZoneOpt,
+    clock_of,
+    patient_zone,
+    print_set_clock,
+    set_clock_work,
+)
 from itb.cli.programmer_run import (
     Connection,
     checked_input,
@@ -35,6 +42,7 @@ from itb.link.client import PumpSession
 from itb.link.keys import KeyFileError, KeyOwner, load_public_key, write_keypair
 from itb.programmer.programming import Origin, Phase, ProgramReview, ReviewContext
 from itb.pump.alarms import AlarmKind
+from itb.pump.bolus import DEFAULT_BOLUS_DURATION_MIN
 from itb.pump.status import BolusKind
 from itb.telemetry.messages import CLINICIAN_BOLUS_KINDS
 from itb.telemetry.pairing import key_id_of
@@ -89,13 +97,22 @@ def interrogate(
     pump_key: Path = PumpKeyOpt,
     timeout_s: float = TimeoutOpt,
     attempts: int = AttemptsOpt,
+    zone_name: str | None = PatientZoneOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Read the pump: program, daily dose, reservoir, battery, alarms."""
+    """Read the pump: program, daily dose, reservoir, battery, alarms, and its clock against
+    the patient's standard time."""
+    zone = checked_input(as_json, "interrogate", lambda: patient_zone(zone_name))
 
     async def work(session: PumpSession, _: Callable[[str], None]) -> dict[str, Any]:
         status = await session.interrogate()
-        return {**status_to_wire(status), "command": "interrogate", "status": "done"}
+        clock = clock_of(status, zone).to_dict()
+        return {
+            **status_to_wire(status),
+            "clock": clock,
+            "command": "interrogate",
+            "status": "done",
+        }
 
     def human(r: dict[str, Any]) -> None:
         from itb.cli.status_words import status_rows, status_title
@@ -105,6 +122,7 @@ def interrogate(
         table.add_column("value")
         for name, value in status_rows(r):
             table.add_row(name, value)
+        table.add_row("pump clock", str(r["clock"]["words"]))
         screen.print(table)
 
     run_command(
@@ -157,6 +175,8 @@ def _print_review(r: dict[str, Any]) -> None:
     )
     for check in review["checks"]:
         screen.print(f"{check['verdict']}: {check['name']}: {check['reason']}", soft_wrap=True)
+    if r.get("clock"):
+        screen.print(f"warning: pump clock: {r['clock']}", soft_wrap=True)
     if "review_token" in r:
         screen.print(f"review token {r['review_token']} (send with --review-token to check it)")
 
@@ -208,6 +228,7 @@ def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     ),
     timeout_s: float = TimeoutOpt,
     attempts: int = AttemptsOpt,
+    zone_name: str | None = PatientZoneOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Review a new program against the pump's (old vs new, the program of 24 h ago, checks)
@@ -224,6 +245,7 @@ def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
             ),
         ),
     )
+    zone = checked_input(as_json, "program", lambda: patient_zone(zone_name))
     confirmation = reason if confirm else None
     if confirm and not (reason or "").strip():
         fail(
@@ -234,16 +256,20 @@ def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
         )
 
     async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:
+        # a clock that is off moves every step of a schedule: the review says so (issue 11)
+        shift = clock_of(await session.interrogate(), zone).program_words(new)
         if dry_run:
-            return _review_result(*await session.review(new, context))
-        report = await session.program(
-            new,
-            context=context,
-            confirmation_reason=confirmation,
-            reviewed_token=token,
-            on_sent=on_sent,
-        )
-        return report.to_dict()
+            result = _review_result(*await session.review(new, context))
+        else:
+            report = await session.program(
+                new,
+                context=context,
+                confirmation_reason=confirmation,
+                reviewed_token=token,
+                on_sent=on_sent,
+            )
+            result = report.to_dict()
+        return {**result, "clock": shift} if shift else result
 
     connection = Connection(pump, key, pump_key, timeout_s, attempts, as_json)
     run_command("program", connection, work, _print_review)
@@ -267,7 +293,17 @@ def bolus(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     pump_tubing_empty: bool = typer.Option(
         False, "--pump-tubing-empty", help="Priming a new pump: prime its tubing too."
     ),
-    confirm: bool = typer.Option(False, "--confirm", help="Priming: the catheter is empty."),
+    confirm: bool = typer.Option(
+        False,
+        "--confirm",
+        help="Clinician: confirm the review's warnings. Priming: the catheter is empty.",
+    ),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Clinician: why the warnings are confirmed (needed with --confirm)."
+    ),
+    age_years: float | None = typer.Option(
+        None, "--age-years", help="The patient's age: a child's daily range applies under 12."
+    ),
     timeout_s: float = TimeoutOpt,
     attempts: int = AttemptsOpt,
     as_json: bool = JsonOpt,
@@ -291,8 +327,14 @@ def bolus(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:
         if kind_value is BolusKind.CLINICIAN:
             assert dose_ug is not None
-            minutes = 1.0 if duration_min is None else duration_min
-            report = await session.clinician_bolus(dose_ug, minutes, on_sent)
+            minutes = DEFAULT_BOLUS_DURATION_MIN if duration_min is None else duration_min
+            report = await session.clinician_bolus(
+                dose_ug,
+                minutes,
+                on_sent,
+                confirmation_reason=reason if confirm else None,
+                age_years=age_years,
+            )
         elif kind_value is BolusKind.BRIDGE:
             report = await session.bridge_bolus(
                 catheter_trimmed_cm=catheter_trimmed_cm, duration_min=duration_min, on_sent=on_sent
@@ -375,6 +417,30 @@ def refill(  # noqa: PLR0913  (a Typer command: its options are its parameters)
 
     run_command(
         "refill", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, human
+    )
+
+
+@app.command("set-clock")
+def set_clock(  # noqa: PLR0913  (a Typer command: its options are its parameters)
+    pump: str = PumpOpt,
+    key: Path = KeyOpt,
+    pump_key: Path = PumpKeyOpt,
+    zone_name: str | None = PatientZoneOpt,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show the pump's clock and the correction; send nothing."
+    ),
+    timeout_s: float = TimeoutOpt,
+    attempts: int = AttemptsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Set the pump's clock to the patient's standard time now (the pump logs old and new;
+    it refuses a correction of more than two hours)."""
+    zone = checked_input(as_json, "set-clock", lambda: patient_zone(zone_name))
+    run_command(
+        "set-clock",
+        Connection(pump, key, pump_key, timeout_s, attempts, as_json),
+        set_clock_work(zone, dry_run),
+        print_set_clock(screen.print),
     )
 
 

@@ -51,6 +51,8 @@ USERNAME_RULE = (
 _STAFF = frozenset({Role.PHYSICIAN, Role.NURSE, Role.VIEWER})
 _CARE = frozenset({Role.PHYSICIAN, Role.NURSE})
 _FAMILY = frozenset({Role.CAREGIVER})
+# an administrator manages accounts and reads the audit log, and sees no patient (least privilege)
+_ADMIN = frozenset({Role.ADMINISTRATOR})
 
 # action -> roles allowed. Anything not listed is refused.
 PERMISSIONS: dict[str, frozenset[Role]] = {
@@ -61,9 +63,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "program": frozenset({Role.PHYSICIAN}),
     "prescribe": frozenset({Role.PHYSICIAN}),
     "manage_patients": frozenset({Role.PHYSICIAN}),
-    "view_audit": frozenset({Role.PHYSICIAN}),
+    "view_audit": frozenset({Role.PHYSICIAN, Role.ADMINISTRATOR}),  # the log, verify the chain
+    "manage_users": _ADMIN,  # create, disable/enable, reset password, change role (audited)
+    "own_password": _STAFF | _ADMIN,  # change one's own (caregivers: on the family's page)
     "manage_caregivers": _CARE,  # invite, revoke (audited)
     "acknowledge_report": _CARE,  # a family's report seen and acted on (audited)
+    "review_refill": frozenset({Role.PHYSICIAN}),  # a flagged refill reviewed (audited)
+    "set_clock": _CARE,  # correct the pump's clock (audited; the pump logs it too) (W6)
     "family_view": _FAMILY,
     "family_report": _FAMILY,
 }
@@ -185,6 +191,11 @@ def _password_ok(user: User | None, password: str) -> bool:
         return _HASHER.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def verify_password(user: User, password: str) -> bool:
+    """The user's password is ``password`` (and the account is active): the one check."""
+    return _password_ok(user, password)
 
 
 def authenticate(db: Session, username: str, password: str, client: str) -> User:

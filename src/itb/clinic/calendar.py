@@ -14,10 +14,10 @@ import enum
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from itb.clinic.audit import utc_now
-from itb.clinic.models import Patient, Pump
+from itb.clinic.models import FollowUp, Patient, Pump
 from itb.clinic.urgency import refill_after_eos
 
 HORIZON_DAYS = 365
@@ -124,8 +124,54 @@ def calendar_ics(
                 _replacement_description(pump),
                 stamp,
             )
+    lines += _appointments(db, label, clinician_id, (earliest, latest), stamp)
     lines.append("END:VCALENDAR")
     return "".join(fold(line) + "\r\n" for line in lines)
+
+
+APPOINTMENT_MINUTES = 30  # [R] the length a follow-up appointment is shown with
+
+
+def _appointments(
+    db: Session,
+    label: PatientLabel,
+    clinician_id: int | None,
+    window: tuple[datetime, datetime],
+    stamp: str,
+) -> list[str]:
+    """The next appointment booked at each patient's latest follow-up (an earlier booking is
+    replaced by the later visit's), at its time, floating local clinic time."""
+    later = aliased(FollowUp)
+    superseded = (
+        select(later.id)
+        .where(later.patient_id == FollowUp.patient_id, later.seen_at > FollowUp.seen_at)
+        .exists()
+    )
+    query = (
+        select(Patient, FollowUp)
+        .join(Patient, Patient.id == FollowUp.patient_id)
+        .where(FollowUp.next_appointment_at.between(*window), ~superseded)
+        .order_by(FollowUp.next_appointment_at, FollowUp.id)
+    )
+    if clinician_id is not None:
+        query = query.where(Patient.clinician_id == clinician_id)
+    lines: list[str] = []
+    for patient, follow_up in db.execute(query):
+        at = follow_up.next_appointment_at
+        assert at is not None  # in the window
+        end = at + timedelta(minutes=APPOINTMENT_MINUTES)
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:follow-up-{follow_up.id}@openitb",
+            f"DTSTAMP:{stamp}",
+            f"DTSTART:{at:%Y%m%dT%H%M%S}",
+            f"DTEND:{end:%Y%m%dT%H%M%S}",
+            f"SUMMARY:{escape_text(f'ITB follow-up: {patient_label(patient, label)}')}",
+            "DESCRIPTION:Booked at the follow-up visit of "
+            + escape_text(f"{follow_up.seen_at:%Y-%m-%d %H:%M}."),
+            "END:VEVENT",
+        ]
+    return lines
 
 
 def _refill_summary(who: str, pump: Pump) -> str:

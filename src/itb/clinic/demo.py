@@ -72,6 +72,7 @@ DEMO_USERS: tuple[tuple[str, Role], ...] = (
     ("dr_other", Role.PHYSICIAN),
     ("nurse_demo", Role.NURSE),
     ("viewer_demo", Role.VIEWER),
+    ("admin_demo", Role.ADMINISTRATOR),  # accounts and the audit log (W2)
 )
 
 # A generated demo password is 16 random URL-safe characters (96 bits): no guessing attack
@@ -258,14 +259,15 @@ def _record_screening(
 ) -> None:
     import numpy as np
 
-    from itb.pharmacology.fit import n_normals, patients_at
+    from itb.pharmacology.fit import patients_at
+    from itb.pharmacology.population import N_NORMALS
     from itb.pharmacology.prediction import positive_screening_dose
     from itb.pharmacology.synthetic import screening_days
 
     rng = np.random.default_rng([int(mrn.removeprefix("DEMO-")), 15])
     days = []
     for _ in range(100):  # an implanted patient responded to a screening dose: draw one who does
-        z = rng.standard_normal(n_normals())
+        z = rng.standard_normal(N_NORMALS)
         days = screening_days(patients_at(z[None, :]), rng)
         if positive_screening_dose(days) is not None:
             break

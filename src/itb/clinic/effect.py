@@ -36,6 +36,7 @@ from itb.pharmacology.withdrawal import (
     withdrawal_risk_time_h,
     withdrawal_threshold,
 )
+from itb.pharmacology.withdrawal_course import withdrawal_outlook
 from itb.therapy import Program, rate_segments, to_pump_s
 from itb.units import HOURS_PER_DAY
 
@@ -84,6 +85,10 @@ class EffectForecast:
     level: float
     personal: bool  # True: the patient's own model; False: the typical patient
     scores_fitted: int  # MAS scores the patient's model was fitted to (0: typical patient)
+    # if delivery stops (at steady state on this program): hours to early and to severe
+    # withdrawal signs (withdrawal_course, S98 S54 S55); None: not within four days
+    signs_after_stop_h: float | None = None
+    severe_after_stop_h: float | None = None
 
     @property
     def end(self) -> datetime:
@@ -126,6 +131,7 @@ def forecast_effect(
 
     at_steady = propagator.steady_state(mean_rate_ug_per_h)
     risk_h = float(withdrawal_risk_time_h(patient, at_steady, mean_rate_ug_per_h, fraction)[0])
+    outlook = withdrawal_outlook(patient, mean_rate_ug_per_h)
     empty_h = risk_empty_h = None
     if stop is not None:
         empty_h = (stop - start).total_seconds() / 3600.0
@@ -151,6 +157,8 @@ def forecast_effect(
         level=band.level,
         personal=not fit.typical,
         scores_fitted=fit.n_scores,
+        signs_after_stop_h=_finite(float(outlook.signs_from_h[0])),
+        severe_after_stop_h=_finite(float(outlook.severe_from_h[0])),
     )
 
 

@@ -4,8 +4,9 @@ Theory of operation: :func:`load_record` reads the clinic's rows for one patient
 function here that touches the database); :func:`patient_bundle` maps them, purely, to FHIR
 resources: Patient; Device (each pump, each catheter); MedicationRequest (the program in force,
 its daily dose and every flex step in numbers, words and units); Procedure (implant, refill,
-replacement); Observation (MAS scores of the screening trial, the pump's last reservoir
-volume); Encounter (every visit). :func:`validated` checks the bundle with ``fhir.resources``.
+replacement); Observation (MAS scores of the screening trial and of follow-up visits, the
+pump's last reservoir volume); Encounter (every visit). :func:`validated` checks the bundle
+with ``fhir.resources``.
 
 ``fhir.resources`` 8 ships FHIR R5 at its root and R4B (4.3) as a module, not plain R4 (4.0.1);
 every element used here is the same in R4 and R4B, so the R4B model checks it.
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from itb.clinic.dose_words import number_words
 from itb.clinic.models import (
     Catheter,
+    FollowUp,
     Patient,
     ProgramVersion,
     Pump,
@@ -86,6 +88,7 @@ class PatientRecord:
     programs: tuple[tuple[Pump, ProgramVersion], ...]  # the program in force per active pump
     visits: tuple[Visit, ...]
     refills: dict[int, RefillRecord]  # by visit id
+    follow_ups: tuple[FollowUp, ...] = ()  # scored follow-ups (MAS on the program in force)
 
 
 def load_record(db: Session, patient: Patient) -> PatientRecord:
@@ -109,6 +112,13 @@ def load_record(db: Session, patient: Patient) -> PatientRecord:
         programs,
         tuple(reversed(visits(db, patient))),  # oldest first
         {r.visit_id: r for r in refills},
+        tuple(
+            db.execute(
+                select(FollowUp)
+                .where(FollowUp.patient_id == patient.id, FollowUp.mas.is_not(None))
+                .order_by(FollowUp.seen_at, FollowUp.id)
+            ).scalars()
+        ),
     )
 
 
@@ -159,6 +169,7 @@ def patient_bundle(record: PatientRecord, generated_at: datetime, localize: Loca
         _medication_request(ids, pump, version, localize) for pump, version in record.programs
     ]
     resources += _mas_observations(ids, record.visits, localize)
+    resources += [_follow_up_mas(ids, f, localize) for f in record.follow_ups]
     resources += [
         _reservoir(ids, p, localize)
         for p in record.pumps
@@ -504,4 +515,24 @@ def _reservoir(ids: _Ids, pump: Pump, localize: Localize) -> Resource:
         "device": ids.ref(f"pump{pump.id}", pump.serial),
         "effectiveDateTime": _when(localize, pump.state_at),
         "valueQuantity": _quantity(pump.reservoir_ml, "mL", "mL"),
+    }
+
+
+def _follow_up_mas(ids: _Ids, follow_up: FollowUp, localize: Localize) -> Resource:
+    """A follow-up visit's MAS, with the daily dose of the program in force then."""
+    assert follow_up.mas is not None  # filtered by load_record
+    dose = follow_up.daily_dose_ug
+    on = f"on {dose:g} µg/day" if dose is not None else "with no program"
+    return {
+        "_key": f"followup{follow_up.id}",
+        "resourceType": "Observation",
+        "id": f"follow-up-mas-{follow_up.id}",
+        "status": "final",
+        "category": [_category("exam", "Exam")],
+        "code": {"text": MAS_TEXT},
+        "subject": _subject(ids),
+        "encounter": ids.ref(f"visit{follow_up.visit_id}"),
+        "effectiveDateTime": _when(localize, follow_up.seen_at),
+        "valueQuantity": _quantity(follow_up.mas, "score", "{score}"),
+        "note": [{"text": f"Follow-up visit, {on} (the program in force)."}],
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -36,6 +37,7 @@ class Role(enum.StrEnum):
     NURSE = "nurse"  # refills, interrogates, records
     VIEWER = "viewer"
     CAREGIVER = "caregiver"  # a patient's family: only their own patients' family page
+    ADMINISTRATOR = "administrator"  # user accounts and the audit log; no patient pages
 
 
 class VisitKind(enum.StrEnum):
@@ -45,6 +47,11 @@ class VisitKind(enum.StrEnum):
     PROGRAMMING = "programming"
     FOLLOW_UP = "follow_up"
     REPLACEMENT = "replacement"
+    # the care team's pump page (clinic/services/pump_actions.py): one visit per command
+    BOLUS = "clinician_bolus"
+    STOP = "pump_stop"
+    RESUME = "pump_resume"
+    CLEAR_ALARM = "alarm_clear"
 
 
 class VisitStatus(enum.StrEnum):
@@ -67,6 +74,11 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(128), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at_utc: Mapped[datetime] = mapped_column(DateTime)
+    # set by an administrator's create or reset (migration 0009): the password is a one-time
+    # password, valid until then and only to set the user's own (services/users.py)
+    one_time_password_until_utc: Mapped[datetime | None] = mapped_column(
+        DateTime, nullable=True, default=None
+    )
 
 
 class WebSession(Base):
@@ -111,6 +123,14 @@ class Patient(Base):
         ForeignKey("users.id"), nullable=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # the name case-folded, and its last word: the search's indexed prefixes (migration 0008);
+    # filled from ``name`` on insert, and by the edit (services/patients.py) on a change
+    search_name: Mapped[str | None] = mapped_column(
+        String(128), nullable=True, default=lambda ctx: _search_default(ctx, 0)
+    )
+    search_surname: Mapped[str | None] = mapped_column(
+        String(128), nullable=True, default=lambda ctx: _search_default(ctx, 1)
+    )
     clinician: Mapped[User | None] = relationship(lazy="joined")
     pumps: Mapped[list[Pump]] = relationship(back_populates="patient", order_by="Pump.id")
 
@@ -220,6 +240,9 @@ class RefillRecord(Base):
     concentration_ug_per_ml: Mapped[float] = mapped_column(Float)
     discrepancy_ml: Mapped[float] = mapped_column(Float)
     discrepancy_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    # a flagged refill is marked on the dashboard until a physician reviews it (migration 0008)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
 
 
 class Alarm(Base):
@@ -311,3 +334,33 @@ class FamilyReport(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+
+
+# Search, follow-up visits (issue 14, docs/clinic.md) -------------------------------------------
+def search_keys(name: str) -> tuple[str, str]:
+    """The name as the search compares it: case-folded, spaces collapsed; and its last word."""
+    folded = " ".join(name.casefold().split())
+    return folded, folded.rsplit(" ", 1)[-1]
+
+
+def _search_default(context: Any, which: int) -> str:
+    return search_keys(str(context.get_current_parameters()["name"]))[which]
+
+
+class FollowUp(Base):
+    """A follow-up visit's findings: the MAS on the program in force (a steady-state score the
+    patient's fit can take), the side effects ticked, the next appointment (clinic time)."""
+
+    __tablename__ = "follow_ups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    pump_id: Mapped[int | None] = mapped_column(ForeignKey("pumps.id"), nullable=True)
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id"), nullable=True)
+    daily_dose_ug: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mas: Mapped[float | None] = mapped_column(Float, nullable=True)
+    side_effects: Mapped[str] = mapped_column(String(512), default="")  # keys, comma-separated
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
+    next_appointment_at: Mapped[datetime | None] = mapped_column(
+        DateTime, nullable=True, index=True
+    )

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from itb.errors import InputError
+from itb.pump.alarms import AlarmKind
 from itb.pump.firmware import CommandRejected, Firmware
 from itb.pump.hardware import PumpModel
 from itb.pump.status import BolusKind, PumpStatus
@@ -88,6 +89,30 @@ class PumpLink(Protocol):
     def bridge(self, volume_ml: float, duration_min: float) -> None:
         """The bridge bolus (``BolusKind.BRIDGE``) after a concentration change: the old drug
         in the dead space (``volume_ml``) pushed at the old volume rate, over ``duration_min``."""
+        ...
+
+
+@runtime_checkable
+class PumpActionLink(Protocol):
+    """The everyday commands of the care team's pump page (web/pages/pump_actions.py): a
+    link that lacks them is asked, never guessed (the page refuses in words)."""
+
+    def clinician_bolus(self, dose_ug: float, duration_min: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def clear_alarm(self, kind: AlarmKind) -> None: ...
+
+
+@runtime_checkable
+class PumpClockLink(Protocol):
+    """A link that can set the pump's clock (issue 11, H77): asked, never guessed."""
+
+    def set_clock(self, new_time: datetime) -> None:
+        """Set the pump's clock to ``new_time`` (the patient's standard time); the pump logs
+        old and new, and refuses a correction beyond its bound (``itb.pump.clock``)."""
         ...
 
 
@@ -266,7 +291,8 @@ class SimulatedPumpLink:
             self._pumps._save(self._fw)
             status = self._fw.status()
             entries = [
-                {"seq": e.seq, "at": e.at, "kind": e.kind, "data": dict(e.data)}
+                # on the pump's clock, as its status (a corrected clock: itb.pump.clock)
+                {"seq": e.seq, "at": self._fw.on_clock(e.t_s), "kind": e.kind, "data": dict(e.data)}
                 for e in self._fw.log.entries(since_seq=since_seq)
             ]
         return PumpReading(status, entries)
@@ -287,3 +313,23 @@ class SimulatedPumpLink:
                 at, BolusKind.BRIDGE, volume_ml=volume_ml, duration_min=duration_min
             )
         )
+
+    # the care team's pump page (PumpActionLink): the firmware's own commands
+    def clinician_bolus(self, dose_ug: float, duration_min: float) -> None:
+        self._run(
+            lambda at: self._fw.start_bolus(
+                at, BolusKind.CLINICIAN, dose_ug=dose_ug, duration_min=duration_min
+            )
+        )
+
+    def stop(self) -> None:
+        self._run(self._fw.stop)
+
+    def resume(self) -> None:
+        self._run(self._fw.resume)
+
+    def clear_alarm(self, kind: AlarmKind) -> None:
+        self._run(lambda at: self._fw.clear_alarm(at, kind))
+
+    def set_clock(self, new_time: datetime) -> None:  # PumpClockLink (W6)
+        self._run(lambda at: self._fw.set_clock(at, new_time))

@@ -36,6 +36,7 @@ import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,15 +52,20 @@ from itb.errors import InputError
 from itb.link.client import CommandReport, PumpAddress, PumpSession, with_session
 from itb.link.keys import KeyFileError, KeyOwner, load_private_key, load_public_key
 from itb.link.transport import HandshakeRefusedError, LinkError
+from itb.pump.alarms import AlarmKind
 from itb.pump.status import BolusKind, PumpStatus
 from itb.telemetry.endpoint import Outcome
 from itb.telemetry.messages import (
     JSON,
+    ClearAlarm,
     Command,
     MessageError,
     Refill,
+    ResumePump,
+    SetClock,
     SetProgram,
     StartBolus,
+    StopPump,
 )
 from itb.therapy import Program
 
@@ -270,6 +276,23 @@ class TelemetryPumpLink:
     def bridge(self, volume_ml: float, duration_min: float) -> None:
         """StartBolus kind bridge (prepare, then commit)."""
         self._command(lambda rid: StartBolus(rid, BolusKind.BRIDGE, None, volume_ml, duration_min))
+
+    # the care team's pump page (PumpActionLink)
+    def clinician_bolus(self, dose_ug: float, duration_min: float) -> None:
+        """StartBolus kind clinician (prepare, then commit)."""
+        self._command(lambda rid: StartBolus(rid, BolusKind.CLINICIAN, dose_ug, None, duration_min))
+
+    def stop(self) -> None:
+        self._command(StopPump)
+
+    def resume(self) -> None:
+        self._command(ResumePump)
+
+    def clear_alarm(self, kind: AlarmKind) -> None:
+        self._command(lambda rid: ClearAlarm(rid, kind))
+
+    def set_clock(self, new_time: datetime) -> None:  # PumpClockLink (W6)
+        self._command(lambda rid: SetClock(rid, new_time))
 
     def _command(self, make: Callable[[str], Command]) -> None:
         """Check the pump's serial, then send one command (the services' checks already ran)."""

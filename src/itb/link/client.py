@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from itb.errors import InputError
+from itb.guardrails import Verdict
 from itb.link.journal import UncertainJournal
 from itb.link.keys import KeyFileError, KeyOwner, load_private_key, load_public_key
 from itb.link.plans import (
@@ -38,6 +39,7 @@ from itb.link.plans import (
     review_new_program,
 )
 from itb.link.transport import LinkError, ProgrammerClient
+from itb.programmer.bolus_review import review_bolus
 from itb.programmer.bridge import plan_concentration_change
 from itb.programmer.priming import PrimingPlan, plan_priming
 from itb.programmer.programming import (
@@ -344,11 +346,44 @@ class PumpSession:
         )
 
     async def clinician_bolus(
-        self, dose_ug: float, duration_min: float, on_sent: Callable[[str], None] | None = None
+        self,
+        dose_ug: float,
+        duration_min: float,
+        on_sent: Callable[[str], None] | None = None,
+        *,
+        confirmation_reason: str | None = None,
+        age_years: float | None = None,
     ) -> CommandReport:
+        """Review the bolus against the pump as read now (the programmer's checks, the same as
+        the clinic's); send it if no check refuses it and every warning is confirmed with a
+        reason (else raise, nothing sent)."""
+        status = await self.interrogate()
+        if status.program is None or status.concentration_ug_per_ml is None:
+            raise InputError(
+                "dose_ug", "the pump has lost its program or concentration: refill and program it"
+            )
+        review = review_bolus(
+            model_of(status),
+            status.program,
+            status.concentration_ug_per_ml,
+            dose_ug,
+            duration_min,
+            age_years,
+        )
+        if review.refused:
+            raise ProgramRefusedError("dose_ug", "; ".join(review.reasons(Verdict.REFUSE)))
+        if review.needs_confirmation and not (confirmation_reason or "").strip():
+            warnings = "; ".join(review.reasons(Verdict.WARN))
+            raise ConfirmationRequiredError(
+                "confirm", f"{warnings}; confirm with a reason to give {review.words()}"
+            )
+        details: dict[str, object] = {"dose_ug": dose_ug, "duration_min": duration_min}
+        details["review"] = review.to_dict()
+        if review.needs_confirmation:
+            details["confirmation_reason"] = confirmation_reason
         return await self.send(
             lambda rid: StartBolus(rid, BolusKind.CLINICIAN, dose_ug, None, duration_min),
-            {"dose_ug": dose_ug, "duration_min": duration_min},
+            details,
             on_sent,
         )
 

@@ -2,16 +2,17 @@
 
 Theory of operation
 -------------------
-``population.draw_patients`` is the one map from standard normals ``z`` to a patient's parameters
-(log-normal factors around the typical patient, with the spreads of ``Variability``). The fit
-works in that space: it hands ``draw_patients`` its own ``z`` (:class:`_GivenNormals`), so it varies
-exactly the parameters the population varies, with their typical values and spreads, and keeps no
-second list of them. In ``z`` the prior is a standard normal, and ``z`` is the log of each factor
-divided by its spread, so a MAP in ``z`` is the MAP in log-parameter space.
+``population.patients_from_normals`` is the one map from standard normals ``z`` to a patient's
+parameters (log-normal factors around the typical patient, with the spreads of ``Variability``);
+``draw_patients`` calls it. The fit works in that space, so it varies exactly the parameters the
+population varies, with their typical values and spreads, and keeps no second list of them. In
+``z`` the prior is a standard normal, and ``z`` is the log of each factor divided by its spread,
+so a MAP in ``z`` is the MAP in log-parameter space.
 
 Data: MAS scores at known times after known boluses and infusion pieces (a screening trial, one
 or more bolus days), and optionally MAS scored at steady state on a known daily dose (follow-up
-visits). Residual error: an additive normal error of ``RESIDUAL_SD_MAS`` on each score.
+visits). Residual error: an additive normal error of ``population.RESIDUAL_SD_MAS`` on each
+score.
 
 * MAP: ``scipy.optimize.least_squares`` on the residuals ``[z, (observed - predicted) / σ]``,
   its Jacobian by forward differences computed in one batched prediction (``exact.predict``
@@ -29,11 +30,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from itb.pharmacology.exact import Bolus, Piece, Propagator, predict
 from itb.pharmacology.model import (
@@ -47,16 +46,14 @@ from itb.pharmacology.model import (
 from itb.pharmacology.population import (
     DEFAULT_VARIABILITY,
     MAS_MAX,
+    N_NORMALS,
+    RESIDUAL_SD_MAS,
     Variability,
-    draw_patients,
+    patients_from_normals,
 )
 from itb.pharmacology.screening import SCREENING_INTERVAL_H
 from itb.units import HOURS_PER_DAY, SECONDS_PER_HOUR
 
-# Measurement error of one scored MAS (mean over the muscle groups), additive normal SD in MAS
-# points [R]: the inter-rater reliability of the Ashworth scales is moderate (S74 S75); 0.3 point
-# is about half a grade of a single muscle averaged over several.
-RESIDUAL_SD_MAS = 0.3  # [R]
 MAX_SCORES = 2000  # far above a screening trial plus years of follow-up visits
 _FD_STEP = 1e-6  # forward-difference step in z (the parameters are smooth in z)
 
@@ -151,57 +148,11 @@ def trial_data(days: Sequence[TrialDay], steady: tuple[SteadyScore, ...] = ()) -
 
 
 # The population's own map from standard normals to parameters ------------------------------------
-class _GivenNormals(np.random.Generator):
-    """A generator whose ``standard_normal`` hands back given rows, in order: with it,
-    ``draw_patients`` maps our ``z`` (shape (k, n)) to patients exactly as it maps its draws."""
-
-    def __init__(self, z: FloatArray | None, n: int) -> None:
-        super().__init__(np.random.PCG64(0))
-        self._z, self._n, self.rows_used = z, n, 0
-
-    def standard_normal(self, size: Any = None, *args: Any, **kwargs: Any) -> Any:
-        shape = (size,) if isinstance(size, int) else tuple(size or (1,))
-        if shape[-1] != self._n:
-            raise FitError("population", f"draws of shape {shape}: expected one per patient")
-        rows = math.prod(shape[:-1])
-        start, self.rows_used = self.rows_used, self.rows_used + rows
-        if self._z is None:  # counting only
-            return np.zeros(shape)
-        if self.rows_used > self._z.shape[0]:
-            raise FitError("population", "draws more normals than the fit was told")
-        return self._z[start : self.rows_used].reshape(shape)
-
-
-def _refuse(name: str) -> Any:
-    def refuse(self: _GivenNormals, *args: Any, **kwargs: Any) -> Any:
-        raise FitError(
-            "population",
-            f"draw_patients draws with {name}(); the fit maps only standard_normal() draws",
-        )
-
-    return refuse
-
-
-# Any other draw would silently bring real randomness into the fit: refuse it loudly.
-for _name in (
-    "normal", "lognormal", "uniform", "random", "integers", "choice", "exponential", "gamma",
-    "beta", "multivariate_normal", "standard_t", "standard_exponential", "standard_gamma",
-):  # fmt: skip
-    setattr(_GivenNormals, _name, _refuse(_name))
-
-
-@cache
-def n_normals(variability: Variability = DEFAULT_VARIABILITY) -> int:
-    """How many standard normals the population draws per patient."""
-    counter = _GivenNormals(None, 1)
-    draw_patients(counter, 1, variability)
-    return counter.rows_used
-
-
 def patients_at(z: FloatArray, variability: Variability = DEFAULT_VARIABILITY) -> Patients:
-    """Patients for rows of standard normals ``z`` of shape (m, k): one patient per row."""
+    """Patients for rows of standard normals ``z`` of shape (m, N_NORMALS): one patient per row,
+    mapped by the population's own ``patients_from_normals``."""
     z2 = np.atleast_2d(np.asarray(z, dtype=np.float64))
-    return draw_patients(_GivenNormals(z2.T.copy(), z2.shape[0]), z2.shape[0], variability)
+    return patients_from_normals(z2.T, variability)
 
 
 # The forward model ------------------------------------------------------------------------------
@@ -276,7 +227,7 @@ class PatientFit:
 
 def prior_fit(variability: Variability = DEFAULT_VARIABILITY) -> PatientFit:
     """The typical patient, with the population's spread: the fit when there is nothing to fit."""
-    k = n_normals(variability)
+    k = N_NORMALS
     return PatientFit(np.zeros(k), np.eye(k), 0, math.nan, RESIDUAL_SD_MAS, variability)
 
 
@@ -292,7 +243,7 @@ def fit_patient(
         raise FitError("residual_sd_mas", reason, f"residual_sd_mas={residual_sd_mas}: {reason}")
     if data.n_scores == 0:
         return prior_fit(variability)
-    k = n_normals(variability)
+    k = N_NORMALS
     observed = data.observed_mas
 
     def residuals_batch(z: FloatArray) -> FloatArray:
@@ -310,6 +261,9 @@ def fit_patient(
         return result
 
     x0 = np.zeros(k) if start_z is None else np.asarray(start_z, dtype=np.float64)
+    # imported here: scipy.optimize costs ~0.5 s, and the clinic imports this module at start
+    from scipy.optimize import least_squares
+
     solution = least_squares(residuals, x0, jac=jacobian, method="trf", x_scale=1.0, max_nfev=200)
     z_map = np.asarray(solution.x, dtype=np.float64)
     j = jacobian(z_map)
@@ -365,7 +319,7 @@ def fit_from_dict(data: object) -> PatientFit:
         stored = {k: float(v["map"]) for k, v in dict(data["parameters"]).items()}
     except (KeyError, TypeError, ValueError) as err:
         raise FitError("fit", f"missing or malformed entry: {err}") from None
-    k = n_normals(variability)
+    k = N_NORMALS
     z_map = _floats(data.get("z_map"), "z_map", (k,))
     z_cov = _floats(data.get("z_cov"), "z_cov", (k, k))
     try:

@@ -12,7 +12,9 @@ Three states, all linear in the input (µg/h into the CSF at the catheter tip):
 
 Drug leaves the tip CSF (uptake into cord, epidural space and blood, ``cl_tip_ml_per_h``) and the
 rest of the CSF (bulk CSF outflow, ``cl_rest_ml_per_h``). The effect is a fall of the Modified
-Ashworth Score (S74 S75, 1+ coded 2 on 0 to 5) given by an Emax relation of ``Ce``.
+Ashworth Score (S74 S75, 1+ coded 2 on 0 to 5) given by an Emax relation of ``Ce`` with a Hill
+coefficient below 1, so the effect keeps a slope across the maintenance doses. A sample drawn at
+the catheter reads above ``C_tip`` on a slow infusion (``catheter_csf_ug_per_ml``, S64).
 
 Every parameter is held as a NumPy array of shape ``(n,)`` so that one patient and a population of
 thousands share the same code. Sources are S-numbers of docs/domain.md; [R] marks a default that
@@ -79,6 +81,12 @@ class Patients:
     hill: FloatArray
     # MAS before any drug (0 to 5 coding, S75) [R]: 3 = "considerable increase in tone".
     baseline_mas: FloatArray
+    # CSF exchange at the catheter port (mL/h) [R]: on a slow infusion the infusate mixes little
+    # (the steep gradient of S63 S65), so CSF drawn at the catheter tip reads above the tip
+    # region's mixed concentration by rate / exchange. Tuned so the population median at a
+    # mean 607 µg/day is Albright's 3.3 µg/mL (S64). A quasi-steady layer of a few µL: it
+    # changes what a catheter sample reads, never the drug reaching the cord or the effect.
+    catheter_exchange_ml_per_h: FloatArray
 
     def __post_init__(self) -> None:
         n = None
@@ -132,6 +140,12 @@ class Patients:
         """Tip CSF concentration on a constant infusion, at steady state."""
         return np.asarray(rate_ug_per_h, dtype=np.float64) / self.apparent_clearance_ml_per_h
 
+    def catheter_csf_ug_per_ml(self, rate_ug_per_h: float | FloatArray) -> FloatArray:
+        """CSF concentration a sample drawn at the catheter tip reads at steady state (S64)."""
+        rate = np.asarray(rate_ug_per_h, dtype=np.float64)
+        local: FloatArray = rate / self.catheter_exchange_ml_per_h
+        return self.steady_state_csf_ug_per_ml(rate) + local
+
 
 def typical_patient() -> Patients:
     """The median patient of the population (docs/pharmacology.md gives every source)."""
@@ -147,19 +161,27 @@ def typical_patient() -> Patients:
         emax_mas=np.array([TYPICAL_EMAX_MAS]),
         hill=np.array([TYPICAL_HILL]),
         baseline_mas=np.array([TYPICAL_BASELINE_MAS]),
+        catheter_exchange_ml_per_h=np.array([TYPICAL_CATHETER_EXCHANGE_ML_PER_H]),
     )
 
 
-# Typical values (sources in the Patients field comments and docs/pharmacology.md).
+# Typical values (sources in the Patients field comments and docs/pharmacology.md, where each
+# target, its source and the model's value are tabled; tests/pharmacology/test_targets.py).
 # Apparent clearance cl_tip + 0.43 × 21 = 32 mL/h, the geometric middle of 13 to 80 (S60).
 TYPICAL_CL_TIP_ML_PER_H = 23.0
-TYPICAL_V_TIP_ML = 90.0  # [R] tuned: CSF half-life about 2.2 h (S60), effect peak near 4 h
-TYPICAL_V_REST_ML = 40.0  # [R] tuned with v_tip
-TYPICAL_KE0_PER_H = 0.22  # [R] tuned to onset < 1 h and peak 3.5 to 5 h (S45, seed)
-TYPICAL_EC50_UG_PER_ML = 0.12  # [R] tuned to a 50 µg bolus lasting 7 to 9 h (S45, seed)
-TYPICAL_EMAX_MAS = 3.0  # [R]
-TYPICAL_HILL = 2.0  # [R]
+# [R] tuned with ke0: CSF half-life 2.7 h (S60: 0.9 to 5 h), effect peak 3.5 to 5 h (S45, seed).
+TYPICAL_V_TIP_ML = 120.0
+TYPICAL_V_REST_ML = 14.0  # [R] tuned with v_tip
+TYPICAL_KE0_PER_H = 0.30  # [R] tuned to onset < 1 h and peak 3.5 to 5 h (S45, seed)
+# [R] tuned to a 50 µg bolus lasting 7 to 9 h (S45, seed); 100 µg then lasts 12.3 h.
+TYPICAL_EC50_UG_PER_ML = 0.212
+TYPICAL_EMAX_MAS = 3.0  # [R] the whole typical baseline: full relaxation is possible
+# [R] below 1: a shallow concentration-effect curve keeps a slope over 100 to 1000 µg/day
+# (issue 15) while a 50 µg bolus still reaches a 1.0 fall within the hour.
+TYPICAL_HILL = 0.8
 TYPICAL_BASELINE_MAS = 3.0  # [R]
+# [R] 607 µg/day = 25.3 µg/h; 25.3 / 32 + 25.3 / 10 = 3.3 µg/mL, Albright's median (S64).
+TYPICAL_CATHETER_EXCHANGE_ML_PER_H = 10.0
 
 
 def system_matrix(patients: Patients) -> FloatArray:

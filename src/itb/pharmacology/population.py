@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from itb.pharmacology.model import ParameterError, Patients, typical_patient
+from itb.pharmacology.model import FloatArray, ParameterError, Patients, typical_patient
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,16 @@ DEFAULT_VARIABILITY = Variability()
 MAS_MAX = 5.0
 
 
+# Rows of the standard normals behind one patient, in this fixed order (seeds stay comparable):
+# clearance (cl_tip, cl_rest, q, catheter exchange), volume (v_tip, v_rest), ke0, ec50, emax,
+# baseline. The per-patient fit (fit.py) works in this space.
+N_NORMALS = 6
+
+# Residual error of one scored MAS (points, additive normal SD) [R]: scores are whole points on
+# the 0 to 5 coding (S75), and rounding alone has an SD of 1/sqrt(12) = 0.29 point.
+RESIDUAL_SD_MAS = 0.3
+
+
 def draw_patients(
     rng: np.random.Generator,
     n: int,
@@ -59,12 +69,25 @@ def draw_patients(
     if not (isinstance(n, int) and 1 <= n <= 10_000_000):
         reason = "allowed 1 to 10,000,000 patients"
         raise ParameterError("n", reason, f"n={n}: {reason}")
+    # One call, so a generator that hands back chosen normals maps them the same way.
+    return patients_from_normals(rng.standard_normal((N_NORMALS, n)), variability, typical)
+
+
+def patients_from_normals(
+    z: FloatArray,
+    variability: Variability = DEFAULT_VARIABILITY,
+    typical: Patients | None = None,
+) -> Patients:
+    """Patients from standard normals ``z`` of shape (N_NORMALS, n): z = 0 is ``typical``."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] != N_NORMALS or not np.all(np.isfinite(z)):
+        reason = f"expected finite values of shape ({N_NORMALS}, n)"
+        raise ParameterError("z", reason, f"z of shape {z.shape}: {reason}")
+    n = z.shape[1]
     base = typical_patient() if typical is None else typical
     if base.n != 1:
         raise ParameterError("typical", f"expected one patient, got {base.n}")
     v = variability
-    # One standard normal column per factor, drawn in a fixed order so seeds stay comparable.
-    z = rng.standard_normal((6, n))
     cl = np.exp(v.clearance * z[0])
     vol = np.exp(v.volume * z[1])
     emax = base.emax_mas * np.exp(v.emax * z[4])
@@ -81,4 +104,5 @@ def draw_patients(
         emax_mas=np.minimum(emax, baseline),
         hill=np.broadcast_to(base.hill, (n,)).copy(),
         baseline_mas=baseline,
+        catheter_exchange_ml_per_h=base.catheter_exchange_ml_per_h * cl,
     )

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from itb.pharmacology.bolus import bolus_course
 from itb.pharmacology.exact import Bolus, Piece, Propagator, predict
@@ -57,6 +56,8 @@ def mixture_quantile(lines: FloatArray, sd_mas: float, q: float) -> FloatArray:
     hi = np.max(lines, axis=0) + 8.0 * sd_mas
     for _ in range(_BISECTIONS):
         mid = (lo + hi) / 2.0
+        from scipy import special  # here: keeps scipy out of the clinic's start-up
+
         cdf = np.mean(special.ndtr((mid[None, :] - lines) / sd_mas), axis=0)
         below = cdf < q
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)

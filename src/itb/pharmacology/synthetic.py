@@ -14,7 +14,6 @@ import numpy as np
 from itb.drugs import BACLOFEN
 from itb.pharmacology.exact import Bolus
 from itb.pharmacology.fit import (
-    RESIDUAL_SD_MAS,
     MasScore,
     SteadyScore,
     TrialData,
@@ -22,7 +21,7 @@ from itb.pharmacology.fit import (
     predicted_scores,
 )
 from itb.pharmacology.model import RESPONSE_THRESHOLD_MAS, Patients
-from itb.pharmacology.population import MAS_MAX
+from itb.pharmacology.population import MAS_MAX, RESIDUAL_SD_MAS
 from itb.pharmacology.screening import HOURLY_FOR_8H
 
 

@@ -1,5 +1,8 @@
 """Withdrawal risk: when the effect falls a set fraction below the patient's maintenance effect.
 
+This is the loss of effect (hours); the syndrome that follows over days, with its early and
+severe signs, is ``withdrawal_course.py``.
+
 The maintenance effect is the effect at steady state on the patient's maintenance dose; the
 withdrawal threshold is ``(1 - fraction) × maintenance effect``. Because the effect rises with the
 effect-site concentration, "effect below threshold" is "Ce below the matching concentration".

@@ -80,19 +80,50 @@ class ClockCheck:
     needs_setting: bool
     words: str
 
+    @property
+    def drift_min(self) -> float:
+        return round(self.drift_s / 60.0, 1)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "pump_time": self.pump_time.isoformat(timespec="seconds"),
+            "expected": self.expected.isoformat(timespec="seconds"),
+            "drift_min": self.drift_min,
+            "needs_setting": self.needs_setting,
+            "words": self.words,
+        }
+
+    def program_words(self, program: Program) -> str | None:
+        """What the drift does to ``program``: None when the clock is right or the program
+        is one rate all day (a continuous rate has no step to move)."""
+        if not self.needs_setting or program.is_continuous:
+            return None
+        minutes = abs(self.drift_s) / 60.0
+        late = "early" if self.drift_s > 0 else "late"
+        return (
+            f"the pump's clock is {minutes:.0f} min {'ahead' if self.drift_s > 0 else 'behind'}: "
+            f"each step of this schedule will run {minutes:.0f} min {late} by the patient's "
+            "clock; set the pump's clock first"
+        )
+
 
 def check_clock(pump_time: datetime, now_utc: datetime, patient_zone: tzinfo) -> ClockCheck:
     """The pump's clock against the patient's standard time at ``now_utc`` (the programmer's
     clock at the interrogation), in words; ``needs_setting`` beyond :data:`MAX_CLOCK_DRIFT_S`."""
-    expected = pump_clock_for(now_utc, patient_zone)
+    return check_clock_against(pump_time, pump_clock_for(now_utc, patient_zone))
+
+
+def check_clock_against(pump_time: datetime, expected: datetime) -> ClockCheck:
+    """The pump's clock against ``expected``, what it should read (both naive, the patient's
+    standard time): the clinic, whose own clock is that time, asks this directly."""
     drift_s = (pump_time - expected).total_seconds()
     minutes = abs(drift_s) / 60.0
-    side = "ahead" if drift_s > 0 else "behind"
+    side = "ahead of" if drift_s > 0 else "behind"
     if abs(drift_s) <= MAX_CLOCK_DRIFT_S:
         words = f"pump clock within {MAX_CLOCK_DRIFT_S / 60:g} min of the patient's time"
         return ClockCheck(pump_time, expected, drift_s, False, words)
     words = (
-        f"pump clock is {minutes:.0f} min {side} of the patient's standard time "
+        f"pump clock {minutes:.0f} min {side} the patient's standard time "
         f"({pump_time:%Y-%m-%d %H:%M} on the pump, {expected:%Y-%m-%d %H:%M} expected): "
         f"every flex step runs {minutes:.0f} min {'early' if drift_s > 0 else 'late'}; "
         "set the pump's clock"

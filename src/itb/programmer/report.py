@@ -12,7 +12,6 @@ same dates as the clinic's dashboard and calendar.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import jinja2
 
 from itb.errors import InputError
+from itb.programmer.record_words import kind_words, record_sentence, value_words
 from itb.programmer.refill import RefillInput, plan_refill
 from itb.pump.hardware import pump_model
 from itb.pump.status import BatteryStatus, PumpStatus
@@ -195,7 +195,8 @@ th, td { border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }
 <body>
 <h1>{{ r.title }}</h1>
 <p class="disclaimer">{{ r.disclaimer }}</p>
-<p>Report generated {{ r.generated_at }}; pump clock {{ r.pump.pump_time }}.</p>
+<p>Report generated {{ r.generated_at|replace("T", " ") }};
+pump clock {{ r.pump.pump_time|replace("T", " ") }}.</p>
 
 <h2>Pump</h2>
 <table>
@@ -210,7 +211,7 @@ th, td { border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }
 <tr><th>Concentration (read from pump)</th>
 <td>{% if r.therapy.concentration_ug_per_ml is not none %}
 {{- "%g"|format(r.therapy.concentration_ug_per_ml) }} µg/mL{% else %}unknown{% endif %}</td></tr>
-<tr><th>Program</th><td><code>{{ program_json }}</code></td></tr>
+<tr><th>Program</th><td>{{ program_words }}</td></tr>
 </table>
 
 <h2>Reservoir</h2>
@@ -231,11 +232,12 @@ th, td { border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }
 <h2>Battery</h2>
 <table>
 <tr><th>Remaining</th><td>{{ "%.1f"|format(r.battery.remaining_mah) }} mAh</td></tr>
-<tr><th>Estimated ERI</th><td>{{ r.battery.eri_at or "not estimated" }}
+<tr><th>Estimated ERI</th><td>{{ (r.battery.eri_at or "not estimated")|replace("T", " ") }}
 {%- if r.battery.eri_reached %} (reached)
 {%- elif r.battery.days_to_eri is not none %} (in {{ r.battery.days_to_eri }} days){% endif %}
 </td></tr>
-<tr><th>Estimated end of service</th><td>{{ r.battery.eos_at or "not estimated" }}
+<tr><th>Estimated end of service</th>
+<td>{{ (r.battery.eos_at or "not estimated")|replace("T", " ") }}
 {%- if r.battery.eos_reached %} (reached)
 {%- elif r.battery.days_to_eos is not none %} (in {{ r.battery.days_to_eos }} days){% endif %}
 </td></tr>
@@ -247,7 +249,7 @@ th, td { border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }
 <tr><th>Alarm</th><th>Priority</th><th>Since</th><th>State</th></tr>
 {% for a in r.alarms %}
 <tr{% if a.active %} class="active"{% endif %}><td>{{ a.kind }}</td><td>{{ a.priority }}</td>
-<td>{{ a.at }}</td><td>{{ "active" if a.active else "cleared" }}</td></tr>
+<td>{{ a.at|replace("T", " ") }}</td><td>{{ "active" if a.active else "cleared" }}</td></tr>
 {% endfor %}
 </table>
 {% else %}<p>No alarms.</p>{% endif %}
@@ -264,8 +266,8 @@ th, td { border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }
 <table>
 <tr><th>#</th><th>Time</th><th>Event</th><th>Details</th></tr>
 {% for e in r.events %}
-<tr><td>{{ e.seq }}</td><td>{{ e.at }}</td><td>{{ e.kind }}</td>
-<td><code>{{ e.data|tojson }}</code></td></tr>
+<tr><td>{{ e.seq }}</td><td>{{ e.at|replace("T", " ") }}</td><td>{{ kind_words(e.kind) }}</td>
+<td>{{ record_sentence(e.data) if e.data is mapping else e.data }}</td></tr>
 {% endfor %}
 </table>
 {% if r.events_left_off %}<p>{{ r.events_left_off }} older events not shown.</p>{% endif %}
@@ -280,5 +282,10 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 def render_report_html(report: Mapping[str, Any]) -> str:
     """The HTML page of a report made by :func:`build_report`. Every value is escaped."""
     template = _ENV.from_string(_TEMPLATE)
-    program_json = json.dumps(report["therapy"]["program"], ensure_ascii=False, sort_keys=True)
-    return template.render(r=report, program_json=program_json)
+    program = report["therapy"]["program"]
+    return template.render(
+        r=report,
+        program_words=value_words("program", program) if program else "none",
+        kind_words=kind_words,
+        record_sentence=record_sentence,
+    )

@@ -334,8 +334,8 @@ def decide(trial: ScreeningTrial, rule: ResponseRule = ResponseRule()) -> Decisi
         if current.still_responding_at_last_score and current.effect_lasted_h <= LONG_EFFECT_H:
             extra = (
                 f"; the response was still present at the last score ({current.effect_lasted_h:g}"
-                f" h): if it lasts more than {LONG_EFFECT_H:g} h, S46 starts at the same dose "
-                f"({trial.current.dose_ug:g} µg/day); score later hours to tell"
+                f" h): if it lasts more than {LONG_EFFECT_H:g} h, the label starts the pump at"
+                f" the same dose ({trial.current.dose_ug:g} µg/day, S46); score later hours to tell"
             )
         return Decision(
             step.action,

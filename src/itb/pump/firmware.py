@@ -64,6 +64,7 @@ from itb.pump.checks import (
     check_program,
     check_rolling_24h,
 )
+from itb.pump.clock import clock_correction_s, shifted_profile
 from itb.pump.eventlog import EventLog
 from itb.pump.faults import FaultKind, FaultParams
 from itb.pump.hardware import PumpModel
@@ -73,7 +74,7 @@ from itb.pump.modes import DELIVERY, REFUSALS, Delivery, Trigger, next_mode
 from itb.pump.spans import Span, append_merged, forget_before, rolling_max_ug
 from itb.pump.status import BolusKind, Mode, PatientBolusLimits, PumpStatus
 from itb.pump.world import World
-from itb.therapy import Program, RateSegment, from_pump_s, to_pump_s
+from itb.therapy import Program, RateProfile, RateSegment, from_pump_s, to_pump_s
 from itb.units import SECONDS_PER_DAY, SECONDS_PER_MINUTE, UC_PER_MAH, UL_PER_ML
 
 # Re-exported for callers that import them from here (their homes are the modules above).
@@ -129,6 +130,12 @@ class Firmware:
     received_spans: list[Span] | None = None
     # When the pump was implanted: its service life counts from here (None: not known).
     implanted_s: float | None = None
+    # The clinician's correction of the clock: the clock (and the schedule's time of day) is
+    # t_s + clock_offset_s; t_s stays the running time every duration is measured on (clock.py).
+    clock_offset_s: float = 0.0
+    _shifted: tuple[RateProfile, float, RateProfile] | None = field(
+        default=None, compare=False, repr=False
+    )
     _eri: EriPredictor = field(default_factory=EriPredictor, compare=False, repr=False)
 
     # ------------------------------------------------------------------ construction
@@ -157,7 +164,27 @@ class Firmware:
     # ------------------------------------------------------------------ time
     @property
     def now(self) -> datetime:
+        """The running time (what ``advance`` and the commands take)."""
         return from_pump_s(self.t_s)
+
+    def on_clock(self, t_s: float) -> datetime:
+        """A running time as the pump's clock shows it (the offset set now)."""
+        return from_pump_s(t_s + self.clock_offset_s)
+
+    @property
+    def clock_now(self) -> datetime:
+        """The pump's clock: what it reports, and what the schedule's time of day follows."""
+        return self.on_clock(self.t_s)
+
+    @property
+    def profile(self) -> RateProfile:
+        """The program's profile on the running time: the schedule follows the clock."""
+        base, offset = self.program.profile, self.clock_offset_s
+        cached = self._shifted
+        if cached is None or cached[0] is not base or cached[1] != offset:
+            cached = (base, offset, shifted_profile(base, offset))
+            self._shifted = cached
+        return cached[2]
 
     def advance(self, to: datetime) -> None:
         to_s = to_pump_s(to)
@@ -208,8 +235,12 @@ class Firmware:
         if self.eri_s is not None:
             return self.eri_s
         rate = self._volume_rate()
-        by_charge_s = self._eri.predict(
-            self.model, self.program, self.t_s, self.battery_used_uc, rate
+        offset_s = self.clock_offset_s  # the schedule's phase: predicted on the clock
+        by_charge_s = (
+            self._eri.predict(
+                self.model, self.program, self.t_s + offset_s, self.battery_used_uc, rate
+            )
+            - offset_s
         )
         return min(by_charge_s, service_life_eri_s(self.model, self.implanted_s))
 
@@ -224,7 +255,7 @@ class Firmware:
 
     def _time_to_volume(self, volume_ul: float) -> float:
         scale, extra = self._volume_rate()
-        return self.program.profile.time_to_integral(self.t_s, volume_ul, scale, extra)
+        return self.profile.time_to_integral(self.t_s, volume_ul, scale, extra)
 
     def _next_event_s(self) -> float:
         candidates = [math.inf]
@@ -254,7 +285,7 @@ class Firmware:
         if dt <= 0.0:
             return
         scale, extra = self._volume_rate()
-        profile = self.program.profile
+        profile = self.profile
         volume_ul = (
             scale * profile.integral_ug(self.t_s, to_s) + extra * dt if scale or extra else 0.0
         )
@@ -386,7 +417,9 @@ class Firmware:
     def rolling_24h_ug(self, extra_ug: float, future: Program | None = None) -> float:
         """Largest total of any 24 h window containing now: delivered before now, plus
         ``extra_ug``, plus the programmed basal still to come (the Open PCA pump fix)."""
-        profile = (future or self.program).profile
+        profile = self.profile
+        if future is not None:
+            profile = shifted_profile(future.profile, self.clock_offset_s)
         basal_scale = 1.0 if DELIVERY[self.mode] is Delivery.SCHEDULE else 0.0
         pending_ug = 0.0
         if self.bolus is not None and not self.bolus.replaces_basal:
@@ -451,6 +484,23 @@ class Firmware:
             self.t_s,
             "program",
             {"old": old, "new": program.to_dict(), "daily_dose_ug": program.daily_dose_ug()},
+        )
+
+    def set_clock(self, at: datetime, new_time: datetime) -> None:
+        """Set the pump's clock to ``new_time`` (the patient's standard time, from the
+        programmer): the offset moves, the running time does not (clock.py)."""
+        self.advance(at)
+        old = self.clock_now
+        correction_s = clock_correction_s(self.t_s + self.clock_offset_s, new_time)
+        self.clock_offset_s += correction_s
+        self.log.append(
+            self.t_s,
+            "clock",
+            {
+                "old": old.isoformat(),
+                "new": self.clock_now.isoformat(),
+                "correction_s": correction_s,
+            },
         )
 
     def set_low_reservoir_alarm(self, at: datetime, volume_ml: float) -> None:

@@ -87,6 +87,7 @@ def _settings(fw: Firmware) -> dict[str, Any]:
         "eri_s": fw.eri_s,
         "eos_s": fw.eos_s,
         "implanted_s": fw.implanted_s,  # the service life counts from here (S3 S4)
+        "clock_offset_s": fw.clock_offset_s,  # the clinician's clock correction (clock.py)
         "stall_until_s": _time_to_state(fw.stall_until_s),
         "bolus": fw.bolus.to_state() if fw.bolus else None,
         "patient_limits": asdict(limits) if limits else None,
@@ -135,6 +136,7 @@ def from_image(
             eri_s=_optional_float(s["eri_s"]),
             eos_s=_optional_float(s["eos_s"]),
             implanted_s=_optional_float(s.get("implanted_s")),  # absent in older images
+            clock_offset_s=float(s.get("clock_offset_s", 0.0)),  # absent in older images
             stall_until_s=_time_from_state(s["stall_until_s"]),
             bolus=Bolus.from_state(s["bolus"]) if s["bolus"] else None,
             patient_limits=PatientBolusLimits(**s["patient_limits"])
@@ -149,7 +151,7 @@ def from_image(
             delivered_since_refill_ul=float(s["delivered_since_refill_ul"]),
             log=log,
         )
-        fw.recent = deque(Span(a, b, program.profile, sc, ex) for a, b, sc, ex in s["recent"])
+        fw.recent = deque(Span(a, b, fw.profile, sc, ex) for a, b, sc, ex in s["recent"])
         return fw
     except (KeyError, TypeError, ValueError, ProgramError, UnknownModelError) as err:
         raise ValueError(f"memory image is not a valid pump state: {err}") from None

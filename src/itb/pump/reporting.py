@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from itb.pump import patient_gate
 from itb.pump.status import AlarmStatus, BatteryStatus, BolusStatus, PumpStatus
-from itb.therapy import from_pump_s, to_pump_s
+from itb.therapy import to_pump_s
 from itb.units import UL_PER_ML
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def firmware_status(fw: Firmware) -> PumpStatus:
     return PumpStatus(
         serial=fw.serial,
         model=fw.model.name,
-        now=fw.now,
+        now=fw.clock_now,  # every time reported is on the pump's clock (clock.py)
         mode=fw.mode,
         program=program,
         daily_dose_ug=0.0 if program is None else program.daily_dose_ug(),
@@ -43,7 +43,7 @@ def firmware_status(fw: Firmware) -> PumpStatus:
         low_reservoir_alarm_ml=fw.low_reservoir_alarm_ml,
         battery=battery_status(fw),
         alarms=tuple(
-            AlarmStatus(a.kind, a.priority, from_pump_s(a.raised_s), active=True)
+            AlarmStatus(a.kind, a.priority, fw.on_clock(a.raised_s), active=True)
             for a in sorted(fw.alarms.values(), key=lambda a: a.raised_s)
         ),
         delivered_ug=fw.delivered_ug,
@@ -51,9 +51,9 @@ def firmware_status(fw: Firmware) -> PumpStatus:
         received_ug=fw.received_ug,
         bolus=bolus,
         patient_bolus_limits=fw.patient_limits,
-        last_refill_at=from_pump_s(fw.last_refill_s),
+        last_refill_at=fw.on_clock(fw.last_refill_s),
         delivered_since_refill_ml=fw.delivered_since_refill_ul / UL_PER_ML,
-        next_patient_bolus_at=_at(patient_bolus.next_s),
+        next_patient_bolus_at=_at(fw, patient_bolus.next_s),
     )
 
 
@@ -61,14 +61,14 @@ def battery_status(fw: Firmware) -> BatteryStatus:
     """Entered ERI/EOS, and the firmware's prediction (equal to them once entered)."""
     return BatteryStatus(
         remaining_mah=fw.battery_remaining_mah(),
-        eri_at=_at(fw.eri_s),
-        eos_at=_at(fw.eos_s),
-        predicted_eri_at=_at(fw.predicted_eri_s()),
-        predicted_eos_at=_at(fw.predicted_eos_s()),
+        eri_at=_at(fw, fw.eri_s),
+        eos_at=_at(fw, fw.eos_s),
+        predicted_eri_at=_at(fw, fw.predicted_eri_s()),
+        predicted_eos_at=_at(fw, fw.predicted_eos_s()),
     )
 
 
-def _at(t_s: float | None) -> datetime | None:
+def _at(fw: Firmware, t_s: float | None) -> datetime | None:
     if t_s is None or not math.isfinite(t_s) or t_s > _LATEST_S:
         return None
-    return from_pump_s(t_s)
+    return fw.on_clock(t_s)

@@ -9,7 +9,11 @@ One request, one firmware call, at the pump clock's "now":
     ResumePump             -> resume                  Refill         -> refill
     ClearAlarm             -> clear_alarm             PatientBolus.. -> patient_bolus
     SetPatientBolusLimits  -> set_patient_bolus_limits
-    SetClock               -> rejected: the simulated pump's clock is the process clock
+    SetClock               -> set_clock: the clock's offset moves, the running time does not
+                              (``itb.pump.clock``); a patient's key never gets here (pairing)
+
+Times leave on the pump's clock: the status, and each log entry's running time shown with the
+clock's offset as set now (the best estimate of when it happened, once the clock is corrected).
 
 After the firmware applied a command, a ``command`` entry is logged with ``request_id``,
 ``outcome="applied"``, the request type, the key id and role; a refused one is logged with
@@ -144,7 +148,8 @@ class FirmwareHandler:
             for name in SUMMARY_FIELDS
             if before[name] != after[name]
         }
-        return {"request": command.type_name, "at": now.isoformat(), "changes": changes}
+        at = trial.clock_now.isoformat()
+        return {"request": command.type_name, "at": at, "changes": changes}
 
     def on_refused(self, report: RefusalReport) -> None:
         """Log a refusal (or a summary of unauthenticated ones) in the security ring. No memory
@@ -197,7 +202,8 @@ class FirmwareHandler:
         log = self.firmware.log
         entries = log.entries(request.since_seq)
         page = entries[: request.limit]
-        records = tuple(LogRecord(e.seq, e.at, e.kind, _json_data(e.data)) for e in page)
+        on_clock = self.firmware.on_clock
+        records = tuple(LogRecord(e.seq, on_clock(e.t_s), e.kind, _json_data(e.data)) for e in page)
         next_seq = page[-1].seq if page else request.since_seq
         return EventLogPage(records, next_seq, len(entries) > len(page), log.lost_count)
 
@@ -239,9 +245,7 @@ def _apply_to(fw: Firmware, request: Command, now: datetime) -> None:
     elif isinstance(request, PatientBolusRequest):
         fw.patient_bolus(now)
     elif isinstance(request, SetClock):
-        raise CommandRejected(
-            "new_time", "the simulated pump's clock follows its process clock; not settable"
-        )
+        fw.set_clock(now, request.new_time)
     else:  # pragma: no cover - a new command type needs a line here
         raise CommandRejected("type", f"{request.type_name} is not supported by this pump")
 

@@ -58,6 +58,9 @@ class CohortResult:
             "patient_years": len(out) * years,
             "withdrawal_days": sum(o.withdrawal_h for o in out) / 24.0,
             "patients_with_withdrawal": sum(o.withdrawal_h > 0 for o in out),
+            # days with the syndrome's signs expected, by grade (withdrawal_course.py)
+            "withdrawal_signs_days": sum(o.withdrawal_signs_h for o in out) / 24.0,
+            "withdrawal_severe_days": sum(o.withdrawal_severe_h for o in out) / 24.0,
             "no_delivery_days": sum(o.no_delivery_h for o in out) / 24.0,
             "alarms": alarms,
             "refills": sum(o.refills for o in out),

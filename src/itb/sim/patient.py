@@ -55,6 +55,9 @@ class PatientOutcome:
     refill_interval_min_days: float
     alarms: dict[str, int] = field(default_factory=dict)
     visit_days: list[float] = field(default_factory=list)
+    # hours at each grade of the withdrawal syndrome (pharmacology/withdrawal_course.py)
+    withdrawal_signs_h: float = 0.0
+    withdrawal_severe_h: float = 0.0
 
     def to_row(self) -> dict[str, object]:
         row = asdict(self)
@@ -120,6 +123,42 @@ def withdrawal_hours(
     return total
 
 
+def withdrawal_grade_hours(
+    spans: list[Span],
+    windows: list[tuple[float, float]],
+    pk: object,
+    maintenance_ug_per_h: float,
+) -> tuple[float, float]:
+    """Hours with early withdrawal signs and with severe signs expected, inside the windows."""
+    import numpy as np
+
+    from itb.pharmacology.exact import Piece
+    from itb.pharmacology.withdrawal_course import DEFAULT_STEP_H, severity_course
+
+    signs = severe = 0.0
+    for a, b in windows:
+        pieces = [
+            Piece((seg.start_s - a) / SECONDS_PER_HOUR, (seg.end_s - a) / SECONDS_PER_HOUR, rate)
+            for span in spans
+            if span.end_s > a and span.start_s < b
+            for seg in Span(
+                max(a, span.start_s),
+                min(b, span.end_s),
+                span.profile,
+                span.scale,
+                span.extra_ug_per_s,
+            ).segments()
+            if seg.end_s > seg.start_s and (rate := seg.rate_ug_per_h) > 0.0
+        ]
+        hours = (b - a) / SECONDS_PER_HOUR
+        t_h = np.linspace(0.0, hours, max(2, round(hours / DEFAULT_STEP_H) + 1))
+        course = severity_course(pk, pieces, maintenance_ug_per_h, t_h)  # type: ignore[arg-type]
+        window_signs, window_severe = course.hours_at_grade()
+        signs += float(window_signs[0])
+        severe += float(window_severe[0])
+    return signs, severe
+
+
 def simulate_patient(config: CohortConfig, index: int) -> PatientOutcome:
     clinic = Clinic(config, index)
     clinic.run()
@@ -127,7 +166,7 @@ def simulate_patient(config: CohortConfig, index: int) -> PatientOutcome:
     spans = [s for era in clinic.eras for s in (era.received_spans or [])]
     zero = _zero_stretches(spans)
     no_delivery_h = sum(b - a for a, b in zero) / SECONDS_PER_HOUR
-    withdrawal_h = 0.0
+    withdrawal_h = withdrawal_signs_h = withdrawal_severe_h = 0.0
     if zero and config.pharmacology.enabled:
         from itb.pharmacology.population import draw_patients
 
@@ -144,6 +183,9 @@ def simulate_patient(config: CohortConfig, index: int) -> PatientOutcome:
             pk,
             d.program.mean_daily_dose_ug() / 24.0,
             config.pharmacology.withdrawal_fraction,
+        )
+        withdrawal_signs_h, withdrawal_severe_h = withdrawal_grade_hours(
+            spans, windows, pk, d.program.mean_daily_dose_ug() / 24.0
         )
     alarms = dict.fromkeys(ALARM_KINDS, 0)
     for era in clinic.eras:
@@ -165,6 +207,8 @@ def simulate_patient(config: CohortConfig, index: int) -> PatientOutcome:
         flex_program=not d.program.is_continuous,
         years=config.cohort.years,
         withdrawal_h=withdrawal_h,
+        withdrawal_signs_h=withdrawal_signs_h,
+        withdrawal_severe_h=withdrawal_severe_h,
         no_delivery_h=no_delivery_h,
         refills=len(clinic.refill_times),
         missed_visits=clinic.missed,

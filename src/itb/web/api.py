@@ -75,6 +75,9 @@ class PatientRow(BaseModel):
     refill_after_eos: bool = Field(
         False, description="the next refill is due at or after EOS: replace the pump first"
     )
+    flagged_refill: bool = Field(
+        False, description="a refill's withdrawn volume was flagged and awaits a physician's review"
+    )
 
 
 class RefillIn(BaseModel):

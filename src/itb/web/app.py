@@ -20,7 +20,13 @@ from itb.clinic.db import make_engine, make_session_factory, upgrade_to_head
 from itb.clinic.errors import ConflictError, NotFoundError, SerialMismatchError
 from itb.clinic.pumps import PumpCommandUncertainError, PumpUnreachableError
 from itb.errors import InputError
-from itb.web import api, api_family, api_fhir, pages
+from itb.web import (
+    api,
+    api_family,
+    api_fhir,
+    api_pump_actions,  # W4: bolus, stop/resume, clear alarm
+    pages,
+)
 from itb.web.api_docs import install_api_docs
 from itb.web.deps import SECURITY_HEADERS, LoginRequired
 from itb.web.guards import BodyLimit, SecurityHeaders
@@ -56,6 +62,7 @@ def create_app(settings: ClinicSettings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_fhir.router)
     app.include_router(api_family.router)
+    app.include_router(api_pump_actions.router)
     install_api_docs(app, "/api/openapi.json")
     for router in pages.ROUTERS:
         app.include_router(router)
@@ -79,7 +86,14 @@ PUBLIC_ROUTES = frozenset({("POST", "/api/login"), ("GET", "/login"), ("POST", "
 
 def app_routes() -> list[APIRoute]:
     """Every route of the app (the role-check test walks them)."""
-    routers = (api.router, api_fhir.router, api_family.router, *pages.ROUTERS, family_pages.router)
+    routers = (
+        api.router,
+        api_fhir.router,
+        api_family.router,
+        api_pump_actions.router,
+        *pages.ROUTERS,
+        family_pages.router,
+    )
     return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
 
 

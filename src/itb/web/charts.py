@@ -3,6 +3,7 @@ effect of the current program over the next days."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,15 +16,49 @@ from itb.therapy import MINUTES_PER_DAY, Program
 from itb.units import SECONDS_PER_HOUR
 
 WIDTH_PX = 600
-HEIGHT_PX = 160
-MARGIN_PX = 32
+HEIGHT_PX = 190
+MARGIN_PX = 32  # left, right and above the plot
+BOTTOM_PX = 46  # two rows of step times below the plot
+LABEL_GAP_PX = 40  # the least room between two labels on one row ("HH:MM" at 10 px is ~30)
+RATE_LABEL_MIN_PX = 28  # a segment narrower than this has its rate in its time label's title
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    start_min: int
+    end_min: int
+    rate_ug_per_h: float
+
+
+def _day_segments(program: Program, weekday: int) -> list[_Segment]:
+    """The day as constant-rate spans: before the first step the previous day's last step
+    still runs."""
+    steps = program.week[weekday]
+    carried = program.week[weekday - 1][-1].rate_ug_per_h
+    starts = [(0, carried)] if steps[0].start_min > 0 else []
+    starts += [(s.start_min, s.rate_ug_per_h) for s in steps]
+    ends = [m for m, _ in starts[1:]] + [MINUTES_PER_DAY]
+    return [_Segment(m, end, r) for (m, r), end in zip(starts, ends, strict=True)]
+
+
+def _rows_apart(xs: list[float]) -> list[int]:
+    """A row (0 or 1) for each label at ``xs`` so that labels on one row keep apart."""
+    last = [-1e9, -1e9]
+    rows = []
+    for x in xs:
+        row = 0 if x - last[0] >= LABEL_GAP_PX else 1
+        last[row] = x
+        rows.append(row)
+    return rows
 
 
 def dose_schedule_svg(program: Program, weekday: int = 0) -> Markup:
-    """Basal rate (µg/h) against the time of day, with periodic boluses as markers."""
-    steps = program.week[weekday]
-    top_ug_per_h = max(max(s.rate_ug_per_h for s in steps), 1e-9) * 1.15
-    plot_w, plot_h = WIDTH_PX - 2 * MARGIN_PX, HEIGHT_PX - 2 * MARGIN_PX
+    """Basal rate (µg/h) against the time of day, every step labelled with its start time and
+    its rate, with periodic boluses as markers."""
+    segments = _day_segments(program, weekday)
+    highest = max(max(s.rate_ug_per_h for s in segments), 1e-9)
+    top_ug_per_h = highest * 1.15
+    plot_w, plot_h = WIDTH_PX - 2 * MARGIN_PX, HEIGHT_PX - MARGIN_PX - BOTTOM_PX
 
     def x(minute: float) -> float:
         return MARGIN_PX + plot_w * minute / MINUTES_PER_DAY
@@ -31,32 +66,21 @@ def dose_schedule_svg(program: Program, weekday: int = 0) -> Markup:
     def y(rate: float) -> float:
         return MARGIN_PX + plot_h * (1 - rate / top_ug_per_h)
 
-    # the day starts with the previous day's last step still running
-    rate = steps[-1].rate_ug_per_h
-    points = [(x(0), y(rate))]
-    for step in steps:
-        points += [(x(step.start_min), y(rate)), (x(step.start_min), y(step.rate_ug_per_h))]
-        rate = step.rate_ug_per_h
-    points.append((x(MINUTES_PER_DAY), y(rate)))
+    points = [(x(0), y(segments[0].rate_ug_per_h))]
+    for seg in segments:
+        points += [(x(seg.start_min), y(seg.rate_ug_per_h)), (x(seg.end_min), y(seg.rate_ug_per_h))]
     path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-    ticks = "".join(
-        f'<text x="{x(h * 60):.1f}" y="{HEIGHT_PX - 10}" font-size="10" '
-        f'text-anchor="middle">{h:02d}:00</text>'
-        for h in range(0, 25, 6)
-    )
-    boluses = "".join(
+    parts = [_step_labels(segments, x, y, plot_h)]
+    parts += [
         f'<circle cx="{x(b.start_min):.1f}" cy="{MARGIN_PX - 8}" r="4" fill="#b5179e">'
         f"<title>bolus {b.dose_ug:g} µg over {b.duration_min:g} min</title></circle>"
         for b in program.periodic_boluses
-    )
+    ]
     label = escape(
-        f"rate in µg/h (highest {top_ug_per_h / 1.15:.3g} µg/h); "
-        f"{program.daily_dose_ug():.4g} µg/day"
+        f"rate in µg/h (highest {highest:.3g} µg/h); {program.daily_dose_ug():.4g} µg/day"
     )
-    ticks += (
+    parts.append(
         f'<text x="{MARGIN_PX - 4}" y="{y(0) + 4:.1f}" font-size="10" text-anchor="end">0</text>'
-        f'<text x="{MARGIN_PX - 4}" y="{y(top_ug_per_h / 1.15) + 4:.1f}" font-size="10" '
-        f'text-anchor="end">{top_ug_per_h / 1.15:.3g}</text>'
     )
     # Built only from formatted numbers and escape()d text: safe to mark as markup.
     return Markup(  # nosec B704
@@ -66,8 +90,47 @@ def dose_schedule_svg(program: Program, weekday: int = 0) -> Markup:
         f'fill="#f4f7fb" stroke="#c8d1dc"/>'
         f'<polyline points="{path}" fill="none" stroke="#1d4e89" stroke-width="2"/>'
         f'<text x="{MARGIN_PX}" y="{MARGIN_PX - 12}" font-size="11">{label}</text>'
-        f"{ticks}{boluses}</svg>"
+        f"{''.join(parts)}</svg>"
     )
+
+
+def _step_labels(
+    segments: list[_Segment],
+    x: Callable[[float], float],
+    y: Callable[[float], float],
+    plot_h: float,
+) -> str:
+    """Each step's start time below the plot (00:00 and 24:00 too), in two rows where steps
+    lie close, and its rate (µg/h) above its span; a span too narrow for its rate carries it
+    in the time label's tooltip."""
+    times = [0, *(s.start_min for s in segments if s.start_min > 0), MINUTES_PER_DAY]
+    rows = _rows_apart([x(m) for m in times])
+    base_y = MARGIN_PX + plot_h
+    out = []
+    rate_from = {s.start_min: s.rate_ug_per_h for s in segments}
+    for minute, row in zip(times, rows, strict=True):
+        clock = "24:00" if minute == MINUTES_PER_DAY else f"{minute // 60:02d}:{minute % 60:02d}"
+        tip = (
+            f"<title>from {clock}: {rate_from[minute]:.3g} µg/h</title>"
+            if minute in rate_from
+            else ""
+        )
+        out.append(
+            f'<line x1="{x(minute):.1f}" x2="{x(minute):.1f}" y1="{base_y:.1f}" '
+            f'y2="{base_y + 4 + row * 13:.1f}" stroke="#8a96a3"/>'
+            f'<text x="{x(minute):.1f}" y="{base_y + 15 + row * 13:.1f}" font-size="10" '
+            f'text-anchor="middle" data-step-start="{clock}">{clock}{tip}</text>'
+        )
+    for seg in segments:
+        middle = (x(seg.start_min) + x(seg.end_min)) / 2
+        if x(seg.end_min) - x(seg.start_min) < RATE_LABEL_MIN_PX:
+            continue
+        out.append(
+            f'<text x="{middle:.1f}" y="{y(seg.rate_ug_per_h) - 4:.1f}" font-size="10" '
+            f'text-anchor="middle" data-step-rate="{seg.rate_ug_per_h:g}">'
+            f"{seg.rate_ug_per_h:.3g}</text>"
+        )
+    return "".join(out)
 
 
 # The predicted-effect chart ---------------------------------------------------------------------
@@ -130,17 +193,21 @@ def effect_forecast_svg(forecast: EffectForecast) -> Markup:
     withdrawal threshold dashed, the projected empty reservoir and withdrawal risk marked."""
     span_h = float(forecast.t_h[-1]) or 1.0
     plot = _Plot(
-        span_h, EFFECT_WIDTH_PX - LEFT_PX - RIGHT_PX, EFFECT_HEIGHT_PX - TOP_PX - BOTTOM_PX
+        span_h,
+        EFFECT_WIDTH_PX - LEFT_PX - RIGHT_PX,
+        EFFECT_HEIGHT_PX - TOP_PX - BOTTOM_PX,
+        mas_down=True,  # MAS 0 at the top, as on the screening page and in the pk plots
     )
     fall_mas = forecast.baseline_mas - forecast.response_mas
     y_response = plot.y(forecast.response_mas)
+    band_top_px = min(y_response, plot.y(0))
     parts = [
         f'<svg class="chart" viewBox="0 0 {EFFECT_WIDTH_PX} {EFFECT_HEIGHT_PX}" role="img" '
         f'aria-label="predicted spasticity over the next {span_h:g} hours">',
         plot.frame(),
         # the response band: MAS at least the response fall below baseline, down to 0
-        f'<rect x="{LEFT_PX}" y="{y_response:.1f}" width="{plot.width_px}" '
-        f'height="{plot.y(0) - y_response:.1f}" fill="#2a9d8f" fill-opacity="0.14">'
+        f'<rect x="{LEFT_PX}" y="{band_top_px:.1f}" width="{plot.width_px}" '
+        f'height="{abs(plot.y(0) - y_response):.1f}" fill="#2a9d8f" fill-opacity="0.14">'
         f"<title>response band: MAS fall of at least {fall_mas:.1f} from baseline "
         f"{forecast.baseline_mas:g} (S51)</title></rect>",
         plot.hline(forecast.baseline_mas, "#888", "2 3"),

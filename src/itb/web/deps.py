@@ -22,6 +22,8 @@ from itb.clinic.models import User, WebSession
 SESSION_COOKIE = "itb_session"
 SECURE_SESSION_COOKIE = "__Host-itb_session"  # HTTPS only: Secure, Path=/, no Domain
 LOGIN_CSRF_COOKIE = "itb_login_csrf"
+OWN_PASSWORD = "own_password"  # the one action a one-time password allows (services/users.py)
+OWN_PASSWORD_PAGE = "/account/password"
 
 # Sent with every answer (docs/clinic.md, "Security"); a response may set its own CSP.
 SECURITY_HEADERS = {
@@ -134,4 +136,9 @@ def _caller(request: Request, db: Session, action: str, page: bool) -> Caller:
         raise HTTPException(401, "log in first: POST /api/login")
     if not auth.authorize(web_session.user.role, action):
         raise HTTPException(403, f"a {web_session.user.role} may not {action.replace('_', ' ')}")
+    if web_session.user.one_time_password_until_utc is not None and action != OWN_PASSWORD:
+        # an administrator's one-time password opens one page: set your own (ASVS 2.3.1)
+        if page:
+            raise HTTPException(303, "set your own password first", {"Location": OWN_PASSWORD_PAGE})
+        raise HTTPException(403, f"set your own password first: {OWN_PASSWORD_PAGE}")
     return Caller(web_session.user, web_session, action)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from itb.clinic.pumps import NoPumps, PumpLinks
+from itb.web.clinic_time import clinic_zone
 
 
 def local_now() -> datetime:
-    """The clinic's clock: naive local time, like the pump clocks."""
-    return datetime.now().replace(microsecond=0)
+    """The clinic's clock: naive local time in the clinic's zone, like the pump clocks."""
+    return datetime.now(clinic_zone()).replace(tzinfo=None, microsecond=0)
 
 
 @dataclass
@@ -19,6 +20,8 @@ class ClinicSettings:
     database_url: str
     links: PumpLinks = field(default_factory=NoPumps)
     clock: Callable[[], datetime] = local_now
+    # The zone every time on a page is shown in, named (itb.web.clinic_time; H78).
+    zone: tzinfo = field(default_factory=clinic_zone)
     # Behind a TLS-terminating proxy, set this so that cookies are __Host- and Secure.
     force_secure_cookies: bool = False
     migrate: bool = True

@@ -9,6 +9,7 @@ JSON, so a NaN dose turned the 422 into a 500 raised inside the handler itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,9 @@ from itb.clinic.services.implants import SERIAL_MAX_CHARS
 from itb.clinic.services.lookups import REASON_MAX_CHARS
 from itb.clinic.services.patients import MRN_MAX_CHARS, NAME_MAX_CHARS
 from itb.clinic.services.screening import NOTES_MAX_CHARS
+from itb.errors import InputError
+from itb.programmer.program_table import DAY_NAMES
+from itb.therapy import WEEKDAYS
 
 # pydantic error type -> what is allowed, in the words of the rest of the API
 _ALLOWED: dict[str, str] = {
@@ -121,12 +125,76 @@ FIELD_WORDS: dict[str, str] = {
 
 def field_words(loc: Sequence[int | str]) -> str:
     """The field as its form labels it: ``("body", "filled_ml")`` -> ``New reservoir volume
-    (mL)``; an unknown name in plain words (``scores[3]`` -> ``scores 3``)."""
-    label = field_label(loc)
+    (mL)``; a program's inner field by its place (``week.mon[0].rate_ug_per_h`` -> ``Monday,
+    step 1: rate (µg/h)``); an unknown name in plain words (``scores[3]`` -> ``scores 3``)."""
+    return path_words(field_label(loc))
+
+
+_DAY_WORDS = dict(zip(WEEKDAYS, DAY_NAMES, strict=True))
+# the last part of a program's field path, as the flex steps and boluses are labelled
+_PART_WORDS = {
+    "rate_ug_per_h": "rate (µg/h)",
+    "start": "start time (HH:MM)",
+    "dose_ug": "dose (µg)",
+    "duration_min": "duration (min)",
+}
+_PATH = re.compile(
+    r"(?:program\.)?(?:(?P<week>week)\.(?P<day>[a-z]{3})|(?P<list>steps|periodic_boluses|scores))"
+    r"(?:\[(?P<index>\d+)\])?(?:\.(?P<part>[a-z_]+))?"
+)
+
+
+def path_words(label: str) -> str:
+    """A field path in words: a form's field by its label, a program's step by its place."""
     if label in FIELD_WORDS:
         return FIELD_WORDS[label]
+    match = _PATH.fullmatch(label)
+    if match:
+        where = _program_place(match)
+        part = match["part"]
+        return f"{where}: {_PART_WORDS.get(part, part.replace('_', ' '))}" if part else where
     words = label.replace("_", " ").replace(".", " ").replace("[", " ").replace("]", "")
     return words[:1].upper() + words[1:]
+
+
+def _program_place(match: re.Match[str]) -> str:
+    index = match["index"]
+    if match["week"]:
+        day = _DAY_WORDS.get(match["day"], match["day"])
+        return f"Flex step {int(index) + 1}, {day}" if index else day
+    kind = match["list"]
+    if kind == "scores":
+        return f"MAS score at hour {index}" if index else "MAS scores"
+    if kind == "periodic_boluses":
+        return f"Periodic bolus {int(index) + 1}" if index else "Periodic boluses"
+    return f"Flex steps, line {int(index) + 1}" if index else "Flex steps"
+
+
+# What the API asks for, in a page's terms (a reason written for both says the API's words).
+_PAGE_TERMS = {
+    "(confirm: true)": "(tick the confirmation box)",
+    "confirm: true": "the confirmation box ticked",
+}
+
+
+def error_words(error: InputError) -> str:
+    """A service's refusal on a page: the field as its form labels it, then the reason (the
+    reason alone when it already is a whole sentence naming the field)."""
+    reason = error.reason
+    for api_words, page_words in _PAGE_TERMS.items():
+        reason = reason.replace(api_words, page_words)
+    label = error.field.split(" and ")[0]
+    reason = re.sub(
+        r"\b((?:program\.)?(?:week\.[a-z]{3}|steps|periodic_boluses)(?:\[\d+\])?(?:\.[a-z_]+)?)(=\S+)?",
+        lambda m: path_words(m.group(1)),
+        reason,
+    )
+    reason = _FIELD_NAME.sub(lambda m: FIELD_WORDS[m.group(0)], reason)
+    return f"{path_words(label)}: {reason}"
+
+
+# a form field's own name inside a reason (``rate_ug_per_day and steps given together``)
+_FIELD_NAME = re.compile(r"\b(?:" + "|".join(n for n in FIELD_WORDS if "_" in n) + r")\b")
 
 
 # The text fields' own limits (each defined by the service that checks it): a form field is
@@ -160,8 +228,6 @@ def refused_in_path(errors: Sequence[Any]) -> bool:
 
 
 def input_error_sentence(field: str, reason: str, message: str) -> str:
-    """A service's refusal on a page: the field as its form labels it, when the form has it;
-    otherwise the refusal's own words."""
-    if field in FIELD_WORDS:
-        return f"{FIELD_WORDS[field]}: {reason}"
-    return message
+    """A service's refusal on the error page: the field as its form labels it, and the reason
+    (:func:`error_words`)."""
+    return error_words(InputError(field, reason, message))

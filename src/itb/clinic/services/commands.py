@@ -56,7 +56,18 @@ _T = TypeVar("_T")
 # Event-log kinds that show a command was applied (names from itb.pump.eventlog).
 REFILL_EVENT_KINDS = frozenset({"refill"})
 PROGRAM_EVENT_KINDS = frozenset({"program"})
-APPLIED_EVENT_KINDS = {VisitKind.REFILL: REFILL_EVENT_KINDS}  # any other: a program change
+APPLIED_EVENT_KINDS = {
+    VisitKind.REFILL: REFILL_EVENT_KINDS,
+    # the pump page's commands (services/pump_actions.py): applied = their log entry; they
+    # write no record but the visit itself
+    VisitKind.BOLUS: frozenset({"bolus_start"}),
+    VisitKind.STOP: frozenset({"stop"}),
+    VisitKind.RESUME: frozenset({"resume"}),
+    VisitKind.CLEAR_ALARM: frozenset({"alarm_cleared"}),
+}  # any other: a program change
+RECORDLESS_KINDS = frozenset(
+    {VisitKind.BOLUS, VisitKind.STOP, VisitKind.RESUME, VisitKind.CLEAR_ALARM}
+)
 
 # What a completed visit writes: the visit (status set), the pump's state just before the
 # reading that confirmed the command (for the audit log) and the time; returns its record.
@@ -206,7 +217,7 @@ def settle_from_stored_log(
             status = VisitStatus.COMPLETED_AFTER_RESTART
             record_refill(db, pump, visit, None, pump_snapshot(pump), now, status)
         else:
-            if applied is not None:
+            if applied is not None and VisitKind(visit.kind) not in RECORDLESS_KINDS:
                 program = program_from_dict(details["program"])
                 add_program_version(db, pump, program, visit.user, visit, applied.at)
             status = VisitStatus.COMPLETED_AFTER_RESTART if applied else VisitStatus.NOT_APPLIED

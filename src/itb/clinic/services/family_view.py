@@ -30,25 +30,22 @@ from itb.clinic.services.family import open_reports
 from itb.clinic.services.lookups import find_active_pump
 from itb.clinic.services.screening import screening_history
 from itb.clinic.urgency import days_until
-from itb.pharmacology.exact import Propagator
 from itb.pharmacology.fit import PatientFit
-from itb.pharmacology.withdrawal import withdrawal_risk_time_h
+from itb.pharmacology.withdrawal_course import withdrawal_outlook
 from itb.pump.alarms import AlarmKind
 from itb.pump.hardware import UnknownModelError, pump_model
 from itb.units import HOURS_PER_DAY
 
 
 def withdrawal_onset_h(fit: PatientFit, daily_dose_ug: float) -> float | None:
-    """Hours after delivery stops until the effect has fallen to the withdrawal threshold, at
-    this daily dose, on the patient's own model (itb.pharmacology.withdrawal; the same model
-    and figure as the patient page's forecast); None when there is no dose or no crossing
-    within the horizon."""
+    """Hours after delivery stops until the first withdrawal signs are expected at this daily
+    dose, on the patient's own model: the pharmacology's withdrawal course
+    (:func:`itb.pharmacology.withdrawal_course.withdrawal_outlook`), the same figure the patient
+    page gives; None when there is no dose or no signs within its horizon."""
     if not daily_dose_ug > 0.0:
         return None
-    patient = fit.patient()
-    rate_ug_per_h = daily_dose_ug / HOURS_PER_DAY
-    state = Propagator(patient).steady_state(rate_ug_per_h)
-    hours = float(withdrawal_risk_time_h(patient, state, rate_ug_per_h)[0])
+    outlook = withdrawal_outlook(fit.patient(), daily_dose_ug / HOURS_PER_DAY)
+    hours = float(outlook.signs_from_h[0])
     return hours if math.isfinite(hours) else None
 
 

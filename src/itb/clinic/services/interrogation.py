@@ -7,6 +7,8 @@ answer or a crash is settled from that same log (``commands.settle_from_stored_l
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
+
 from sqlalchemy.orm import Session
 
 from itb.clinic import audit
@@ -15,6 +17,7 @@ from itb.clinic.pumps import PumpLinks
 from itb.clinic.services.commands import pending_visits, settle_from_stored_log
 from itb.clinic.services.history import ingest_reading
 from itb.clinic.services.lookups import active_pump, pump_snapshot
+from itb.programmer.pump_clock import ClockCheck, check_clock_against, pump_clock_for
 
 
 def interrogate(db: Session, links: PumpLinks, patient: Patient, user: User) -> Interrogation:
@@ -27,3 +30,16 @@ def interrogate(db: Session, links: PumpLinks, patient: Patient, user: User) -> 
     settle_from_stored_log(db, pump, pending_visits(db, pump), interrogation.at)
     db.commit()
     return interrogation
+
+
+def clock_check(interrogation: Interrogation, now: datetime, zone: tzinfo) -> ClockCheck:
+    """The pump's clock at this reading against the patient's standard time at the clinic's
+    ``now`` (naive, the clinic's wall clock in ``zone``; the patients live in the clinic's
+    zone), in words: "pump clock 7 min behind the patient's standard time ..." (H77)."""
+    return check_clock_against(interrogation.at, expected_pump_clock(now, zone))
+
+
+def expected_pump_clock(now: datetime, zone: tzinfo) -> datetime:
+    """What a pump should read at the clinic's ``now``: the zone's standard time."""
+    aware = now.replace(tzinfo=zone) if now.tzinfo is None else now
+    return pump_clock_for(aware, zone).replace(microsecond=0)

@@ -1,4 +1,5 @@
-"""A new patient record (physicians), and the checks of the text and dates users type in.
+"""A new patient record and its edit (physicians), and the checks of the text and dates users
+type in.
 
 The checks name the field and the allowed range, and run before anything is written.
 """
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itb.clinic import audit
-from itb.clinic.models import Patient, Role, User
+from itb.clinic.models import Patient, Role, User, search_keys
 from itb.clinic.services.lookups import iso
 from itb.errors import InputError
 
@@ -113,8 +114,11 @@ def _clinician(db: Session, user: User, data: PatientInput) -> User:
     return clinician
 
 
-def create_patient(db: Session, user: User, data: PatientInput, now: datetime) -> Patient:
-    """A new patient record (physicians): MRN unique, date of birth (or age), origin, clinician."""
+def _checked(
+    db: Session, user: User, data: PatientInput, now: datetime, patient_id: int | None = None
+) -> tuple[str, str, datetime | None, User]:
+    """The record's checks, one home for a new record and an edit (``patient_id``: the record
+    edited, whose own MRN is no clash): name, MRN (unique), origin, birth, clinician."""
     name = check_text("name", data.name, NAME_MAX_CHARS)
     mrn = check_text("mrn", data.mrn, MRN_MAX_CHARS, IDENTIFIER)
     if data.origin not in ORIGINS:
@@ -122,9 +126,16 @@ def create_patient(db: Session, user: User, data: PatientInput, now: datetime) -
         raise InputError("origin", reason, f"origin={data.origin!r}: {reason}")
     birth = _birth(data, now)
     clinician = _clinician(db, user, data)
-    if db.execute(select(Patient.id).where(Patient.mrn == mrn)).first() is not None:
+    clash = select(Patient.id).where(Patient.mrn == mrn, Patient.id != (patient_id or 0))
+    if db.execute(clash).first() is not None:
         reason = "already used by another patient; allowed: an MRN not used before"
         raise InputError("mrn", reason, f"mrn={mrn!r}: {reason}")
+    return name, mrn, birth, clinician
+
+
+def create_patient(db: Session, user: User, data: PatientInput, now: datetime) -> Patient:
+    """A new patient record (physicians): MRN unique, date of birth (or age), origin, clinician."""
+    name, mrn, birth, clinician = _checked(db, user, data, now)
     patient = Patient(
         mrn=mrn, name=name, birth_date=birth, origin=data.origin, clinician_id=clinician.id,
         created_at=now,
@@ -134,3 +145,22 @@ def create_patient(db: Session, user: User, data: PatientInput, now: datetime) -
     audit.record(db, user, "patient.create", "patient", patient.id, None, patient_snapshot(patient))
     db.commit()
     return patient
+
+
+def update_patient(
+    db: Session, user: User, patient: Patient, data: PatientInput, now: datetime
+) -> bool:
+    """Edit a patient's details (physicians, as for a new record) with the same checks; the
+    audit log keeps the values before and after. False (nothing written): nothing changed."""
+    name, mrn, birth, clinician = _checked(db, user, data, now, patient.id)
+    before = patient_snapshot(patient)
+    patient.name, patient.mrn, patient.birth_date = name, mrn, birth
+    patient.origin, patient.clinician_id = data.origin, clinician.id
+    patient.search_name, patient.search_surname = search_keys(name)
+    after = patient_snapshot(patient)
+    if after == before:
+        db.rollback()
+        return False
+    audit.record(db, user, "patient.edit", "patient", patient.id, before, after)
+    db.commit()
+    return True

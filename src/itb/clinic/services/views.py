@@ -56,6 +56,8 @@ class DashboardRow:
     days_to_harm: float | None = None
     # the next refill is due at or after EOS: the pump stops first (replace it before)
     refill_after_eos: bool = False
+    # a refill's withdrawn volume was flagged and no physician has reviewed it yet
+    flagged_refill: bool = False
 
     @property
     def most_urgent_days(self) -> float | None:
@@ -89,6 +91,7 @@ class DashboardRow:
             "harm_at": iso(self.harm_at),
             "days_to_harm": round_days(self.days_to_harm),
             "refill_after_eos": self.refill_after_eos,
+            "flagged_refill": self.flagged_refill,
         }
 
 
@@ -113,6 +116,16 @@ _DASHBOARD_COLUMNS = (
     Pump.next_refill_at,
     Pump.harm_at,
     Pump.harm,
+    # a flagged refill no physician has reviewed: probed per row shown on refill_records'
+    # pump index, so the ranking still walks pumps.harm_at
+    select(RefillRecord.id)
+    .where(
+        RefillRecord.pump_id == Pump.id,
+        RefillRecord.discrepancy_flagged,
+        RefillRecord.reviewed_at.is_(None),
+    )
+    .exists()
+    .label("flagged_refill"),
 )
 
 
@@ -221,6 +234,7 @@ def _dashboard_row(r: Any, now: datetime) -> DashboardRow:
         harm_at=r.harm_at,
         days_to_harm=days_until(r.harm_at, now),
         refill_after_eos=refill_after_eos(r.next_refill_at, r.eos_at),
+        flagged_refill=bool(r.flagged_refill),
     )
 
 
@@ -322,6 +336,7 @@ def patient_summary(db: Session, patient: Patient, now: datetime) -> dict[str, A
         "program": None,
         "alarms": [],
         "visits": [visit_dict(v) for v in visits(db, patient)[:100]],
+        "flagged_refills": _unreviewed_flagged_count(db, patient),
     }
     if pump is not None:
         out["pump"] = pump_dict(pump, now)
@@ -336,6 +351,22 @@ def patient_summary(db: Session, patient: Patient, now: datetime) -> dict[str, A
             for a in alarms(db, pump)
         ]
     return out
+
+
+def _unreviewed_flagged_count(db: Session, patient: Patient) -> int:
+    """The patient's flagged refills no physician has reviewed yet (any of their pumps)."""
+    return int(
+        db.execute(
+            select(func.count())
+            .select_from(RefillRecord)
+            .join(Pump, Pump.id == RefillRecord.pump_id)
+            .where(
+                Pump.patient_id == patient.id,
+                RefillRecord.discrepancy_flagged,
+                RefillRecord.reviewed_at.is_(None),
+            )
+        ).scalar_one()
+    )
 
 
 def _program_summary(db: Session, pump: Pump) -> dict[str, Any] | None:
@@ -364,6 +395,7 @@ def refill_summary(db: Session, record: RefillRecord, now: datetime) -> dict[str
         "concentration_ug_per_ml": record.concentration_ug_per_ml,
         "discrepancy_ml": round(record.discrepancy_ml, 3),
         "discrepancy_flagged": record.discrepancy_flagged,
+        "reviewed_at": iso(record.reviewed_at),
         "discrepancy_check": check.to_dict(),
         "concentration_change": details.get("concentration_change"),
         "concentration_change_given": details.get("concentration_change_given"),

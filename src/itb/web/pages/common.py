@@ -9,7 +9,12 @@ from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from itb.clinic import auth
+from itb.programmer.program_table import program_table
+from itb.programmer.record_words import details_words, kind_words
+from itb.web.citations import cite_sources
+from itb.web.clinic_time import clinic_day, clinic_minute, pump_minute
 from itb.web.deps import Caller, now
+from itb.web.validation import error_words
 
 DB_ID_MAX = 2**31 - 1
 PatientId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
@@ -30,6 +35,11 @@ NOTICES = {
     "created": "Patient created. Record the implant when the pump is in.",
     "implanted": "Implant recorded: pump, catheter, first fill and program version 1.",
     "replaced": "Pump replacement recorded: the old pump is retired, the catheter kept.",
+    # W3: edit, follow-up, flagged refill review
+    "edited": "Patient details saved (the audit log keeps the values before and after).",
+    "unchanged": "Nothing was changed.",
+    "followed_up": "Follow-up visit recorded.",
+    "refill_reviewed": "Flagged refill reviewed: it no longer shows on the dashboard.",
 }
 
 
@@ -47,8 +57,9 @@ def notice_box(key: str) -> NoticeBox:
 def render(
     request: Request, name: str, caller: Caller | None, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    """A template with the signed-in user, the CSRF token, the role check and the clinic's
-    clock added to ``context``."""
+    """A template with the signed-in user, the CSRF token, the role check, the clinic's
+    clock and the words of :func:`page_words` added to ``context``; each source code in the
+    page's text becomes a "why?" link (:func:`itb.web.citations.cite_sources`)."""
     templates = request.app.state.templates
     user = caller.user if caller else None
     context |= {
@@ -57,9 +68,27 @@ def render(
         "can": (lambda action: auth.authorize(user.role, action)) if user else (lambda a: False),
         "now": now(request),
         "soon_days": SOON_DAYS,
-    }
+    } | page_words(request)
     response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
-    return response
+    return HTMLResponse(cite_sources(bytes(response.body).decode()), status_code=status)
+
+
+def page_words(request: Request) -> dict[str, Any]:
+    """How a page says a time, a program, a record and an error: ``when(t)`` a clinic time to
+    the minute in the clinic's zone, named; ``pump_when(t)`` a pump's time the same way (H78);
+    ``day(t)`` a date; ``program_table(p)`` a program's schedule rows; ``record_words(d)`` a
+    visit's or an event's details as phrases with units; ``kind_words(k)``; ``error_words(e)``
+    a refusal naming the field as its form labels it."""
+    zone = request.app.state.settings.zone
+    return {
+        "when": lambda value: clinic_minute(value, zone),
+        "pump_when": lambda value: pump_minute(value, zone),
+        "day": clinic_day,
+        "program_table": program_table,
+        "record_words": lambda details: details_words(details, lambda t: clinic_minute(t, zone)),
+        "kind_words": kind_words,
+        "error_words": error_words,
+    }
 
 
 def error_page(

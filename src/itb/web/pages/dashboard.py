@@ -17,6 +17,7 @@ from itb.clinic.data_version import dashboard_version
 from itb.clinic.models import Patient, Pump, RefillRecord, Role, User
 from itb.clinic.services.views import dashboard_page
 from itb.programmer.refill import DEFAULT_SAFETY_MARGIN_DAYS
+from itb.web.clinic_time import clinic_minute
 from itb.web.deps import Caller, Db, need, now
 from itb.web.page_cache import PageCache
 from itb.web.pages.common import DB_ID_MAX, SOON_DAYS, render
@@ -82,6 +83,7 @@ def _ranking(
             clinicians=_clinicians(db),
             clinician_id=clinician_id,
             minute=minute,
+            as_of=clinic_minute(minute, request.app.state.settings.zone),  # zone named (W1)
             soon_days=SOON_DAYS,
             refill_margin_days=DEFAULT_SAFETY_MARGIN_DAYS,
         )

@@ -17,6 +17,10 @@ from itb.clinic.services.views import DashboardRow
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 DATE_FORMAT = "%Y-%m-%d"
 
+FLAGGED_REFILL_WORDS = (
+    "Refill flagged: withdrawn volume out of range, awaiting a physician's review"
+)
+
 _NONE = Markup('<span class="muted" data-urgency="none">—</span>')
 
 
@@ -72,6 +76,8 @@ class RowView:
     days_to_eos: Markup | None  # shown under ERI once ERI is reached
     next_refill: Markup
     next_due_attr: str  # the next refill's date (YYYY-MM-DD), or ""
+    # a flagged refill awaits a physician's review: the mark's words, else ""
+    flagged_refill: str = ""
 
 
 def row_view(r: DashboardRow, soon_days: dict[str, float]) -> RowView:
@@ -97,6 +103,7 @@ def row_view(r: DashboardRow, soon_days: dict[str, float]) -> RowView:
         days_to_eos=days_cell(r.days_to_eos, soon_days["eos"]) if past_eri else None,
         next_refill=due_cell(r.next_refill_at, r.days_to_next_refill, due),
         next_due_attr=r.next_refill_at.strftime(DATE_FORMAT) if r.next_refill_at else "",
+        flagged_refill=FLAGGED_REFILL_WORDS if r.flagged_refill else "",
     )
 
 

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from itb.clinic import auth
-from itb.clinic.models import Role
 from itb.web.deps import (
     LOGIN_CSRF_COOKIE,
     Caller,
@@ -20,6 +19,7 @@ from itb.web.deps import (
     session_cookie_name,
     set_cookie,
 )
+from itb.web.pages.account import home_of
 from itb.web.pages.common import FORM_TEXT_MAX_CHARS, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -57,8 +57,9 @@ def login(
     except auth.AuthError as exc:
         return render(request, "login.html", None, 401, login_csrf=expected, error=str(exc))
     token, _ = auth.start_session(db, user)
-    # a caregiver's home is the family's page (issue 16); the care team's is the dashboard
-    response = redirect("/family" if user.role == Role.CAREGIVER.value else "/")
+    # a caregiver's home is the family's page (issue 16), an administrator's the accounts,
+    # the care team's the dashboard
+    response = redirect(home_of(user.role))
     max_age_s = int(auth.SESSION_LIFETIME.total_seconds())
     set_cookie(request, response, session_cookie_name(request), token, max_age_s)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")

@@ -20,6 +20,7 @@ from itb.clinic.errors import ConflictError
 from itb.clinic.models import Patient
 from itb.pharmacology.fit import PatientFit
 from itb.pharmacology.withdrawal import DEFAULT_HORIZON_H as WITHDRAWAL_HORIZON_H
+from itb.pharmacology.withdrawal_course import DEFAULT_OUTLOOK_HORIZON_H
 from itb.programmer.patient import WITHDRAWAL_SIGNS
 from itb.programmer.report import build_report, render_report_html
 from itb.therapy import program_from_dict
@@ -78,6 +79,7 @@ def patient_page(
         p=summary,
         withdrawal_signs=WITHDRAWAL_SIGNS,
         withdrawal_horizon_days=WITHDRAWAL_HORIZON_H / HOURS_PER_DAY,
+        outlook_horizon_days=DEFAULT_OUTLOOK_HORIZON_H / HOURS_PER_DAY,
         **notice_box(notice),
         **_charts(summary, current, patient_model(db, patient)),
     )
