@@ -231,7 +231,12 @@ def main(argv: list[str]) -> int:
         print(f"safety case: wrote {doc} ({len(hazards)} hazards)")
         return 0
     if len(argv) == 2 and argv[0] == "check":
-        found = problems(hazards, junit_outcomes(Path(argv[1])))
+        try:
+            outcomes = junit_outcomes(Path(argv[1]))
+        except (ET.ParseError, OSError) as err:
+            print(f"safety case: {argv[1]}: not a readable JUnit XML file ({err})")
+            return 1
+        found = problems(hazards, outcomes)
         if not doc.exists() or doc.read_text(encoding="utf-8") != render(hazards):
             found.append(f"{doc} is stale: run `python -m tools.safety_case render`")
         for hazard in (h for h in hazards if h.open):

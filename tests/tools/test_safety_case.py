@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.safety_case import HazardLogError, junit_outcomes, load, problems, render
+from tools.safety_case import HazardLogError, junit_outcomes, load, main, problems, render
 
 THIS = "tests/tools/test_safety_case.py"
 
@@ -112,6 +112,17 @@ def test_a_malformed_log_is_refused_naming_the_problem(
 ) -> None:
     with pytest.raises(HazardLogError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load(log_file(tmp_path, LOG.replace(old, new, 1)))
+
+
+def test_a_missing_or_empty_junit_file_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "junit.xml"
+    empty.write_text("")
+    for path in (empty, tmp_path / "missing.xml"):
+        assert main(["check", str(path)]) == 1
+        out = capsys.readouterr().out
+        assert out.count("\n") == 1 and "not a readable JUnit XML file" in out, out
 
 
 def test_the_repository_log_loads_and_its_rendering_is_up_to_date() -> None:
