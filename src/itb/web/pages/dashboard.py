@@ -73,7 +73,8 @@ def _ranking(
     found = dashboard_page(db, minute, clinician_id, PAGE_ROWS, (page - 1) * PAGE_ROWS)
     first = (page - 1) * PAGE_ROWS + 1
     template = request.app.state.templates.get_template("_dashboard_ranking.html")
-    return Markup(
+    # the autoescaping environment rendered it: the cached HTML is safe to place as is
+    return Markup(  # nosec B704
         template.render(
             rows=[row_view(r, SOON_DAYS) for r in found.rows],
             first=first,
