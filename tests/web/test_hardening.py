@@ -58,6 +58,21 @@ def test_a_declared_body_over_the_limit_is_refused_413_before_login_reads_it(
     _assert_headers(response)
 
 
+def test_a_page_form_over_the_limit_is_answered_in_words_not_json(clinic: Clinic) -> None:
+    limit = clinic.app.state.settings.max_body_bytes
+    body = b"username=x&password=" + b"a" * limit
+    response = clinic.client.post(
+        "/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/html")
+    assert (
+        f"more than {limit // 1024} KiB" in response.text and "Nothing was saved" in response.text
+    )
+    assert "{" not in response.text  # no JSON on a page
+    _assert_headers(response)
+
+
 def test_a_streamed_body_is_cut_off_once_it_crosses_the_limit(clinic: Clinic) -> None:
     limit = clinic.app.state.settings.max_body_bytes
     sent = 0

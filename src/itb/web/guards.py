@@ -18,21 +18,32 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["BodyLimit", "SecurityHeaders"]
 
 
-async def _send_413(send: Send, max_body_bytes: int) -> None:
-    detail = f"request body: allowed at most {max_body_bytes} bytes"
-    body = json.dumps({"detail": detail}).encode()
+async def _send_413(send: Send, max_body_bytes: int, scope: Scope) -> None:
+    # the API answers JSON; a page (a form posted from a browser) answers in words
+    kib = max_body_bytes // 1024
+    if str(scope.get("path", "")).startswith("/api"):
+        body = json.dumps({"detail": f"request body: allowed at most {max_body_bytes} bytes"})
+        content_type = b"application/json"
+    else:
+        body = (
+            "<!doctype html><title>Too much sent</title><main><h1>Too much sent</h1>"
+            f"<p>The form sent more than {kib} KiB, the most a page accepts. Nothing was "
+            "saved: go back, shorten what you typed and send it again.</p></main>"
+        )
+        content_type = b"text/html; charset=utf-8"
+    encoded = body.encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
             "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
+                (b"content-type", content_type),
+                (b"content-length", str(len(encoded)).encode()),
                 (b"connection", b"close"),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": encoded})
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -58,7 +69,7 @@ class BodyLimit:
             return
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await _send_413(send, self.max_body_bytes)
+            await _send_413(send, self.max_body_bytes, scope)
             return
         over = False
         started = False
@@ -87,7 +98,7 @@ class BodyLimit:
             if not over:
                 raise
         if over and not started:
-            await _send_413(send, self.max_body_bytes)
+            await _send_413(send, self.max_body_bytes, scope)
 
 
 class SecurityHeaders:
