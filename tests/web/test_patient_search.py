@@ -1,4 +1,4 @@
-"""Issue 14 (W3): patient search from every page, editing a patient's details (audited, the
+"""Issue 14: patient search from every page, editing a patient's details (audited, the
 same checks as a new record), the follow-up visit, and flagged refills marked on the dashboard
 until a physician reviews them. On SQLite and PostgreSQL."""
 

@@ -1,4 +1,4 @@
-"""In Chromium (W3, issue 14): search from the dashboard's header, edit a patient, record a
+"""In Chromium (issue 14): search from the dashboard's header, edit a patient, record a
 follow-up, flag a refill as a nurse (who cannot review it) and review it as a physician; each
 page at 390, 768 and 1280 px without horizontal scroll of the page."""
 

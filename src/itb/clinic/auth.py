@@ -69,7 +69,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "manage_caregivers": _CARE,  # invite, revoke (audited)
     "acknowledge_report": _CARE,  # a family's report seen and acted on (audited)
     "review_refill": frozenset({Role.PHYSICIAN}),  # a flagged refill reviewed (audited)
-    "set_clock": _CARE,  # correct the pump's clock (audited; the pump logs it too) (W6)
+    "set_clock": _CARE,  # correct the pump's clock (audited; the pump logs it too)
     "family_view": _FAMILY,
     "family_report": _FAMILY,
 }

@@ -72,7 +72,7 @@ DEMO_USERS: tuple[tuple[str, Role], ...] = (
     ("dr_other", Role.PHYSICIAN),
     ("nurse_demo", Role.NURSE),
     ("viewer_demo", Role.VIEWER),
-    ("admin_demo", Role.ADMINISTRATOR),  # accounts and the audit log (W2)
+    ("admin_demo", Role.ADMINISTRATOR),  # accounts and the audit log
 )
 
 # A generated demo password is 16 random URL-safe characters (96 bits): no guessing attack

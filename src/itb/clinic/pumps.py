@@ -331,5 +331,5 @@ class SimulatedPumpLink:
     def clear_alarm(self, kind: AlarmKind) -> None:
         self._run(lambda at: self._fw.clear_alarm(at, kind))
 
-    def set_clock(self, new_time: datetime) -> None:  # PumpClockLink (W6)
+    def set_clock(self, new_time: datetime) -> None:  # PumpClockLink
         self._run(lambda at: self._fw.set_clock(at, new_time))

@@ -291,7 +291,7 @@ class TelemetryPumpLink:
     def clear_alarm(self, kind: AlarmKind) -> None:
         self._command(lambda rid: ClearAlarm(rid, kind))
 
-    def set_clock(self, new_time: datetime) -> None:  # PumpClockLink (W6)
+    def set_clock(self, new_time: datetime) -> None:  # PumpClockLink
         self._command(lambda rid: SetClock(rid, new_time))
 
     def _command(self, make: Callable[[str], Command]) -> None:

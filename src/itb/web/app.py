@@ -24,7 +24,7 @@ from itb.web import (
     api,
     api_family,
     api_fhir,
-    api_pump_actions,  # W4: bolus, stop/resume, clear alarm
+    api_pump_actions,  # bolus, stop/resume, clear alarm
     pages,
 )
 from itb.web.api_docs import install_api_docs

@@ -10,35 +10,48 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from itb.web.pages import (  # W3
-    account,  # W2: own password
-    admin,  # W2: accounts, audit log
+from itb.web.pages import (
+    account,
+    admin,
     dashboard,
     follow_up,
     login,
     onboarding,
     patient,
     patient_edit,
-    printing,  # W5: printable refill record and report
+    printing,
     programming,
-    pump_actions,  # W4: bolus, stop/resume, clear alarm
-    pump_clock,  # W6: read and correct the pump's clock
+    pump_actions,
+    pump_clock,
     refill,
     refill_review,
     screening,
     search,
-    sources,  # W1: the sources behind each "why?" link
+    sources,
 )
 from itb.web.pages.common import error_page
 
 __all__ = ["ROUTERS", "error_page"]
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
-    area.router for area in (login, dashboard, onboarding, patient, programming, refill, screening)
+    area.router
+    for area in (
+        login,
+        dashboard,
+        onboarding,  # before patient: /patients/new is not an id
+        patient,
+        programming,
+        refill,
+        screening,
+        printing,  # printable refill record and report, and their PDFs
+        pump_actions,  # bolus, stop/resume, clear alarm
+        search,
+        patient_edit,
+        follow_up,
+        refill_review,
+        admin,  # accounts, audit log
+        account,  # one's own password
+        sources,  # the sources behind each "why?" link
+        pump_clock,  # read and correct the pump's clock
+    )
 )
-ROUTERS += (printing.router,)
-ROUTERS += (pump_actions.router,)
-ROUTERS += (search.router, patient_edit.router, follow_up.router, refill_review.router)  # W3
-ROUTERS += (admin.router, account.router)  # W2
-ROUTERS += (sources.router,)  # W1
-ROUTERS += (pump_clock.router,)  # W6

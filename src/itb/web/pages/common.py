@@ -35,7 +35,7 @@ NOTICES = {
     "created": "Patient created. Record the implant when the pump is in.",
     "implanted": "Implant recorded: pump, catheter, first fill and program version 1.",
     "replaced": "Pump replacement recorded: the old pump is retired, the catheter kept.",
-    # W3: edit, follow-up, flagged refill review
+    # edit, follow-up, flagged refill review
     "edited": "Patient details saved (the audit log keeps the values before and after).",
     "unchanged": "Nothing was changed.",
     "followed_up": "Follow-up visit recorded.",

@@ -84,7 +84,7 @@ def _ranking(
             clinicians=_clinicians(db),
             clinician_id=clinician_id,
             minute=minute,
-            as_of=clinic_minute(minute, request.app.state.settings.zone),  # zone named (W1)
+            as_of=clinic_minute(minute, request.app.state.settings.zone),  # zone named
             soon_days=SOON_DAYS,
             refill_margin_days=DEFAULT_SAFETY_MARGIN_DAYS,
         )

@@ -28,7 +28,7 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
-// W5: the print button of a printout (templates/print_document.html)
+// the print button of a printout (templates/print_document.html)
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button[data-print]")) {
     button.addEventListener("click", () => window.print());
