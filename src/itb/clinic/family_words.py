@@ -11,10 +11,12 @@ import enum
 from dataclasses import dataclass
 
 from itb.programmer.patient import WITHDRAWAL_ADVICE, WITHDRAWAL_SIGNS
+from itb.programmer.refill import DEFAULT_SAFETY_MARGIN_DAYS
 from itb.pump.alarms import ALARM_RULES, AlarmKind, Priority
 
-# Red: the low-reservoir alarm within the refill window, 3 to 5 days before it (S24), or past.
-RED_WITHIN_DAYS = 5.0
+# Red: the low-reservoir alarm within the refill window, 3 to 5 days before it (S24), or past:
+# the programmer's own safety margin, asked of its one home.
+RED_WITHIN_DAYS = DEFAULT_SAFETY_MARGIN_DAYS
 # Amber: within two weeks: time to be sure the refill visit is booked [R].
 AMBER_WITHIN_DAYS = 14.0
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from itb.guardrails import BOLUS_DOSE, BOLUS_DURATION, Verdict, daily_dose_guardrail
 from itb.programmer.program_history import normalized_program
-from itb.programmer.programming import Check
+from itb.programmer.programming import Check, Reviewed
 from itb.pump.bolus import DEFAULT_BOLUS_DURATION_MIN, BolusSetting, headroom_ul_per_s
 from itb.pump.hardware import PumpModel
 from itb.therapy import Program
@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_BOLUS_DURATION_MIN", "BolusReview", "bolus_token", "review_b
 
 
 @dataclass(frozen=True, slots=True)
-class BolusReview:
+class BolusReview(Reviewed):
     """A clinician bolus as the programmer reviewed it, with every check."""
 
     dose_ug: float
@@ -51,25 +51,6 @@ class BolusReview:
     def day_total_ug(self) -> float:
         """The day's programmed dose plus this bolus (the pump checks the exact window)."""
         return self.program_daily_dose_ug + self.dose_ug
-
-    @property
-    def verdict(self) -> Verdict:
-        verdicts = {c.verdict for c in self.checks}
-        for worst in (Verdict.REFUSE, Verdict.WARN):
-            if worst in verdicts:
-                return worst
-        return Verdict.OK
-
-    @property
-    def refused(self) -> bool:
-        return self.verdict is Verdict.REFUSE
-
-    @property
-    def needs_confirmation(self) -> bool:
-        return self.verdict is Verdict.WARN
-
-    def reasons(self, verdict: Verdict) -> list[str]:
-        return [c.reason for c in self.checks if c.verdict is verdict]
 
     def words(self) -> str:
         """The dose as the confirmation shows it, in numbers, units and time."""

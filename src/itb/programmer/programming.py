@@ -99,6 +99,33 @@ class Check:
         return {"name": self.name, "verdict": self.verdict.value, "reason": self.reason}
 
 
+class Reviewed:
+    """What a review's checks add up to: its worst verdict, and the reasons for each. Shared by
+    every review (a program, a bolus) so that refused and needs-confirmation mean one thing."""
+
+    __slots__ = ()
+    checks: tuple[Check, ...]
+
+    @property
+    def verdict(self) -> Verdict:
+        verdicts = {c.verdict for c in self.checks}
+        for worst in (Verdict.REFUSE, Verdict.WARN):
+            if worst in verdicts:
+                return worst
+        return Verdict.OK
+
+    @property
+    def refused(self) -> bool:
+        return self.verdict is Verdict.REFUSE
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.verdict is Verdict.WARN
+
+    def reasons(self, verdict: Verdict) -> list[str]:
+        return [c.reason for c in self.checks if c.verdict is verdict]
+
+
 @dataclass(frozen=True, slots=True)
 class RateRow:
     """One step start: the old and the new basal rate from that time on."""
@@ -120,7 +147,7 @@ class RateRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ProgramReview:
+class ProgramReview(Reviewed):
     new_program: Program
     concentration_ug_per_ml: float
     old_daily_dose_ug: float | None
@@ -130,25 +157,6 @@ class ProgramReview:
     new_max_hourly_dose_ug: float
     rows: tuple[RateRow, ...]
     checks: tuple[Check, ...] = field(default=())
-
-    @property
-    def verdict(self) -> Verdict:
-        verdicts = {c.verdict for c in self.checks}
-        for worst in (Verdict.REFUSE, Verdict.WARN):
-            if worst in verdicts:
-                return worst
-        return Verdict.OK
-
-    @property
-    def refused(self) -> bool:
-        return self.verdict is Verdict.REFUSE
-
-    @property
-    def needs_confirmation(self) -> bool:
-        return self.verdict is Verdict.WARN
-
-    def reasons(self, verdict: Verdict) -> list[str]:
-        return [c.reason for c in self.checks if c.verdict is verdict]
 
     def accept(self, confirmation_reason: str | None = None) -> Program:
         """The program to send, once every REFUSE is absent and every WARN is confirmed."""
