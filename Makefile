@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml requirements.lock
 # Debian packages for the browser tests. Installed when we are root (CI, the dev machines);
 # elsewhere the browser tests skip and say why.
 system-deps:
-	@if [ -x /usr/bin/chromium ] && command -v pdftoppm >/dev/null && command -v npm >/dev/null; then :; \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian chromium, poppler-utils and npm for the browser, PDF and a11y tests"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils npm >/dev/null) \
-		|| echo "could not install them: browser/PDF tests will skip (or fail under CI=true)"; \
-	else echo "missing chromium, pdftoppm or npm and not root: those tests will skip"; fi
+		echo "installing Debian$$missing for the browser, PDF and a11y tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+		|| echo "could not install$$missing: browser/PDF tests will skip (or fail under CI=true)"; \
+	else echo "missing$$missing and not root: those tests will skip"; fi
 
 # axe-core from npm for the accessibility tests (kept under build/, which git ignores).
 AXE_JS := build/node/node_modules/axe-core/axe.min.js

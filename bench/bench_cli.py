@@ -65,7 +65,10 @@ def measure(rounds: int = ROUNDS) -> dict[str, float]:
 def main() -> None:
     medians = measure()
     base_s = medians.pop("python -c pass")
-    print(f"median of {ROUNDS} interleaved runs each, whole processes; baseline python -c pass")
+    print(
+        f"median of {ROUNDS} interleaved runs each, whole processes; baseline python -c pass "
+        "(the machine may be shared: compare the ratios, not the milliseconds)"
+    )
     print(f"  {'python -c pass':28} {base_s * 1e3:7.1f} ms")
     for name, seconds in medians.items():
         ratio = seconds / base_s

@@ -2,9 +2,10 @@
 
 * The dashboard with 10,000 patients, SQLite and PostgreSQL (127.0.0.1:5432, skipped with a
   note when unreachable): p50/p95 latency and requests/s of ``/`` (the ranking's first page) and
-  of ``/api/me`` (the app's cheapest signed-in answer) in the same run, 8 connections, and the
-  ratio. Goals: dashboard p95 < 100 ms; its throughput >= 50% of ``/api/me``'s. A later page
-  (not cached) is printed beside them, and the same with ``--workers 2``.
+  of ``/api/me`` (the app's cheapest signed-in answer) in the same run, 8 connections, in
+  turns (``/api/me`` then ``/``, three times), and the median of the turns' ratios. Goals:
+  dashboard p95 < 100 ms; its throughput >= 50% of ``/api/me``'s. A later page (not cached) is
+  printed beside them, and the same with ``--workers 2``.
 * ``itb serve --demo`` until its first answer, against a bare ``python -c pass``. Goal <= 1.5 s.
 
 The load generator is Debian's ``wrk`` (``make bench`` installs it as root); without it, a
@@ -30,7 +31,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +48,10 @@ PATIENTS = 10_000
 CLINICIANS = 10
 CONNECTIONS = 8
 DURATION_S = 5
+# /api/me and the dashboard measured in turns, this many each, the ratio the median of the
+# turns': the machine may be shared, and a busy spell then slows both alike
+LOAD_ROUNDS = 3
+ROUND_S = 3
 DEMO_ROUNDS = 3
 GOAL_P95_MS = 100.0
 GOAL_THROUGHPUT_RATIO = 0.5
@@ -74,6 +79,8 @@ class Load:
     p95_ms: float
     per_s: float
     errors: int
+    # the server's CPU (all its processes) per answer: steady on a machine others share
+    cpu_ms: float | None = None
 
 
 # Seeding ---------------------------------------------------------------------------------------
@@ -171,9 +178,9 @@ def server(argv: list[str], port: int) -> Iterator[str]:
 
 
 # Load -----------------------------------------------------------------------------------------
-def wrk(url: str, cookie: str, script: Path) -> Load:
+def wrk(url: str, cookie: str, script: Path, duration_s: int = DURATION_S) -> Load:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "-s", str(script),
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "-s", str(script),
          "-H", f"Cookie: {cookie}", url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -197,15 +204,15 @@ def _drive(url: str, cookie: str, threads: int, until: float) -> tuple[list[floa
     return [t for r in results for t in r[0]], sum(r[1] for r in results)
 
 
-def httpx_driver(url: str, cookie: str) -> Load:
+def httpx_driver(url: str, cookie: str, duration_s: int = DURATION_S) -> Load:
     """Without wrk: 2 processes x 4 threads, each a keep-alive connection."""
-    until = time.perf_counter() + DURATION_S
+    until = time.perf_counter() + duration_s
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         parts = pool.starmap(_drive, [(url, cookie, CONNECTIONS // 2, until)] * 2)
     times = [t for p in parts for t in p[0]]
     cuts = statistics.quantiles(times, n=20)
     return Load(
-        statistics.median(times), cuts[18], len(times) / DURATION_S, sum(p[1] for p in parts)
+        statistics.median(times), cuts[18], len(times) / duration_s, sum(p[1] for p in parts)
     )
 
 
@@ -213,6 +220,28 @@ def log_in(base: str) -> str:
     answer = httpx.post(f"{base}/api/login", json={"username": "dr_0", "password": PASSWORD})
     answer.raise_for_status()
     return "; ".join(f"{k}={v}" for k, v in answer.cookies.items())
+
+
+def server_cpu_s(port: int) -> float | None:
+    """CPU seconds used so far by the ``itb serve`` on ``port`` and its workers (its process
+    group, from Linux's /proc); None where there is no /proc."""
+    if not Path("/proc").is_dir():
+        return None
+    stats: list[list[str]] = []
+    leader = None
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        stats.append(fields)
+        if b"serve" in argv and b"--port" in argv and str(port).encode() in argv:
+            leader = fields[2]  # its process group: the server and its workers
+    if leader is None:
+        return None
+    ticks = sum(int(f[11]) + int(f[12]) for f in stats if f[2] == leader)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run(label: str, url: str, script: Path, workers: int) -> None:
@@ -223,31 +252,60 @@ def run(label: str, url: str, script: Path, workers: int) -> None:
         cookie = log_in(base)
         use_wrk = shutil.which("wrk") is not None
 
-        def drive(url: str) -> Load:
-            return wrk(url, cookie, script) if use_wrk else httpx_driver(url, cookie)
+        def drive(path: str, duration_s: int) -> Load:
+            cpu_before_s = server_cpu_s(port)
+            if use_wrk:
+                load = wrk(base + path, cookie, script, duration_s)
+            else:
+                load = httpx_driver(base + path, cookie, duration_s)
+            cpu_after_s = server_cpu_s(port)
+            if cpu_before_s is None or cpu_after_s is None or load.per_s == 0:
+                return load
+            answers = load.per_s * duration_s
+            return replace(load, cpu_ms=(cpu_after_s - cpu_before_s) / answers * 1e3)
 
+        for path in ("/api/me", "/", "/?page=4"):  # warm: each worker's cache and pool
+            httpx.get(base + path, headers={"Cookie": cookie}).raise_for_status()
         # a second worker may still be importing when the first answers: load it away first
-        drive(base + "/api/me")
-        results: dict[str, Load] = {}
-        for name, path in (("/api/me", "/api/me"), ("dashboard /", "/"),
-                           ("page 4 (uncached)", "/?page=4")):  # fmt: skip
-            httpx.get(base + path, headers={"Cookie": cookie}).raise_for_status()  # warm
-            results[name] = drive(base + path)
-    tag = f"{label}, {workers} worker{'s' if workers > 1 else ''}"
-    for name, load in results.items():
+        drive("/api/me", ROUND_S)
+        turns: list[tuple[Load, Load]] = [
+            (drive("/api/me", ROUND_S), drive("/", ROUND_S)) for _ in range(LOAD_ROUNDS)
+        ]
+        uncached = drive("/?page=4", DURATION_S)
+    _report(f"{label}, {workers} worker{'s' if workers > 1 else ''}", turns, uncached)
+
+
+def _report(tag: str, turns: list[tuple[Load, Load]], uncached: Load) -> None:
+    def line(name: str, load: Load) -> None:
         print(
-            f"  {tag:<22} {name:<18} p50 {load.p50_ms:6.1f} ms  p95 {load.p95_ms:6.1f} ms  "
-            f"{load.per_s:6.1f} req/s" + (f"  ({load.errors} errors)" if load.errors else "")
+            f"  {tag:<22} {name:<20} p50 {load.p50_ms:6.1f} ms  p95 {load.p95_ms:6.1f} ms  "
+            f"{load.per_s:6.1f} req/s"
+            + (f"  server CPU {load.cpu_ms:4.2f} ms/answer" if load.cpu_ms is not None else "")
+            + (f"  ({load.errors} errors)" if load.errors else "")
         )
-    me, page = results["/api/me"], results["dashboard /"]
-    ratio = page.per_s / me.per_s
-    ok = page.p95_ms < GOAL_P95_MS and ratio >= GOAL_THROUGHPUT_RATIO
+
+    for i, (me, page) in enumerate(turns, 1):
+        line(f"/api/me, turn {i}", me)
+        line(f"dashboard /, turn {i}", page)
+    line("page 4 (uncached)", uncached)
+    ratios = [page.per_s / me.per_s for me, page in turns]
+    ratio = statistics.median(ratios)
+    p95_ms = statistics.median(page.p95_ms for _, page in turns)
+    ok = p95_ms < GOAL_P95_MS and ratio >= GOAL_THROUGHPUT_RATIO
     print(
-        f"  {tag:<22} dashboard p95 {page.p95_ms:.1f} ms (goal < {GOAL_P95_MS:g}), "
-        f"throughput {ratio:.2f}x /api/me (goal >= {GOAL_THROUGHPUT_RATIO:g}): "
-        f"{'ok' if ok else 'MISSED'}",
+        f"  {tag:<22} dashboard p95 {p95_ms:.1f} ms (goal < {GOAL_P95_MS:g}), "
+        f"throughput {ratio:.2f}x /api/me (goal >= {GOAL_THROUGHPUT_RATIO:g}; turns "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}; medians): {'ok' if ok else 'MISSED'}",
         flush=True,
     )
+    cpu = [me.cpu_ms / page.cpu_ms for me, page in turns if me.cpu_ms and page.cpu_ms]
+    if len(cpu) == len(turns):
+        cpu_ratio = statistics.median(cpu)
+        print(
+            f"  {tag:<22} server CPU per answer, /api/me's over the dashboard's: {cpu_ratio:.2f}x "
+            "(the throughput ratio a CPU-bound server reaches; goal >= "
+            f"{GOAL_THROUGHPUT_RATIO:g})"
+        )
 
 
 def postgres_url() -> str | None:
@@ -304,7 +362,8 @@ def main() -> None:
     driver = "wrk -t1" if shutil.which("wrk") else "httpx, 2 processes x 4 threads (no wrk)"
     print(
         f"{PATIENTS} patients, {CLINICIANS} clinicians; load: {driver}, {CONNECTIONS} "
-        f"connections, {DURATION_S} s a line; server: a separate `itb serve` process"
+        f"connections, {ROUND_S} s a turn, {LOAD_ROUNDS} turns; server: a separate `itb serve` "
+        "process; the machine may be shared: compare ratios, not req/s"
     )
     with tempfile.TemporaryDirectory() as tmp:
         demo_start(Path(tmp))

@@ -5,6 +5,10 @@ run here, interleaved, each in its own interpreter of the same venv.
 The old tree is unpacked with ``git archive`` into a temporary directory (removed afterwards) and
 put first on PYTHONPATH. Without git or the commit (a source tarball, say) the old side is
 skipped and said so. Goal: the new time at most half the old one.
+
+The machine may be shared: rounds alternate old and new, and the figures are medians of the
+rounds (the best round in brackets); CPU seconds of every process are printed beside the wall
+time, as they move less with other work on the machine.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +73,7 @@ def unpack_old(into: Path) -> Path | None:
 def main() -> None:
     print(
         f"{PATIENTS:,} patients x {YEARS} years = {PATIENTS * YEARS:,} patient-years, "
-        f"seed {SEED}, pharmacology on, {WORKERS} workers; best of {ROUNDS} interleaved runs"
+        f"seed {SEED}, pharmacology on, {WORKERS} workers; median of {ROUNDS} interleaved runs"
     )
     with tempfile.TemporaryDirectory(prefix="itb-old-") as tmp:
         old_src = unpack_old(Path(tmp))
@@ -87,20 +92,28 @@ def main() -> None:
             new_times.append(float(str(new["elapsed_s"])))
             new_cpu.append(float(str(new["cpu_s"])))
     one = run_cohort_in(REPO / "src", 1)
-    new_s = min(new_times)  # the least disturbed run: other work on the machine only adds
+    new_s = statistics.median(new_times)
     one_s = float(str(one["elapsed_s"]))
     rate = PATIENTS * YEARS / new_s
-    print(f"this tree, {WORKERS} workers:   {new_s:6.2f} s  ({rate:,.0f} pump-years/s)")
+    print(
+        f"this tree, {WORKERS} workers:   {new_s:6.2f} s  (best {min(new_times):.2f} s; "
+        f"{rate:,.0f} pump-years/s)"
+    )
     print(f"this tree, 1 worker:    {one_s:6.2f} s  (scaling 1 -> {WORKERS}: {one_s / new_s:.2f}x)")
     if old_src is None:
         print(f"old code ({OLD_COMMIT}): not measured (no git or no such commit here)")
         return
-    old_s = min(old_times)
+    old_s = statistics.median(old_times)
     ratio = new_s / old_s
     verdict = "ok" if ratio <= GOAL_RATIO else "OVER"
-    print(f"old code ({OLD_COMMIT}), {WORKERS} workers: {old_s:6.2f} s")
-    print(f"ratio new / old: {ratio:.2f} (goal <= {GOAL_RATIO:g}: {verdict})")
-    cpu_new, cpu_old = min(new_cpu), min(old_cpu)
+    print(
+        f"old code ({OLD_COMMIT}), {WORKERS} workers: {old_s:6.2f} s  (best {min(old_times):.2f} s)"
+    )
+    print(
+        f"ratio new / old: {ratio:.2f} (best rounds {min(new_times) / min(old_times):.2f}; "
+        f"goal <= {GOAL_RATIO:g}: {verdict})"
+    )
+    cpu_new, cpu_old = statistics.median(new_cpu), statistics.median(old_cpu)
     print(
         f"CPU seconds, every process (steadier on a busy machine): {cpu_new:.1f} new, "
         f"{cpu_old:.1f} old, ratio {cpu_new / cpu_old:.2f}"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from itb.pharmacology.exact import Piece, Propagator
-from itb.pharmacology.model import ParameterError, typical_patient
+from itb.pharmacology.exact import Piece, Propagator, predict
+from itb.pharmacology.model import EFFECT, ParameterError, typical_patient
 from itb.pharmacology.population import draw_patients
 from itb.pharmacology.withdrawal import (
     time_below_threshold_h,
@@ -94,3 +94,28 @@ def test_no_time_below_on_steady_maintenance() -> None:
 def test_bad_fraction_is_refused() -> None:
     with pytest.raises(ParameterError, match="fraction"):
         withdrawal_threshold(typical_patient(), 25.0, 1.5)
+
+
+def test_time_below_over_months_with_stops_matches_dense_sampling() -> None:
+    # 40 days of a 4-step flex program with an 18 h stop every 8 days (1,600 h, 160 pieces),
+    # three patients at once: the hours below match Ce sampled every 0.01 h by predict (each
+    # crossing is within half a sample, 0.005 h, of the sampled count).
+    patients = draw_patients(np.random.default_rng(11), 3)
+    steps = [(0.0, 6.0, 20.0), (6.0, 12.0, 30.0), (12.0, 20.0, 25.0), (20.0, 24.0, 22.0)]
+    pieces = [
+        Piece(24.0 * day + a, 24.0 * day + b, 0.0 if day % 8 == 3 and a < 18.0 else rate)
+        for day in range(40)
+        for a, b, rate in steps
+    ]
+    exact = time_below_threshold_h(patients, pieces, 25.0)
+    dt = 0.01
+    times = np.arange(dt / 2, 40 * 24.0, dt)
+    initial = Propagator(patients).steady_state(25.0)
+    ce = predict(patients, pieces, [], times, initial_state=initial, t0_h=0.0)[..., EFFECT]
+    thr = withdrawal_threshold(patients, 25.0).threshold_ce_ug_per_ml
+    sampled = np.sum(ce < thr[:, None], axis=1) * dt
+    crossings = np.sum(np.diff(ce < thr[:, None], axis=1), axis=1)
+    assert np.all(crossings >= 10)  # every stop dips below and comes back
+    assert np.all(np.abs(exact - sampled) <= 0.005 * crossings + 1e-9)
+    one_by_one = [time_below_threshold_h(patients.take(i), pieces, 25.0)[0] for i in range(3)]
+    np.testing.assert_allclose(exact, one_by_one, rtol=0, atol=1e-9)

@@ -49,6 +49,7 @@ from itb.telemetry.messages import (
     StartBolus,
     StatusReport,
     StopPump,
+    TestAlarm,
 )
 from itb.therapy import continuous, format_clock, program_from_dict
 
@@ -112,6 +113,7 @@ REQUESTS: dict[str, st.SearchStrategy[Request]] = {
         st.sampled_from(BACLOFEN.concentrations_ug_per_ml),
     ),
     "clear_alarm": st.builds(ClearAlarm, request_ids, st.sampled_from(AlarmKind)),
+    "test_alarm": st.builds(TestAlarm, request_ids),
     "set_clock": st.builds(SetClock, request_ids, times),
     "set_patient_bolus_limits": st.builds(
         SetPatientBolusLimits,

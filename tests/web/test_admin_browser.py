@@ -55,7 +55,7 @@ def test_an_administrator_manages_a_nurse_and_verifies_the_log(page: Page, width
     page.set_viewport_size({"width": width_px, "height": 900})
     _log_in(page, "admin_demo")
     page.wait_for_url("**/admin/users")
-    assert page.inner_text("h1") == "Care-team accounts"
+    assert page.inner_text("h1") == "Accounts"
     _fits(page, width_px)
 
     # create a nurse: her one-time password is shown once

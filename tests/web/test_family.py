@@ -173,8 +173,8 @@ def test_an_expired_one_time_password_opens_nothing(clinic: Clinic) -> None:
     password = answer.json()["one_time_password"]
     with clinic.sessions() as db:
         link = db.get(CaregiverLink, answer.json()["id"])
-        assert link is not None and link.invite_expires_at_utc is not None
-        link.invite_expires_at_utc = audit.utc_now() - timedelta(minutes=1)  # a week later
+        assert link is not None and link.user.one_time_password_until_utc is not None
+        link.user.one_time_password_until_utc = audit.utc_now() - timedelta(minutes=1)  # later
         db.commit()
     csrf = clinic.login("blake_gran", password)["csrf_token"]
     assert clinic.client.get(f"/api/family/patients/{patient_id}").status_code == 403

@@ -135,7 +135,8 @@ def test_a_nurse_records_a_follow_up_with_mas_on_the_program_in_force(clinic: Cl
         assert observation.mas == 2.5
         assert observation.daily_dose_ug == patient.pumps[0].daily_dose_ug
         assert observation.program_version_id is not None
-        assert db.execute(select(FollowUp)).scalar_one().next_appointment_at == soon
+        recorded = select(FollowUp).where(FollowUp.patient_id == pid)  # the demo has its own
+        assert db.execute(recorded).scalar_one().next_appointment_at == soon
     # the next appointment on the calendar (by MRN), and the MAS in the FHIR bundle
     ics = clinic.client.get("/api/calendar.ics").text
     assert f"DTSTART:{soon:%Y%m%dT%H%M}00" in ics and "ITB follow-up: DEMO-003" in ics

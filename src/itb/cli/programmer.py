@@ -41,6 +41,7 @@ from itb.errors import InputError
 from itb.link.client import PumpSession
 from itb.link.keys import KeyFileError, KeyOwner, load_public_key, write_keypair
 from itb.programmer.programming import Origin, Phase, ProgramReview, ReviewContext
+from itb.programmer.record_words import tones_words
 from itb.pump.alarms import AlarmKind
 from itb.pump.bolus import DEFAULT_BOLUS_DURATION_MIN
 from itb.pump.status import BolusKind
@@ -492,6 +493,28 @@ def clear_alarm(
     run_command(
         "clear-alarm", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, nothing
     )
+
+
+@app.command("test-alarm")
+def test_alarm(
+    pump: str = PumpOpt,
+    key: Path = KeyOpt,
+    pump_key: Path = PumpKeyOpt,
+    timeout_s: float = TimeoutOpt,
+    attempts: int = AttemptsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Sound each alarm tone once (critical two-tone, non-critical single tone): ask the
+    patient whether they heard each. Changes no delivery and no alarm; the pump logs it."""
+    work = simple(lambda s, on_sent: s.test_alarm(on_sent))
+    run_command(
+        "test-alarm", Connection(pump, key, pump_key, timeout_s, attempts, as_json), work, _tones
+    )
+
+
+def _tones(result: dict[str, Any]) -> None:
+    if result.get("status") == "done":
+        screen.print(f"sounded: {tones_words(result.get('tones', []))}; ask whether each was heard")
 
 
 @app.command("patient-bolus")

@@ -13,23 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.measure import Measurement
-from rich.table import Table
 
 from itb.cli.decimal_options import ML, UG_PER_DAY, UG_PER_ML
+from itb.cli.lazy import lazy_console
+from itb.cli.text_table import fitted_lines
 from itb.pump.hardware import MODELS
 from itb.units import UnitError, parse_duration_s
 
-# The scenario, firmware, key and telemetry modules are imported by the commands that use them:
-# `itb pump models` answers at once (issue 13).
+# The scenario, firmware, key and telemetry modules, and Rich, are imported by the commands that
+# use them: `itb pump models` answers at once, in plain text (issue 13).
 
 app = typer.Typer(help="The implanted pump: hardware models, simulation.", no_args_is_help=True)
-console = Console()
+console = lazy_console()
 
 
 def fail(message: str) -> typer.Exit:
+    from rich.console import Console
+    from rich.markup import escape
+
     # one line whatever the width (soft_wrap), the message as written (escape)
     Console(stderr=True, soft_wrap=True, highlight=False).print(
         f"[red]error:[/red] {escape(message)}"
@@ -56,7 +57,8 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
         }
         print(json.dumps({"models": rows}))
         return
-    _print_models(Console(emoji=False))  # made here: it reads the terminal's width (COLUMNS) now
+    # a model's name is what the other commands ask for: never cut or wrapped (blocks if narrow)
+    print("\n".join(fitted_lines("Pump models", _MODEL_COLUMNS, _model_rows())))
 
 
 def _model_rows() -> list[tuple[str, ...]]:
@@ -81,25 +83,6 @@ _MODEL_COLUMNS = (
 )  # fmt: skip
 
 
-def _print_models(out: Console) -> None:
-    """A table when it fits the terminal; else one block per model: a model's name is what
-    the other commands ask for, so it is never cut or wrapped."""
-    rows = _model_rows()
-    table = Table(title="Pump models")
-    for i, column in enumerate(_MODEL_COLUMNS):
-        table.add_column(column, no_wrap=i == 0)
-    for row in rows:
-        table.add_row(*row)
-    unbounded = out.options.update_width(10_000)  # the width the table wants, unwrapped
-    if Measurement.get(out, unbounded, table).maximum <= out.width:
-        out.print(table)
-        return
-    for row in rows:
-        out.print(row[0], soft_wrap=True, highlight=False)
-        for column, value in zip(_MODEL_COLUMNS[1:], row[1:], strict=True):
-            out.print(f"  {column}: {value}", soft_wrap=True, highlight=False)
-
-
 @app.command("simulate")
 def simulate_command(
     scenario_file: Path = typer.Argument(..., help="Scenario TOML (docs/scenario.md)."),
@@ -107,6 +90,8 @@ def simulate_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Run one pump through a scenario and report delivery, alarms and its event log."""
+    from rich.table import Table
+
     from itb.scenario.format import ScenarioError, load_scenario
     from itb.scenario.runner import simulate
 
@@ -232,7 +217,7 @@ def init_command(  # noqa: PLR0913  (a Typer command: its options are its parame
     except (ScenarioError, StateError, CommandRejected, KeyFileError, OSError) as err:
         raise fail(str(err)) from None
     if scenario.events:
-        Console(stderr=True, highlight=False).print(
+        lazy_console(stderr=True, highlight=False).print(
             f"note: the scenario's {len(scenario.events)} [[events]] are not applied: a served "
             "pump is driven by its programmer",
             markup=False,

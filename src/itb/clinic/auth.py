@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, cast
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import case, delete, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -26,6 +25,8 @@ from itb.clinic import audit
 from itb.clinic.models import LoginBudget, LoginFailure, Role, User, WebSession
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import CursorResult
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
@@ -136,7 +137,11 @@ def _token_hash(token: str) -> str:
 def _ensure_budget_row(db: Session, key: str, now: datetime) -> None:
     """The budget's row, inserted if missing; a concurrent insert of the same key is no error."""
     dialect = db.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert: Callable[[type[LoginBudget]], Any] = sqlite_insert
+    if dialect == "postgresql":  # imported on use: the dialect's modules cost start-up time
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        insert = pg_insert
     values = {"key": key, "window_start_utc": now, "used": 0}
     db.execute(insert(LoginBudget).values(values).on_conflict_do_nothing(index_elements=["key"]))
 

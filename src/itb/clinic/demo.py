@@ -2,7 +2,8 @@
 
 One near empty, one past ERI, one mid-titration, one held back by the drug's stability limit,
 one on a flexible schedule, and one in screening. Their history (refills, program changes) is
-simulated by the firmware and stored as the clinic would have recorded it.
+simulated by the firmware and stored as the clinic would have recorded it; on top of it, one
+follow-up visit and one refill flagged for a physician's review, so that a reviewer sees both.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 from itb.clinic import audit, auth, services
 from itb.clinic.models import Patient, Pump, RefillRecord, Role, User, Visit, VisitKind
 from itb.clinic.pumps import PumpReading, SimulatedPumps
+from itb.clinic.services.follow_up import FollowUpInput, record_follow_up
+from itb.clinic.services.refill_rules import withdrawn_volume_check
 from itb.pump.firmware import Firmware
 from itb.pump.hardware import pump_model
 from itb.therapy import FlexStep, Program, continuous, flex, program_from_dict
@@ -109,7 +112,44 @@ def seed_demo(
     db.add(screening)
     accounts.append(_seed_caregiver(db, password))
     db.commit()
+    _seed_follow_up(db, users[DEMO_FOLLOW_UP.clinician], now)
     return accounts
+
+
+@dataclass(frozen=True, slots=True)
+class _DemoFollowUp:
+    mrn: str
+    clinician: str
+    days_ago: int
+    weeks_to_next: int
+    findings: FollowUpInput
+
+
+# The demo's follow-up visit (issue 14): the patient past ERI seen last week, replacement booked.
+DEMO_FOLLOW_UP = _DemoFollowUp(
+    "DEMO-002", "dr_demo", 6, 3,
+    FollowUpInput(
+        notes="Battery past its replacement indicator: pump replacement discussed with the "
+        "family and booked. Spasticity stable on the current dose; mild constipation, diet "
+        "advice given.",
+        mas=2.0,  # MAS 1+ (coded 2, follow_up.MAS_RULE)
+        side_effects=("constipation",),
+    ),
+)  # fmt: skip
+
+
+def _seed_follow_up(db: Session, clinician: User, now: datetime) -> None:
+    """The follow-up as the follow-up page records it (audited; commits)."""
+    plan = DEMO_FOLLOW_UP
+    patient = db.execute(select(Patient).where(Patient.mrn == plan.mrn)).scalar_one()
+    seen_at = (now - timedelta(days=plan.days_ago)).replace(
+        hour=10, minute=30, second=0, microsecond=0
+    )
+    next_at = (seen_at + timedelta(weeks=plan.weeks_to_next)).replace(hour=9, minute=0)
+    findings = FollowUpInput(
+        plan.findings.notes, plan.findings.mas, plan.findings.side_effects, next_at
+    )
+    record_follow_up(db, clinician, patient, findings, seen_at)
 
 
 # The demo family (issue 16): a parent of the child in titration, on the family's page.
@@ -197,16 +237,42 @@ def _seed_patient(
     audit.record(db, None, "demo.seed", "patient", patient.id, None, {"serial": fw.serial})
 
 
+# The demo's flagged refill (issue 14): at Eli's last refill the nurse withdrew more than the
+# pump counted left, beyond a 20 mL pump's pocket-fill tolerance (S28), and acknowledged it; it
+# stays marked on the dashboard until a physician reviews it (services/refill_review.py).
+DEMO_FLAGGED_REFILL_MRN = "DEMO-005"
+DEMO_FLAGGED_EXTRA_WITHDRAWN_ML = 1.8
+DEMO_FLAGGED_NOTE = (
+    "Withdrew more than the pump counted: no withdrawal signs, pump site normal. "
+    "Asked the family to watch for withdrawal; physician to decide on a catheter study."
+)
+
+
+def _flagged_withdrawal(data: dict[str, Any]) -> dict[str, Any]:
+    """The refill's data as the refill page keeps an acknowledged discrepancy."""
+    expected_ml = float(data["old"]["reservoir_ml"])
+    withdrawn_ml = round(expected_ml + DEMO_FLAGGED_EXTRA_WITHDRAWN_ML, 1)
+    return data | {
+        "withdrawn_ml": withdrawn_ml,
+        "discrepancy_acknowledged": True,
+        "discrepancy_note": DEMO_FLAGGED_NOTE,
+    }
+
+
 def _record_history(
     db: Session, patient: Patient, pump: Pump, fw: Firmware, clinician: User
 ) -> None:
     """The visits the clinic would have recorded, rebuilt from the pump's own log."""
     entries = fw.log.entries()
-    for entry in entries:
+    refills = [i for i, entry in enumerate(entries) if entry.kind == "refill"]
+    flagged = refills[-1] if refills and patient.mrn == DEMO_FLAGGED_REFILL_MRN else None
+    for i, entry in enumerate(entries):
         data = dict(entry.data)
         kind = _VISIT_KINDS.get(entry.kind)
         if kind is None:
             continue
+        if i == flagged:
+            data = _flagged_withdrawal(data)
         visit = services.add_visit(
             db, services.NewVisit(patient, pump, clinician, kind, entry.at, data)
         )
@@ -230,16 +296,24 @@ _VISIT_KINDS = {
 
 
 def _refill_record(pump: Pump, visit: Visit, at: datetime, data: dict[str, Any]) -> RefillRecord:
-    old: dict[str, float] = data["old"]
+    expected_ml = float(data["old"]["reservoir_ml"])
+    withdrawn_ml = float(data.get("withdrawn_ml", expected_ml))
+    # the refill page's check decides the flag (S28 and the pump's accuracy band)
+    check = (
+        withdrawn_volume_check(pump, {"expected_ml": expected_ml, "withdrawn_ml": withdrawn_ml})
+        if withdrawn_ml != expected_ml
+        else None
+    )
     return RefillRecord(
         visit_id=visit.id,
         pump_id=pump.id,
         at=at,
-        expected_ml=old["reservoir_ml"],
-        withdrawn_ml=old["reservoir_ml"],
+        expected_ml=expected_ml,
+        withdrawn_ml=withdrawn_ml,
         filled_ml=data["volume_ml"],
         concentration_ug_per_ml=data["concentration_ug_per_ml"],
-        discrepancy_ml=0.0,
+        discrepancy_ml=check.discrepancy_ml if check else 0.0,
+        discrepancy_flagged=check.flagged if check else False,
     )
 
 

@@ -87,11 +87,11 @@ class AlarmWords:
 
 
 def _sound(kind: AlarmKind) -> str:
-    """The tone from the pump's alarm rules (S7 S21 S22), in words."""
-    rule = ALARM_RULES[kind]
-    if rule.priority is Priority.CRITICAL:
-        return "a two-tone alarm (about 3 seconds), repeating"
-    return "a single tone (about 1 second), about once an hour"
+    """The tone from the pump's alarm rules (S7 S21 S22), in words a parent knows it by."""
+    tone = ALARM_RULES[kind].tone
+    name = f"{tone.pattern} alarm" if tone.pattern.endswith("-tone") else tone.pattern
+    seconds = "second" if tone.duration_s == 1 else "seconds"
+    return f"a {name} (about {tone.duration_s:g} {seconds}), {tone.repeats}"
 
 
 _CALL_NOW = "Call the clinic now, day or night."

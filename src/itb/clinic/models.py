@@ -52,6 +52,7 @@ class VisitKind(enum.StrEnum):
     STOP = "pump_stop"
     RESUME = "pump_resume"
     CLEAR_ALARM = "alarm_clear"
+    ALARM_TEST = "alarm_test"
 
 
 class VisitStatus(enum.StrEnum):
@@ -311,9 +312,8 @@ class CaregiverLink(Base):
     created_at_utc: Mapped[datetime] = mapped_column(DateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     revoked_at_utc: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    # a new account's one-time password: valid until then, and only to set the caregiver's own
-    # (None: their own password is set, or the account existed before this link)
-    invite_expires_at_utc: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # a new caregiver's one-time password is the account's (users.one_time_password_until_utc,
+    # migration 0010), like any other account's
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
     patient: Mapped[Patient] = relationship(lazy="joined")
 

@@ -105,6 +105,10 @@ class PumpActionLink(Protocol):
 
     def clear_alarm(self, kind: AlarmKind) -> None: ...
 
+    def test_alarm(self) -> None:
+        """The pump sounds each alarm tone once and logs ``alarm_test``; nothing else changes."""
+        ...
+
 
 @runtime_checkable
 class PumpClockLink(Protocol):
@@ -330,6 +334,9 @@ class SimulatedPumpLink:
 
     def clear_alarm(self, kind: AlarmKind) -> None:
         self._run(lambda at: self._fw.clear_alarm(at, kind))
+
+    def test_alarm(self) -> None:
+        self._run(self._fw.test_alarm)
 
     def set_clock(self, new_time: datetime) -> None:  # PumpClockLink
         self._run(lambda at: self._fw.set_clock(at, new_time))

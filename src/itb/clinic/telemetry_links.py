@@ -66,6 +66,7 @@ from itb.telemetry.messages import (
     SetProgram,
     StartBolus,
     StopPump,
+    TestAlarm,
 )
 from itb.therapy import Program
 
@@ -290,6 +291,9 @@ class TelemetryPumpLink:
 
     def clear_alarm(self, kind: AlarmKind) -> None:
         self._command(lambda rid: ClearAlarm(rid, kind))
+
+    def test_alarm(self) -> None:
+        self._command(TestAlarm)
 
     def set_clock(self, new_time: datetime) -> None:  # PumpClockLink
         self._command(lambda rid: SetClock(rid, new_time))

@@ -51,7 +51,7 @@ from itb.programmer.programming import (
 )
 from itb.programmer.refill import DiscrepancyCheck
 from itb.programmer.report import build_report, render_report_html
-from itb.pump.alarms import AlarmKind
+from itb.pump.alarms import AlarmKind, alarm_test_tones
 from itb.pump.hardware import implanted_catheter_volume_ml
 from itb.pump.status import BolusKind, PumpStatus
 from itb.telemetry.messages import (
@@ -66,6 +66,7 @@ from itb.telemetry.messages import (
     SetProgram,
     StartBolus,
     StopPump,
+    TestAlarm,
 )
 from itb.telemetry.outcomes import CommandResult, Outcome, Resolution, resolve_uncertain
 from itb.therapy import Program
@@ -456,6 +457,10 @@ class PumpSession:
         self, kind: AlarmKind, on_sent: Callable[[str], None] | None = None
     ) -> CommandReport:
         return await self.send(lambda rid: ClearAlarm(rid, kind), {"alarm": kind.value}, on_sent)
+
+    async def test_alarm(self, on_sent: Callable[[str], None] | None = None) -> CommandReport:
+        """The pump sounds each alarm tone once (the tones its rules name, in the report)."""
+        return await self.send(TestAlarm, {"tones": alarm_test_tones()}, on_sent)
 
     async def patient_bolus(self, on_sent: Callable[[str], None] | None = None) -> CommandReport:
         return await self.send(PatientBolusRequest, None, on_sent)

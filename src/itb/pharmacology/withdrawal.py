@@ -18,7 +18,6 @@ crossing found is the withdrawal-risk time, exact to 1e-9 h.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from itb.pharmacology.affine_scan import affine_scan
 from itb.pharmacology.exact import DosingError, ModalForm, Piece
 from itb.pharmacology.model import (
     FloatArray,
@@ -131,9 +131,12 @@ def time_below_threshold_h(
         raise ParameterError("grid_h", reason, f"grid_h={grid_h}: {reason}")
     if not pieces:
         return np.zeros(patients.n)
-    for a, b in itertools.pairwise(pieces):
-        if abs(b.start_h - a.end_h) > 1e-9:
-            raise DosingError("pieces", f"gap or overlap at {a.end_h} h; pieces must be contiguous")
+    bounds = np.array([x for p in pieces for x in (p.start_h, p.end_h, p.rate_ug_per_h)])
+    starts, ends, rates = bounds[0::3], bounds[1::3], bounds[2::3]
+    broken = np.flatnonzero(np.abs(starts[1:] - ends[:-1]) > 1e-9)
+    if broken.size:
+        at = ends[broken[0]]
+        raise DosingError("pieces", f"gap or overlap at {at} h; pieces must be contiguous")
     modal = ModalForm.of(patients)
     threshold = withdrawal_threshold(patients, maintenance_rate_ug_per_h, fraction)
     if initial_state is None:
@@ -141,95 +144,120 @@ def time_below_threshold_h(
         y = modal.modal_steady(rate)
     else:
         y = modal.to_modal(np.broadcast_to(initial_state, (patients.n, 3)))
-    durations = np.array([p.end_h - p.start_h for p in pieces])
-    rates = np.array([p.rate_ug_per_h for p in pieces])
-    y_start = _modal_piece_starts(modal, durations, rates, y)
+    durations = ends - starts
     grid = _Grid.inside(durations, grid_h)
-    steady = -modal.p_inv_b / modal.lam  # (n, 3) per µg/h
+    steady = -modal.p_inv_b / modal.lam  # (n, 3) modal steady state per µg/h
+    y_start = _modal_piece_starts(modal.lam, steady, durations, rates, y)
     total = np.zeros(patients.n)
     for j in range(patients.n):  # one patient at a time keeps memory at O(grid points)
-        y0 = y_start[:, j, :][grid.piece_of]  # (m, 3)
-        yss = steady[j] * rates[grid.piece_of][:, None]
-        course = _CeCourse(y0, yss, modal.lam[j], modal.ce_row[j])
+        course = _CeCourse.of(y_start[:, j, :], steady[j], rates, modal.lam[j], modal.ce_row[j])
         total[j] = _hours_below(course, grid, float(threshold.threshold_ce_ug_per_ml[j]))
     return total
 
 
 def _modal_piece_starts(
-    modal: ModalForm, durations: FloatArray, rates: FloatArray, y: FloatArray
+    lam: FloatArray, steady: FloatArray, durations: FloatArray, rates: FloatArray, y: FloatArray
 ) -> FloatArray:
-    """Modal state at each piece start, shape (pieces, n, 3): y ← y_ss + (y - y_ss) e^{λ d},
-    with e^{λ d} computed once per distinct duration."""
-    unique_d, d_index = np.unique(np.round(durations, 12), return_inverse=True)
-    decay = np.exp(modal.lam[:, None, :] * unique_d[None, :, None])  # (n, D, 3)
-    steady = -modal.p_inv_b / modal.lam  # (n, 3) per µg/h
-    y_start = np.empty((len(durations), y.shape[0], 3))
-    for i, (rate_i, di) in enumerate(zip(rates, d_index, strict=True)):
-        y_start[i] = y
-        y_ss = steady * rate_i
-        y = y_ss + (y - y_ss) * decay[:, di, :]
-    return y_start
+    """Modal state at each piece start, shape (pieces, n, 3): y ← e^{λ d} y + (1 - e^{λ d}) y_ss
+    over every piece, by ``affine_scan`` (no Python step per piece)."""
+    exponent = lam[None] * durations[:, None, None]  # (pieces, n, 3)
+    # -expm1 keeps 1 - e^{λ d} exact to the last digit when λ d is small
+    offset = -np.expm1(exponent) * steady[None] * rates[:, None, None]
+    result: FloatArray = affine_scan(np.exp(exponent), offset, y)[:-1]
+    return result
 
 
 @dataclass(frozen=True, slots=True)
 class _Grid:
-    """Grid cells inside every piece, vectorized over pieces: cell k of piece ``piece_of``
-    starts ``tau0`` hours after its piece start and lasts ``step`` hours."""
+    """Grid points inside every piece: ``cells[p]`` cells of equal length per piece, points
+    0 to ``cells[p]`` of piece p in a row, piece after piece. Pieces of the same duration (to
+    1e-9 h, the precision of a crossing) share their points' times ``table_tau``, so e^{λ τ} is
+    computed once per distinct time, not once per point."""
 
-    piece_of: NDArray[np.int64]
-    tau0: FloatArray
-    step: FloatArray
+    cells: NDArray[np.int64]  # (pieces,)
+    first: NDArray[np.int64]  # (pieces,) index of each piece's point 0
+    cell_h: FloatArray  # (points - 1,) hours from each point to the next; 0 across two pieces
+    table_row: NDArray[np.int64]  # (points,) the row of ``table_tau`` with its time
+    table_tau: FloatArray  # (distinct times,) hours after the piece start
 
     @classmethod
     def inside(cls, durations: FloatArray, grid_h: float) -> _Grid:
-        n_sub = np.maximum(np.ceil(durations / grid_h).astype(np.int64), 1)
-        piece_of = np.repeat(np.arange(len(durations)), n_sub)
-        sub_k = np.arange(piece_of.size) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
-        step = durations[piece_of] / n_sub[piece_of]
-        return cls(piece_of, sub_k * step, step)
+        _, rep, group = np.unique(np.round(durations, 9), return_index=True, return_inverse=True)
+        group = group.reshape(-1)
+        rep_cells = np.maximum(np.ceil(durations[rep] / grid_h).astype(np.int64), 1)
+        rep_first = np.cumsum(rep_cells + 1) - (rep_cells + 1)  # each group's rows of the table
+        table_k = np.arange(int(rep_first[-1] + rep_cells[-1] + 1)) - np.repeat(
+            rep_first, rep_cells + 1
+        )
+        table_tau = table_k * np.repeat(durations[rep] / rep_cells, rep_cells + 1)
+        cells = rep_cells[group]
+        first = np.cumsum(cells + 1) - (cells + 1)
+        # point i of piece p is at index first[p] + i, its table row at rep_first[group[p]] + i
+        table_row = np.repeat(rep_first[group] - first, cells + 1)
+        table_row += np.arange(table_row.size)
+        cell_h = np.repeat(durations / cells, cells + 1)[:-1]
+        cell_h[(first + cells)[:-1]] = 0.0
+        return cls(
+            cells=cells,
+            first=first,
+            cell_h=cell_h,
+            table_row=table_row,
+            table_tau=table_tau,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class _CeCourse:
-    """Closed-form Ce of one patient at ``tau`` hours into each grid cell's piece."""
+    """Closed-form Ce of one patient in each piece: Ce(τ) = ce_ss + Σ_m w_m e^{λ_m τ}."""
 
-    y0: FloatArray  # (m, 3) modal state at the piece start
-    yss: FloatArray  # (m, 3) modal steady state of the piece's rate
-    lam: FloatArray  # (3,)
-    row: FloatArray  # (3,)
+    ce_ss: FloatArray  # (pieces,) µg/mL at the steady state of the piece's rate
+    w: FloatArray  # (pieces, 3) µg/mL per mode at the piece start
+    lam: FloatArray  # (3,) 1/h
 
-    def at(
-        self, tau: FloatArray, y0: FloatArray | None = None, yss: FloatArray | None = None
-    ) -> FloatArray:
-        y0 = self.y0 if y0 is None else y0
-        yss = self.yss if yss is None else yss
-        out: FloatArray = ((yss + (y0 - yss) * np.exp(self.lam * tau[:, None])) * self.row).sum(
-            axis=1
+    @classmethod
+    def of(
+        cls, y0: FloatArray, steady: FloatArray, rates: FloatArray, lam: FloatArray, row: FloatArray
+    ) -> _CeCourse:
+        yss = steady[None, :] * rates[:, None]  # (pieces, 3)
+        return cls(ce_ss=yss @ row, w=(y0 - yss) * row, lam=lam)
+
+    def on_grid(self, grid: _Grid) -> FloatArray:
+        """Ce at every grid point, e^{λ τ} taken from one table row per distinct τ."""
+        points = grid.cells + 1
+        decay = np.exp(np.outer(self.lam, grid.table_tau))  # (3, distinct τ)
+        result: FloatArray = np.repeat(self.ce_ss, points)
+        for m in range(self.lam.size):  # 1-D repeats and takes: no (points, 3) temporaries
+            result += np.repeat(self.w[:, m], points) * decay[m].take(grid.table_row)
+        return result
+
+    def at(self, pieces: NDArray[np.int64], tau: FloatArray) -> FloatArray:
+        result: FloatArray = self.ce_ss[pieces] + np.einsum(
+            "pm,pm->p", self.w[pieces], np.exp(tau[:, None] * self.lam)
         )
-        return out
+        return result
 
 
 def _hours_below(course: _CeCourse, grid: _Grid, ce_thr: float) -> float:
     """Hours below ``ce_thr``: whole cells below, plus the part of each cell with a crossing
     found by bisection."""
-    tau0, step = grid.tau0, grid.step
-    b0 = course.at(tau0) < ce_thr
-    b1 = course.at(tau0 + step) < ce_thr
-    below = np.where(b0 & b1, step, 0.0)
-    crossing = b0 != b1
-    if np.any(crossing):
-        lo, hi = tau0[crossing], tau0[crossing] + step[crossing]
-        start_below = b0[crossing]
-        sel_y0, sel_yss = course.y0[crossing], course.yss[crossing]
+    below = course.on_grid(grid) < ce_thr
+    cell_h = grid.cell_h
+    b0, b1 = below[:-1], below[1:]
+    hours = float(np.sum(cell_h[b0 & b1]))
+    crossing = np.flatnonzero((b0 != b1) & (cell_h > 0.0))
+    if crossing.size:
+        piece = np.searchsorted(grid.first, crossing, side="right") - 1
+        step, start_below = cell_h[crossing], b0[crossing]
+        lo = (crossing - grid.first[piece]) * step
+        hi = lo + step
+        tau0 = lo.copy()
         for _ in range(_BISECTIONS):
             mid = 0.5 * (lo + hi)
-            mid_below = course.at(mid, sel_y0, sel_yss) < ce_thr
+            mid_below = course.at(piece, mid) < ce_thr
             # keep the crossing bracketed: the side that matches the start moves
             move_lo = mid_below == start_below
             lo = np.where(move_lo, mid, lo)
             hi = np.where(move_lo, hi, mid)
         t_cross = 0.5 * (lo + hi)
-        below[crossing] = np.where(
-            start_below, t_cross - tau0[crossing], tau0[crossing] + step[crossing] - t_cross
-        )
-    return float(below.sum())
+        hours += float(np.sum(np.where(start_below, t_cross - tau0, tau0 + step - t_cross)))
+    return hours

@@ -11,7 +11,7 @@ names their zone.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,7 @@ FIELD_LABELS: dict[str, str] = {
     "daily_dose_ug": "Daily dose",
     "change_percent": "Change",
     "verdict": "Review",
+    "tones": "Tones sounded",
 }
 
 # stored for the machinery (reconciliation, the review's checks), not for a reader
@@ -93,6 +94,7 @@ KIND_WORDS: dict[str, str] = {
     "alarm": "Alarm",
     "alarm_raised": "Alarm raised",
     "alarm_cleared": "Alarm cleared",
+    "alarm_test": "Alarm test",  # the visit and the pump's log entry (itb.pump.alarms)
     # alarm kinds (itb.pump.alarms)
     "eri": "Elective replacement indicator (battery)",
     "eos": "End of service (battery)",
@@ -160,6 +162,8 @@ def value_words(name: str, value: Any, when: TimeWords = minute) -> str | None:
     nothing to say."""
     if value is None or value == "" or value == [] or value == {}:
         return None
+    if name == "tones" and isinstance(value, list | tuple):
+        return tones_words(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     _, unit = field_unit(name)
@@ -173,6 +177,20 @@ def value_words(name: str, value: Any, when: TimeWords = minute) -> str | None:
         said = [value_words(name, v, when) for v in value]
         return ", ".join(s for s in said if s) or None
     return str(value)
+
+
+def tones_words(tones: Sequence[Any]) -> str:
+    """An alarm test's tones (``itb.pump.alarms.alarm_test_tones``) as one phrase:
+    ``critical two-tone (3 s) and non-critical single tone (1 s)``."""
+    said = []
+    for tone in tones:
+        if not isinstance(tone, Mapping):
+            continue
+        priority = str(tone.get("priority", "")).replace("_", "-")
+        seconds = tone.get("duration_s")
+        length = f" ({seconds:g} s)" if isinstance(seconds, int | float) else ""
+        said.append(f"{priority} {tone.get('pattern', 'tone')}{length}".strip())
+    return " and ".join(said) or "none"
 
 
 def _mapping_words(name: str, value: Mapping[str, Any], when: TimeWords) -> str | None:

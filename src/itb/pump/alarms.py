@@ -1,7 +1,9 @@
-"""Alarm kinds, their priorities and tones, and how each one is cleared.
+"""Alarm kinds, their priorities and tones, how each one is cleared, and the alarm test.
 
 Tones and priorities follow the SynchroMed II patient information (S7 S21 S22 of domain.md):
-non-critical alarms sound a single tone about hourly, critical ones a two-tone alarm. The 2011
+non-critical alarms sound a single tone about hourly, critical ones a two-tone alarm; an
+alarm's tone is its priority's (``PRIORITY_TONES``). The alarm test sounds each distinct tone
+once (:func:`alarm_test_tones`), so a clinician can check the patient hears them. The 2011
 reduced-battery-performance advisory names three failure modes and their alarms (S5 S7): a low
 battery reset (critical: the pump lost its settings and runs a very low rate until
 reprogrammed), a premature ERI (the non-critical ERI alarm) and a premature EOS (the critical EOS
@@ -40,32 +42,47 @@ class ClearedBy(str, enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Tone:
+    """One alarm sound: its pattern, how long one sounding lasts, and how often it repeats."""
+
+    pattern: str
+    duration_s: float
+    repeats: str
+
+    def to_dict(self) -> dict[str, object]:
+        """What the alarm-test log entry keeps of a tone it sounded (once)."""
+        return {"pattern": self.pattern, "duration_s": self.duration_s}
+
+
+# Domain.md "Alarm sounds" (S7 S21 S22): critical 3 s two-tone, non-critical 1 s single tone
+# about hourly.
+PRIORITY_TONES: dict[Priority, Tone] = {
+    Priority.CRITICAL: Tone("two-tone", 3.0, "repeating"),
+    Priority.NON_CRITICAL: Tone("single tone", 1.0, "about hourly"),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class AlarmRule:
     kind: AlarmKind
     priority: Priority
-    tone: str
     cleared_by: ClearedBy
+
+    @property
+    def tone(self) -> Tone:
+        return PRIORITY_TONES[self.priority]
 
 
 ALARM_RULES: dict[AlarmKind, AlarmRule] = {
     rule.kind: rule
     for rule in (
-        AlarmRule(
-            AlarmKind.LOW_RESERVOIR,
-            Priority.NON_CRITICAL,
-            "1 s single tone, hourly",
-            ClearedBy.REFILL,
-        ),
-        AlarmRule(AlarmKind.EMPTY_RESERVOIR, Priority.CRITICAL, "3 s two-tone", ClearedBy.REFILL),
-        AlarmRule(
-            AlarmKind.ERI, Priority.NON_CRITICAL, "1 s single tone, hourly", ClearedBy.REPLACEMENT
-        ),
-        AlarmRule(AlarmKind.EOS, Priority.CRITICAL, "3 s two-tone", ClearedBy.REPLACEMENT),
-        AlarmRule(AlarmKind.MOTOR_STALL, Priority.CRITICAL, "3 s two-tone", ClearedBy.PROGRAMMER),
-        AlarmRule(AlarmKind.MEMORY_ERROR, Priority.CRITICAL, "3 s two-tone", ClearedBy.PROGRAMMER),
-        AlarmRule(
-            AlarmKind.LOW_BATTERY_RESET, Priority.CRITICAL, "3 s two-tone", ClearedBy.REPROGRAM
-        ),
+        AlarmRule(AlarmKind.LOW_RESERVOIR, Priority.NON_CRITICAL, ClearedBy.REFILL),
+        AlarmRule(AlarmKind.EMPTY_RESERVOIR, Priority.CRITICAL, ClearedBy.REFILL),
+        AlarmRule(AlarmKind.ERI, Priority.NON_CRITICAL, ClearedBy.REPLACEMENT),
+        AlarmRule(AlarmKind.EOS, Priority.CRITICAL, ClearedBy.REPLACEMENT),
+        AlarmRule(AlarmKind.MOTOR_STALL, Priority.CRITICAL, ClearedBy.PROGRAMMER),
+        AlarmRule(AlarmKind.MEMORY_ERROR, Priority.CRITICAL, ClearedBy.PROGRAMMER),
+        AlarmRule(AlarmKind.LOW_BATTERY_RESET, Priority.CRITICAL, ClearedBy.REPROGRAM),
     )
 }
 
@@ -104,3 +121,15 @@ def check_clearable(raised: Mapping[AlarmKind, Alarm], kind: object) -> AlarmKin
             f"{alarm_kind.value} is cleared by {rule.cleared_by.value}, not by the programmer",
         )
     return alarm_kind
+
+
+# --- the alarm test ---------------------------------------------------------------------------
+ALARM_TEST_EVENT = "alarm_test"  # its event-log kind
+
+
+def alarm_test_tones() -> list[dict[str, object]]:
+    """Each distinct tone the pump's alarms sound, once, the critical first: what an alarm test
+    sounds and logs (``[{"priority", "pattern", "duration_s"}, ...]``)."""
+    priorities = {rule.priority for rule in ALARM_RULES.values()}
+    ordered = sorted(priorities, key=lambda p: p is not Priority.CRITICAL)
+    return [{"priority": p.value, **PRIORITY_TONES[p].to_dict()} for p in ordered]

@@ -25,6 +25,15 @@ encoding, ``<previous chain>|`` then the entry as canonical JSON ``[seq,t_s,kind
 keys, no spaces) from one shared encoder: building a new encoder per entry (``json.dumps`` with
 options) was 9% of a cohort run's profile (issue 13).
 
+The chain is computed when the log is read, not when an entry is appended: an appended entry
+waits, unsealed, at the end of its ring, and every reader (``entries``, ``entries_after``,
+``head``, ``to_state``, ``verify_chain``) seals the waiting entries first, in order, with the
+same bytes an eager chain would hash. A pump process reads (journals) its log after every
+command; the cohort simulator never needs the chain of its pumps' thousands of entries, and
+hashing them was a fifth of its event cost (issue 13). So that nothing the encoder would refuse
+(NaN, an object JSON cannot hold) waits in a ring and breaks a later read, an entry whose data
+is not plainly JSON is sealed at once, and refused there as before.
+
 A pump process keeps the log in an append-only journal (``itb.pump.journal``):
 :meth:`EventLog.entries_after` gives the entries not yet journaled, and :meth:`EventLog.restore`
 puts a journaled entry back with its own sequence number and chain.
@@ -37,8 +46,9 @@ import heapq
 import itertools
 import json
 import json.encoder
+import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,6 +130,33 @@ def _chain(previous: str, seq: int, t_s: float, kind: str, data: Mapping[str, ob
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
+def _plain_json(value: object) -> bool:
+    """True when ``value`` is made only of str keys, str, int, finite float, bool, None, lists
+    and dicts: what the canonical encoder writes without a question (else seal at once)."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str or not _plain_item(item):
+                return False
+        return True
+    if kind is list:
+        return all(_plain_item(item) for item in value)  # type: ignore[attr-defined]
+    return _plain_item(value)
+
+
+def _plain_item(item: object) -> bool:
+    kind = type(item)
+    if kind in _PLAIN_LEAVES:
+        return True
+    if kind is float:
+        return math.isfinite(item)  # type: ignore[arg-type]
+    return (kind is dict or kind is list) and _plain_json(item)
+
+
+_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
+_UNSEALED = ""  # the chain of an entry waiting to be sealed (a real chain is 32 hex digits)
+
+
 class _Ring:
     """One bounded ring with its own hash chain and its own count of dropped entries."""
 
@@ -127,26 +164,61 @@ class _Ring:
         if capacity < 1:
             raise ValueError(f"capacity={capacity}: must be at least 1")
         self.capacity = capacity
-        self.entries: deque[LogEntry] = deque()
+        self._entries: deque[LogEntry] = deque()
         self.lost_count = 0
-        self.head = _GENESIS
+        self._head = _GENESIS  # the chain of the newest sealed entry (or of one dropped)
+        self._unsealed = 0  # entries at the newest end whose chain waits (module doc)
 
-    def append(self, seq: int, t_s: float, kind: str, data: dict[str, object]) -> LogEntry:
-        entry = LogEntry(seq, t_s, kind, data, _chain(self.head, seq, t_s, kind, data))
-        self.entries.append(entry)
-        self.head = entry.chain
-        if len(self.entries) > self.capacity:
-            self.entries.popleft()
-            self.lost_count += 1
-        return entry
+    @property
+    def entries(self) -> deque[LogEntry]:
+        """The ring's entries, oldest first, every one sealed."""
+        self.seal()
+        return self._entries
+
+    @property
+    def head(self) -> str:
+        self.seal()
+        return self._head
+
+    def seal(self) -> None:
+        """Chain the waiting entries, oldest first (the bytes an eager chain hashes)."""
+        if not self._unsealed:
+            return
+        entries, head = self._entries, self._head
+        waiting = [entries.pop() for _ in range(self._unsealed)]
+        for e in reversed(waiting):
+            head = _chain(head, e.seq, e.t_s, e.kind, e.data)
+            entries.append(LogEntry(e.seq, e.t_s, e.kind, e.data, head))
+        self._head, self._unsealed = head, 0
+
+    def append(self, seq: int, t_s: float, kind: str, data: dict[str, object]) -> None:
+        if _plain_json(data):
+            self._entries.append(LogEntry(seq, t_s, kind, data, _UNSEALED))
+            self._unsealed += 1
+        else:  # sealed now: the encoder refuses it here, before it joins the ring
+            self.seal()
+            chain = _chain(self._head, seq, t_s, kind, data)
+            self._entries.append(LogEntry(seq, t_s, kind, data, chain))
+            self._head = chain
+        self._drop_beyond_capacity()
 
     def restore(self, entry: LogEntry) -> None:
         """Put back an entry that was logged before (its sequence number and chain kept)."""
-        self.entries.append(entry)
-        self.head = entry.chain
-        if len(self.entries) > self.capacity:
-            self.entries.popleft()
+        self.seal()
+        self._entries.append(entry)
+        self._head = entry.chain
+        self._drop_beyond_capacity()
+
+    def _drop_beyond_capacity(self) -> None:
+        if len(self._entries) > self.capacity:
+            if self._unsealed >= len(self._entries):  # the dropped one's chain links the next
+                self.seal()
+            self._entries.popleft()
             self.lost_count += 1
+
+    def contents(self) -> Iterator[tuple[int, float, str, Mapping[str, object]]]:
+        """(seq, t_s, kind, data) of each entry, oldest first, without sealing any."""
+        return ((e.seq, e.t_s, e.kind, e.data) for e in self._entries)
 
     def after(self, seq: int) -> list[LogEntry]:
         """This ring's entries with a sequence number above ``seq``, oldest first; walks from
@@ -177,9 +249,9 @@ class _Ring:
     def from_state(cls, state: Mapping[str, object]) -> _Ring:
         ring = cls(int(state["capacity"]))  # type: ignore[call-overload]
         ring.lost_count = int(state["lost_count"])  # type: ignore[call-overload]
-        ring.head = str(state["head"])
+        ring._head = str(state["head"])
         for item in state["entries"]:  # type: ignore[attr-defined]
-            ring.entries.append(LogEntry.from_state(item))
+            ring._entries.append(LogEntry.from_state(item))
         return ring
 
 
@@ -193,11 +265,17 @@ class EventLog:
         self._security = _Ring(security_capacity)
         self.next_seq = 1
 
-    def append(self, t_s: float, kind: str, data: Mapping[str, object] | None = None) -> LogEntry:
+    def append(self, t_s: float, kind: str, data: Mapping[str, object] | None = None) -> None:
+        """Log an entry with the next sequence number (its chain is sealed when read)."""
         ring = self._security if kind in SECURITY_KINDS else self._clinical
-        entry = ring.append(self.next_seq, t_s, kind, dict(data or {}))
+        ring.append(self.next_seq, t_s, kind, dict(data or {}))
         self.next_seq += 1
-        return entry
+
+    def data_of(self, kind: str) -> list[Mapping[str, object]]:
+        """The data of each entry of ``kind`` still in the log, oldest first: a count or a
+        summary that needs no chain (the cohort simulator's alarms) seals nothing."""
+        ring = self._security if kind in SECURITY_KINDS else self._clinical
+        return [data for _, _, k, data in ring.contents() if k == kind]
 
     def entries(self, since_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         """Entries of both rings with ``seq > since_seq``, oldest first, at most ``limit``."""
@@ -264,16 +342,16 @@ class EventLog:
     @property
     def last_t_s(self) -> float | None:
         """The time of the newest entry of either ring (None: both empty)."""
-        lasts = [r.entries[-1].t_s for r in (self._clinical, self._security) if r.entries]
+        lasts = [r._entries[-1].t_s for r in (self._clinical, self._security) if r._entries]
         return max(lasts, default=None)
 
     @property
     def first_seq(self) -> int:
-        firsts = [r.entries[0].seq for r in (self._clinical, self._security) if r.entries]
+        firsts = [r._entries[0].seq for r in (self._clinical, self._security) if r._entries]
         return min(firsts, default=self.next_seq)
 
     def __len__(self) -> int:
-        return len(self._clinical.entries) + len(self._security.entries)
+        return len(self._clinical._entries) + len(self._security._entries)
 
     def verify_chain(self) -> bool:
         """Recompute every link still in either ring."""

@@ -40,7 +40,15 @@ from datetime import datetime
 from typing import Any, Unpack, overload
 
 from itb.pump import faults, implant, patient_gate, persistence, reporting
-from itb.pump.alarms import ALARM_RULES, Alarm, AlarmKind, ClearedBy, check_clearable
+from itb.pump.alarms import (
+    ALARM_RULES,
+    ALARM_TEST_EVENT,
+    Alarm,
+    AlarmKind,
+    ClearedBy,
+    alarm_test_tones,
+    check_clearable,
+)
 from itb.pump.battery import (
     EriPredictor,
     eos_after_eri_at_s,
@@ -253,25 +261,24 @@ class Firmware:
     def _stalled(self) -> bool:
         return self.stall_until_s is not None and self.t_s < self.stall_until_s
 
-    def _time_to_volume(self, volume_ul: float) -> float:
-        scale, extra = self._volume_rate()
-        return self.profile.time_to_integral(self.t_s, volume_ul, scale, extra)
-
     def _next_event_s(self) -> float:
         candidates = [math.inf]
         scale, extra = self._volume_rate()
         if scale > 0.0 or extra > 0.0:
             q = self.model.quantum_ul
+            # the world: the real reservoir running dry, the next slug reaching the tip
+            volumes_ul = self.world.counted_volumes_to_change_ul()
             # the stroke that takes the estimate down to the low-reservoir threshold, and to zero
             for threshold in (self.low_alarm_ul, 0.0):
                 if self.reservoir_ul > threshold:
                     strokes = math.ceil((self.reservoir_ul - threshold) / q - _QUANTUM_SLACK)
-                    candidates.append(self._time_to_volume(max(strokes * q - self.acc_ul, 0.0)))
+                    volumes_ul.append(max(strokes * q - self.acc_ul, 0.0))
+            if volumes_ul:  # the time grows with the volume: only the least one can come first
+                candidates.append(
+                    self.profile.time_to_integral(self.t_s, min(volumes_ul), scale, extra)
+                )
             if self.bolus is not None:
                 candidates.append(self.t_s + self.bolus.remaining_ul / self.bolus.rate_ul_per_s)
-            # the world: the real reservoir running dry, the next slug reaching the tip
-            for volume_ul in self.world.counted_volumes_to_change_ul():
-                candidates.append(self._time_to_volume(volume_ul))
         if self.eri_s is None:
             candidates.append(self.predicted_eri_s())
         if self.eos_s is not None and self.mode is not Mode.EOS:
@@ -582,8 +589,9 @@ class Firmware:
             raise CommandRejected("refill", "the pump has reached end of service; replace it")
         if not self.concentration_lost:  # a lost one's placeholder program is replaced
             check_program(self.model, self.program, concentration_ug_per_ml)
-            setting = self.bolus_setting(concentration_ug_per_ml=concentration_ug_per_ml)
-            self._check_patient_bolus_fits(setting, "concentration_ug_per_ml")
+            if self.patient_limits is not None:  # (the setting's sums only when there is one)
+                setting = self.bolus_setting(concentration_ug_per_ml=concentration_ug_per_ml)
+                self._check_patient_bolus_fits(setting, "concentration_ug_per_ml")
         old = {
             "reservoir_ml": self.reservoir_ml,
             "concentration_ug_per_ml": persistence.known_concentration(self),
@@ -622,6 +630,13 @@ class Firmware:
             self.stall_until_s = None  # the valve-gated pump's valve is reset by the programmer
             data["valve_reset"] = True
         self.log.append(self.t_s, "alarm_cleared", data)
+
+    def test_alarm(self, at: datetime) -> None:
+        """Sound each alarm tone once (:func:`itb.pump.alarms.alarm_test_tones`) and log it.
+        Any mode, stopped and EOS included (the EOS alarm itself still sounds); no delivery,
+        alarm or setting changes."""
+        self.advance(at)
+        self.log.append(self.t_s, ALARM_TEST_EVENT, {"tones": alarm_test_tones()})
 
     def inject_fault(
         self,

@@ -8,6 +8,7 @@ One request, one firmware call, at the pump clock's "now":
     SetLowReservoirAlarm   -> set_low_reservoir_alarm StopPump      -> stop
     ResumePump             -> resume                  Refill         -> refill
     ClearAlarm             -> clear_alarm             PatientBolus.. -> patient_bolus
+    TestAlarm              -> test_alarm (each tone once, logged; answered ``Accepted``)
     SetPatientBolusLimits  -> set_patient_bolus_limits
     SetClock               -> set_clock: the clock's offset moves, the running time does not
                               (``itb.pump.clock``); a patient's key never gets here (pairing)
@@ -68,6 +69,7 @@ from itb.telemetry.messages import (
     StartBolus,
     StatusReport,
     StopPump,
+    TestAlarm,
 )
 from itb.therapy import program_from_dict
 
@@ -235,6 +237,8 @@ def _apply_to(fw: Firmware, request: Command, now: datetime) -> None:
         fw.refill(now, request.volume_ml, request.concentration_ug_per_ml)
     elif isinstance(request, ClearAlarm):
         fw.clear_alarm(now, request.kind)
+    elif isinstance(request, TestAlarm):
+        fw.test_alarm(now)
     elif isinstance(request, SetPatientBolusLimits):
         fw.set_patient_bolus_limits(
             now,

@@ -86,6 +86,7 @@ Action = Literal[
     "program",
     "fault",
     "clear_alarm",
+    "alarm_test",
     "patient_bolus",
     "alarm_threshold",
     "telemetry",

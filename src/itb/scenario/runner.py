@@ -83,6 +83,8 @@ def apply_event(fw: Firmware, event: Event) -> None:
         case "clear_alarm":
             assert event.alarm is not None
             fw.clear_alarm(at, event.alarm)
+        case "alarm_test":
+            fw.test_alarm(at)
         case "patient_bolus":
             fw.patient_bolus(at)
         case "alarm_threshold":

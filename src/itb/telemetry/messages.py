@@ -36,6 +36,7 @@ from itb.telemetry.requests import (
     SetProgram,
     StartBolus,
     StopPump,
+    TestAlarm,
     new_request_id,
 )
 from itb.telemetry.responses import (
@@ -68,7 +69,7 @@ __all__ = [
     "Prepared", "Query", "ReadEventLog", "Refill", "Refused", "Rejected", "Request",
     "RequestEnvelope", "Response", "ResponseEnvelope", "ResumePump", "SessionGrant", "SetClock",
     "SetLowReservoirAlarm", "SetPatientBolusLimits", "SetProgram", "StartBolus", "StatusReport",
-    "StopPump", "new_request_id",
+    "StopPump", "TestAlarm", "new_request_id",
 ]  # fmt: skip
 
 REQUEST_TYPES: dict[str, type[Request]] = {
@@ -83,6 +84,7 @@ REQUEST_TYPES: dict[str, type[Request]] = {
         ResumePump,
         Refill,
         ClearAlarm,
+        TestAlarm,
         SetClock,
         SetPatientBolusLimits,
         PatientBolusRequest,

@@ -208,6 +208,19 @@ class ClearAlarm(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class TestAlarm(Command):
+    """Sound each alarm tone once (the pump logs ``alarm_test`` with the tones); clinician
+    only, as every command the patient's role does not list."""
+
+    request_id: str
+    type_name: ClassVar[str] = "test_alarm"
+    __test__: ClassVar[bool] = False  # a message, not a pytest test class
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+
+
+@dataclass(frozen=True, slots=True)
 class SetClock(Command):
     request_id: str
     new_time: datetime

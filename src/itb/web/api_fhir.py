@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
-from itb.clinic import audit, fhir, services
+from itb.clinic import audit, services
 from itb.web.deps import Caller, Db, need, now
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -32,6 +32,8 @@ def patient_fhir(
     """The patient's record as a FHIR R4 Bundle (type collection): Patient, Device (pump,
     catheter), MedicationRequest (the program in force), Procedure (implant, refill,
     replacement), Observation (MAS scores, reservoir volume) and Encounter (visits)."""
+    from itb.clinic import fhir  # the first export imports it: the app starts without it
+
     patient = services.get_patient(db, patient_id)
     record = fhir.load_record(db, patient)
     bundle: dict[str, Any] = fhir.validated(

@@ -1,8 +1,10 @@
-"""/api/patients/{id}/bolus, /stop, /resume, /alarms/clear: the pump page's commands as JSON.
+"""/api/patients/{id}/bolus, /stop, /resume, /alarms/clear, /alarms/test: the pump page's
+commands as JSON.
 
 The rules are the service's (clinic/services/pump_actions.py). A bolus is reviewed first
 (``/bolus/review`` answers a ``review_token``) and given with that token; a warning needs
-``confirm: true`` and a ``reason``. Refusals are 422 naming the field, in words."""
+``confirm: true`` and a ``reason``; a stop and an alarm test need a ``reason``. Refusals are 422
+naming the field, in words."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from itb.clinic import services
 from itb.clinic.services import pump_actions as actions
+from itb.programmer.record_words import tones_words
 from itb.web.api_types import Flag, Number
 from itb.web.deps import Caller, Db, need, now
 from itb.web.pages.common import PatientId
@@ -31,6 +34,11 @@ class BolusIn(BaseModel):
 
 
 class StopIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = REASON
+
+
+class AlarmTestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = REASON
 
@@ -107,3 +115,18 @@ def clear_alarm(
     links = request.app.state.settings.links
     kind = actions.clear_alarm(db, links, patient, caller.user, body.alarm, now(request))
     return {"cleared": kind.value}
+
+
+@router.post("/patients/{patient_id}/alarms/test")
+def alarm_test(
+    patient_id: PatientId,
+    body: AlarmTestIn,
+    request: Request,
+    db: Db,
+    caller: Caller = need("interrogate"),
+) -> dict[str, Any]:
+    """Sound each alarm tone once, with a reason (nurses, physicians); answers the tones."""
+    patient = services.get_patient(db, patient_id)
+    links = request.app.state.settings.links
+    tones = actions.alarm_test(db, links, patient, caller.user, body.reason, now(request))
+    return {"tones": tones, "words": f"Sounded: {tones_words(tones)}."}

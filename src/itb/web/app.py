@@ -59,14 +59,18 @@ def create_app(settings: ClinicSettings) -> FastAPI:
     app.state.sessions = make_session_factory(engine)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    # The pages first: FastAPI builds an included router's routes on the first request that
+    # passes it, and the first page asked for, the log-in page, then builds the log-in router's
+    # routes only, not the API's. No page's path begins with /api and every API path does, so
+    # the order changes no answer.
+    for router in pages.ROUTERS:
+        app.include_router(router)
+    app.include_router(family_pages.router)
     app.include_router(api.router)
     app.include_router(api_fhir.router)
     app.include_router(api_family.router)
     app.include_router(api_pump_actions.router)
     install_api_docs(app, "/api/openapi.json")
-    for router in pages.ROUTERS:
-        app.include_router(router)
-    app.include_router(family_pages.router)
     _add_error_handlers(app)
     return app
 

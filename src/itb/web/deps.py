@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from itb.clinic import audit, auth
-from itb.clinic.models import User, WebSession
+from itb.clinic.models import Role, User, WebSession
 
 SESSION_COOKIE = "itb_session"
 SECURE_SESSION_COOKIE = "__Host-itb_session"  # HTTPS only: Secure, Path=/, no Domain
@@ -47,7 +47,10 @@ def get_db(request: Request) -> Iterator[Session]:
         yield db
 
 
-Db = Annotated[Session, Depends(get_db)]
+# Closed when the route returns (its answer already built), not after the answer is sent: a
+# keep-alive client's next request otherwise finds the connection still held, the pool
+# overflows, and PostgreSQL forks and drops a backend for each overflow (issue 13, 2 workers).
+Db = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def is_secure(request: Request) -> bool:
@@ -136,7 +139,9 @@ def _caller(request: Request, db: Session, action: str, page: bool) -> Caller:
         raise HTTPException(401, "log in first: POST /api/login")
     if not auth.authorize(web_session.user.role, action):
         raise HTTPException(403, f"a {web_session.user.role} may not {action.replace('_', ' ')}")
-    if web_session.user.one_time_password_until_utc is not None and action != OWN_PASSWORD:
+    one_time = web_session.user.one_time_password_until_utc is not None
+    # a caregiver's one-time password is gated by the family's pages (/family/password)
+    if one_time and action != OWN_PASSWORD and web_session.user.role != Role.CAREGIVER.value:
         # an administrator's one-time password opens one page: set your own (ASVS 2.3.1)
         if page:
             raise HTTPException(303, "set your own password first", {"Location": OWN_PASSWORD_PAGE})

@@ -49,6 +49,7 @@ from itb.clinic.services.history import ingest_reading
 from itb.clinic.services.lookups import NewVisit, add_program_version, add_visit, pump_snapshot
 from itb.clinic.services.refill_rules import record_refill
 from itb.errors import InputError
+from itb.pump.alarms import ALARM_TEST_EVENT
 from itb.therapy import program_from_dict
 
 _T = TypeVar("_T")
@@ -64,9 +65,10 @@ APPLIED_EVENT_KINDS = {
     VisitKind.STOP: frozenset({"stop"}),
     VisitKind.RESUME: frozenset({"resume"}),
     VisitKind.CLEAR_ALARM: frozenset({"alarm_cleared"}),
+    VisitKind.ALARM_TEST: frozenset({ALARM_TEST_EVENT}),
 }  # any other: a program change
 RECORDLESS_KINDS = frozenset(
-    {VisitKind.BOLUS, VisitKind.STOP, VisitKind.RESUME, VisitKind.CLEAR_ALARM}
+    {VisitKind.BOLUS, VisitKind.STOP, VisitKind.RESUME, VisitKind.CLEAR_ALARM, VisitKind.ALARM_TEST}
 )
 
 # What a completed visit writes: the visit (status set), the pump's state just before the

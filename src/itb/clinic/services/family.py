@@ -13,7 +13,6 @@ clinician acknowledges the last open report, which projects the pump's dates aga
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +25,12 @@ from itb.clinic.family_words import WITHDRAWAL_CHECKLIST
 from itb.clinic.models import CaregiverLink, FamilyReport, Patient, Pump, Role, User
 from itb.clinic.services.history import refresh_due_dates
 from itb.clinic.services.lookups import find_active_pump, get_patient
+from itb.clinic.services.one_time_passwords import (
+    PasswordState,
+    new_one_time_password,
+    one_time_until,
+    password_state,
+)
 from itb.clinic.urgency import Harm
 from itb.pump.alarms import AlarmKind
 
@@ -34,10 +39,6 @@ PHONE_MAX_CHARS = 32
 NOTE_MAX_CHARS = 500
 _PHONE_RE = re.compile(r"^[0-9+() .-]{3,32}$")
 _FIRST_NAME_RE = re.compile(r"^[^\W\d_][\w' -]{0,63}$")
-# A one-time password shown once to the care team, who hands it to the family.
-INVITE_PASSWORD_BYTES = 12
-# ASVS 2.3.1: a generated initial password is used once (to set one's own) and expires soon [R].
-INVITE_LIFETIME = timedelta(days=7)
 DEMO_CLINIC_PHONE = "+44 20 7946 0000"  # a number reserved for drama (Ofcom), never a real line
 
 
@@ -97,14 +98,19 @@ def invite_caregiver(db: Session, actor: User, patient_id: int, new: InviteInput
     patient = get_patient(db, patient_id)
     user = db.execute(select(User).where(User.username == new.username)).scalar_one_or_none()
     password = None
-    if user is None:
-        password = secrets.token_urlsafe(INVITE_PASSWORD_BYTES)
+    if user is None:  # a one-time password shown once to the care team, who hands it over
+        password = new_one_time_password()
         user = auth.add_user(db, new.username, Role.CAREGIVER.value, password, actor)
+        user.one_time_password_until_utc = one_time_until(audit.utc_now())
     elif user.role != Role.CAREGIVER.value:
         raise InputError("username", "already a care-team account; choose another username")
     elif _active_link(db, user.id, patient.id) is not None:
         raise ConflictError(f"{new.username} is already linked to this patient")
-    user.active = True
+    elif not user.active and caregiver_links(db, user):  # not unlinked: an administrator's act
+        raise ConflictError(
+            f"{new.username}'s account was disabled by an administrator: ask them to enable it"
+        )
+    user.active = True  # a caregiver unlinked from every child comes back with this link
     link = CaregiverLink(
         user_id=user.id,
         patient_id=patient.id,
@@ -113,7 +119,6 @@ def invite_caregiver(db: Session, actor: User, patient_id: int, new: InviteInput
         phone=new.clinic_phone.strip(),
         created_at_utc=audit.utc_now(),
         created_by_id=actor.id,
-        invite_expires_at_utc=audit.utc_now() + INVITE_LIFETIME if password else None,
     )
     db.add(link)
     db.flush()
@@ -200,28 +205,18 @@ def patient_caregivers(db: Session, patient_id: int) -> list[CaregiverLink]:
     )
 
 
-class InviteState:
-    READY = "ready"  # the caregiver's own password is set
-    PENDING = "pending"  # logged in with the one-time password: set your own first
-    EXPIRED = "expired"  # the one-time password is past its time: ask the clinic again
+InviteState = PasswordState  # a caregiver's invitation is a one-time password like any other
 
 
 def invite_state(db: Session, user: User, now_utc: datetime) -> str:
-    expires = db.execute(
-        select(CaregiverLink.invite_expires_at_utc).where(
-            CaregiverLink.user_id == user.id,
-            CaregiverLink.revoked_at_utc.is_(None),
-            CaregiverLink.invite_expires_at_utc.is_not(None),
-        )
-    ).scalar()
-    if expires is None:
-        return InviteState.READY
-    return InviteState.PENDING if now_utc < expires else InviteState.EXPIRED
+    """The caregiver's one-time password (an invitation or an administrator's reset):
+    READY, PENDING or EXPIRED."""
+    return password_state(user, now_utc)
 
 
 def set_own_password(db: Session, user: User, password: str, repeat: str) -> None:
-    """A caregiver replaces the one-time password with their own (its invitation must still be
-    valid: the caller checks ``invite_state``). Audited; commits."""
+    """A caregiver replaces the one-time password with their own (it must still be valid: the
+    caller checks ``invite_state``). Audited; commits."""
     if password != repeat:
         raise InputError("repeat", "the two passwords differ; type the same one twice")
     try:
@@ -229,8 +224,7 @@ def set_own_password(db: Session, user: User, password: str, repeat: str) -> Non
     except ValueError:
         raise InputError("password", f"at least {auth.MIN_PASSWORD_CHARS} characters") from None
     user.password_hash = auth.hash_password(password)
-    for link in caregiver_links(db, user):
-        link.invite_expires_at_utc = None
+    user.one_time_password_until_utc = None
     audit.record(db, user, "caregiver.password_set", "user", user.id)
     db.commit()
 

@@ -1,8 +1,10 @@
-"""The care team's everyday pump commands: a clinician bolus, stop, resume, clear an alarm.
+"""The care team's everyday pump commands: a clinician bolus, stop, resume, clear an alarm,
+test the alarm tones.
 
 Each one is a command visit (``commands.run_command_visit``: committed as sent before the
 command leaves, settled from the pump's event log if the answer is lost), audited, and in the
-pump's own log (the firmware logs ``bolus_start``, ``stop``, ``resume``, ``alarm_cleared``).
+pump's own log (the firmware logs ``bolus_start``, ``stop``, ``resume``, ``alarm_cleared``,
+``alarm_test``).
 
 - **Bolus** (physicians, as a program change): reviewed by the programmer's checks
   (:func:`itb.programmer.bolus_review.review_bolus`: the single-bolus and daily maxima, the
@@ -17,8 +19,11 @@ pump's own log (the firmware logs ``bolus_start``, ``stop``, ``resume``, ``alarm
   rules let a clinician clear (``ALARM_RULES``: motor stall, memory error); the pump checks it
   again.
 
-The simulated firmware has no alarm-test command (it has no speaker to test): the page shows
-each alarm's tone from the pump's alarm rules instead, for the clinician to describe.
+- **Alarm test** (nurses and physicians): the pump sounds each of its alarm tones once (the
+  tones of its alarm rules, ``alarm_test_tones``: the critical two-tone, the non-critical single
+  tone), so the clinician can check that the patient and family hear them. It changes no
+  delivery and no alarm; any mode, stopped included. A reason is required (it is audited, and
+  a tone in a waiting room is not nothing), and the page confirms before sending.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from itb.clinic.services.programming import age_years, check_review_token
 from itb.errors import InputError
 from itb.guardrails import Verdict
 from itb.programmer.bolus_review import BolusReview, bolus_token, review_bolus
-from itb.pump.alarms import ALARM_RULES, AlarmKind, ClearedBy
+from itb.pump.alarms import ALARM_RULES, AlarmKind, ClearedBy, alarm_test_tones
 from itb.pump.hardware import pump_model
 from itb.pump.status import Mode
 from itb.therapy import Program, program_from_dict
@@ -347,6 +352,22 @@ def clear_alarm(
     action = _Action(VisitKind.CLEAR_ALARM, details, lambda link: link.clear_alarm(chosen))
     _run(db, links, (patient, pump, user), now, action)
     return chosen
+
+
+def alarm_test(
+    db: Session, links: PumpLinks, patient: Patient, user: User, reason: object, now: datetime
+) -> list[dict[str, object]]:
+    """Sound each alarm tone once, with a reason; the tones sounded (the pump's rules)."""
+    pump = active_pump(db, patient)
+    why = _reason(reason, "the test sounds every alarm tone of the pump")
+    tones = alarm_test_tones()
+    details: dict[str, Any] = {"reason": why, "tones": tones}
+    _run(db, links, (patient, pump, user), now, _Action(VisitKind.ALARM_TEST, details, _test))
+    return tones
+
+
+def _test(link: PumpActionLink) -> None:
+    link.test_alarm()
 
 
 # --- the command visit ----------------------------------------------------------------------

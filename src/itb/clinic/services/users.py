@@ -1,32 +1,40 @@
-"""The care team's accounts, managed by an administrator, and everyone's own password.
+"""Every account, managed by an administrator, and everyone's own password.
 
-An administrator creates an account, disables or enables it, resets its password and changes
-its role. A new account and a reset get a one-time password, generated and timed like a
-caregiver's invitation (services/family.py: the same size and lifetime, ASVS 2.3.1): shown once,
-it only opens the "set your own password" page, and expires. Every change is audited with its
-before and after (never a password or a hash).
+An administrator creates a care-team account, disables or enables any account, resets its
+password and changes a care-team account's role. A new account and a reset get a one-time
+password (services/one_time_passwords.py, the same as a caregiver's invitation, ASVS 2.3.1):
+shown once, it only opens the "set your own password" page, and expires. Every change is
+audited with its before and after (never a password or a hash).
 
 The last active administrator cannot be disabled or demoted: the accounts' rows are locked
 first (PostgreSQL: ``FOR UPDATE`` on the active administrators; SQLite: its one write lock), so
 two administrators demoting each other at once cannot leave the clinic with none.
 
-Caregivers' accounts are not managed here: the care team invites and revokes them on the
-patient's Family tab (services/family.py), which links them to that one patient.
+A caregiver's account is created and linked to a patient by the care team on the patient's
+Family tab (services/family.py). Here an administrator resets a caregiver's forgotten password
+and disables or enables the account; a role never crosses between a caregiver and the care
+team (a caregiver sees only the family's page, a care-team account every patient).
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from itb.clinic import audit, auth
 from itb.clinic.errors import ConflictError, InputError, NotFoundError
-from itb.clinic.models import Role, User, WebSession
-from itb.clinic.services.family import INVITE_LIFETIME, INVITE_PASSWORD_BYTES, InviteState
+from itb.clinic.models import CaregiverLink, Patient, Role, User, WebSession
+from itb.clinic.services.family import caregiver_links
+from itb.clinic.services.lookups import iso
+from itb.clinic.services.one_time_passwords import (
+    PasswordState,
+    new_one_time_password,
+    one_time_until,
+    reissue,
+)
+from itb.clinic.services.one_time_passwords import password_state as password_state
 
 # The roles an administrator gives, in the order the form lists them.
 MANAGED_ROLES: tuple[Role, ...] = (Role.PHYSICIAN, Role.NURSE, Role.VIEWER, Role.ADMINISTRATOR)
@@ -47,6 +55,19 @@ class Issued:
     one_time_password: str
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account as the administrator's list shows it: a caregiver with the names of the
+    patients they are linked to (none: every link revoked)."""
+
+    user: User
+    linked_patients: tuple[str, ...]
+
+    @property
+    def is_caregiver(self) -> bool:
+        return self.user.role == Role.CAREGIVER.value
+
+
 def _summary(user: User) -> dict[str, object]:
     return {"username": user.username, "role": user.role, "active": user.active}
 
@@ -57,29 +78,32 @@ def _managed_role(role: str) -> str:
     return role
 
 
-def list_accounts(db: Session) -> list[User]:
-    """The care team's accounts and the administrators, by username (caregivers are listed
-    on their patients' Family tab)."""
-    return list(
-        db.execute(
-            select(User).where(User.role != Role.CAREGIVER.value).order_by(User.username)
-        ).scalars()
-    )
+def _linked_patients(db: Session) -> dict[int, list[str]]:
+    """Each caregiver's patients (active links), by name."""
+    rows = db.execute(
+        select(CaregiverLink.user_id, Patient.name)
+        .join(Patient, Patient.id == CaregiverLink.patient_id)
+        .where(CaregiverLink.revoked_at_utc.is_(None))
+        .order_by(Patient.name)
+    ).all()
+    linked: dict[int, list[str]] = {}
+    for user_id, name in rows:
+        linked.setdefault(user_id, []).append(name)
+    return linked
+
+
+def list_accounts(db: Session) -> list[Account]:
+    """Every account by username; a caregiver's with the patients they are linked to."""
+    linked = _linked_patients(db)
+    users = db.execute(select(User).order_by(User.username)).scalars()
+    return [Account(user, tuple(linked.get(user.id, ()))) for user in users]
 
 
 def _managed(db: Session, user_id: int) -> User:
     user = db.get(User, user_id)
-    if user is None or user.role == Role.CAREGIVER.value:
-        raise NotFoundError(f"no care-team account {user_id}")
+    if user is None:
+        raise NotFoundError(f"no account {user_id}")
     return user
-
-
-def _issue(db: Session, user: User, now_utc: datetime) -> str:
-    password = secrets.token_urlsafe(INVITE_PASSWORD_BYTES)
-    user.password_hash = auth.hash_password(password)
-    user.one_time_password_until_utc = now_utc + INVITE_LIFETIME
-    _end_sessions(db, user)
-    return password
 
 
 def _end_sessions(db: Session, user: User, keep: WebSession | None = None) -> None:
@@ -96,24 +120,33 @@ def create_account(db: Session, actor: User, username: str, role: str) -> Issued
     if not auth.USERNAME_RE.fullmatch(username):
         raise InputError("username", auth.USERNAME_RULE)
     _managed_role(role)
-    password = secrets.token_urlsafe(INVITE_PASSWORD_BYTES)
+    password = new_one_time_password()
     try:
         user = auth.add_user(db, username, role, password, actor)
     except ValueError:  # the only check left to add_user: the name is taken
         raise InputError("username", f"{username} is taken; choose another") from None
-    user.one_time_password_until_utc = audit.utc_now() + INVITE_LIFETIME
+    user.one_time_password_until_utc = one_time_until(audit.utc_now())
     db.commit()
     return Issued(user, password)
 
 
+def _password_summary(user: User) -> dict[str, object]:
+    return {
+        "username": user.username,
+        "role": user.role,
+        "one_time_password_until_utc": iso(user.one_time_password_until_utc),
+    }
+
+
 def reset_password(db: Session, actor: User, user_id: int) -> Issued:
-    """A new one-time password; the user's sessions end. Audited; commits."""
+    """A new one-time password for any account, a caregiver's too; the user's sessions end.
+    Audited; commits."""
     user = _managed(db, user_id)
-    password = _issue(db, user, audit.utc_now())
-    audit.record(
-        db, actor, "user.password_reset", "user", user.id, None,
-        {"username": user.username, "one_time_password": True},
-    )  # fmt: skip
+    before = _password_summary(user)
+    password = reissue(user, audit.utc_now())
+    _end_sessions(db, user)
+    after = _password_summary(user) | {"one_time_password": True, "sessions_ended": True}
+    audit.record(db, actor, "user.password_reset", "user", user.id, before, after)
     db.commit()
     return Issued(user, password)
 
@@ -144,11 +177,17 @@ def _refuse_losing_the_last_administrator(db: Session, user: User) -> None:
 
 
 def set_active(db: Session, actor: User, user_id: int, active: bool) -> User:
-    """Disable (sessions end at once) or enable an account. Audited; commits."""
+    """Disable (sessions end at once) or enable an account; a caregiver is enabled only while
+    linked to a patient. Audited; commits."""
     _lock_accounts(db)
     user = _managed(db, user_id)
     if user.active == active:
         return user
+    if active and user.role == Role.CAREGIVER.value and not caregiver_links(db, user):
+        raise ConflictError(
+            f"{user.username} is no longer linked to any patient: link them again on the "
+            "patient's Family tab (that enables the account)"
+        )
     if not active:
         if user.id == actor.id:
             raise ConflictError("you cannot disable your own account: ask another administrator")
@@ -165,9 +204,21 @@ def set_active(db: Session, actor: User, user_id: int, active: bool) -> User:
 def change_role(db: Session, actor: User, user_id: int, role: str) -> User:
     """Give the account another role (it takes effect on its next request). Audited;
     commits."""
+    if role == Role.CAREGIVER.value:
+        raise InputError(
+            "role",
+            "a care-team account cannot become a caregiver's: invite the family on the "
+            "patient's Family tab, with a username of their own",
+        )
     _managed_role(role)
     _lock_accounts(db)
     user = _managed(db, user_id)
+    if user.role == Role.CAREGIVER.value:
+        raise ConflictError(
+            f"{user.username} is a caregiver's account, which sees only the family's page of "
+            "their child: it cannot become a care-team account. Create a care-team account "
+            "with a username of its own instead"
+        )
     if user.role == role:
         return user
     if role != Role.ADMINISTRATOR.value:
@@ -180,15 +231,6 @@ def change_role(db: Session, actor: User, user_id: int, role: str) -> User:
 
 
 # One's own password -----------------------------------------------------------------------
-def password_state(user: User, now_utc: datetime) -> str:
-    """READY (one's own password), PENDING (a one-time password: set your own first) or
-    EXPIRED (ask an administrator for a new one), as for a caregiver's invitation."""
-    until = user.one_time_password_until_utc
-    if until is None:
-        return InviteState.READY
-    return InviteState.PENDING if now_utc < until else InviteState.EXPIRED
-
-
 @dataclass(frozen=True, slots=True)
 class PasswordChange:
     current: str
@@ -200,7 +242,7 @@ def change_own_password(db: Session, web_session: WebSession, change: PasswordCh
     """Replace one's own password (the current one, or the one-time password, required); every
     other session of the user ends. Audited; commits."""
     user = web_session.user
-    if password_state(user, audit.utc_now()) == InviteState.EXPIRED:
+    if password_state(user, audit.utc_now()) == PasswordState.EXPIRED:
         raise ConflictError(
             "your one-time password has expired: ask an administrator for a new one"
         )

@@ -18,6 +18,7 @@ from itb.clinic.errors import ConflictError, InputError
 from itb.clinic.models import Role
 from itb.clinic.services import family
 from itb.clinic.services import users as service
+from itb.clinic.services.one_time_passwords import ONE_TIME_PASSWORD_LIFETIME_DAYS
 from itb.web.deps import OWN_PASSWORD, Caller, Db, need, session_cookie_name
 from itb.web.pages.common import FORM_TEXT_MAX_CHARS, redirect, render
 
@@ -50,7 +51,7 @@ def _page(
         state=service.password_state(caller.user, audit.utc_now()), error=error, done=done,
         base="family_base.html" if family_page else "base.html",
         action="/family/account" if family_page else "/account/password",
-        home=home_of(caller.user.role),
+        home=home_of(caller.user.role), one_time_days=ONE_TIME_PASSWORD_LIFETIME_DAYS,
     )  # fmt: skip
 
 

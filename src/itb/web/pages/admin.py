@@ -1,10 +1,12 @@
-"""The administrator's pages: the care team's accounts and the audit log.
+"""The administrator's pages: every account and the audit log.
 
-``/admin/users``: every care-team account (create, disable/enable, reset password, change
-role; services/users.py), administrators only. ``/admin/audit``: the audit log with filters and
-the "verify the chain" action, for administrators and physicians (``view_audit``): the log
-names patients, and a physician answers for the clinic's records; nurses and viewers do not
-read it. A one-time password is shown on the answer to the form that made it, never in a URL.
+``/admin/users``: every account (create a care-team account, disable/enable, reset password,
+change a care-team role; a caregiver's account is listed with the patients it is linked to,
+and reset or disabled here; services/users.py), administrators only. ``/admin/audit``: the
+audit log with filters and the "verify the chain" action, for administrators and physicians
+(``view_audit``): the log names patients, and a physician answers for the clinic's records;
+nurses and viewers do not read it. A one-time password is shown on the answer to the form
+that made it, never in a URL.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from itb.clinic.errors import ConflictError, InputError
 from itb.clinic.services import audit_log
 from itb.clinic.services import users as service
+from itb.clinic.services.one_time_passwords import ONE_TIME_PASSWORD_LIFETIME_DAYS
 from itb.web.deps import Caller, Db, need
 from itb.web.pages.common import DB_ID_MAX, FORM_TEXT_MAX_CHARS, redirect, render
 
@@ -55,6 +58,7 @@ def _users_page(
     return render(
         request, "admin_users.html", caller, status, accounts=service.list_accounts(db),
         roles=service.MANAGED_ROLES, role_words=service.ROLE_WORDS,
+        one_time_days=ONE_TIME_PASSWORD_LIFETIME_DAYS,
         **({"notice": "", "error": "", "issued": None, "issued_action": ""} | extra),
     )  # fmt: skip
 

@@ -25,10 +25,11 @@ _NONE = Markup('<span class="muted" data-urgency="none">—</span>')
 
 
 def _span(urgency: str, text: str, overdue_title: str) -> Markup:
-    # f-strings over escaped values: several times cheaper than Markup.format, 700 cells a page
+    # f-strings over escaped values: several times cheaper than Markup.format, 700 cells a page;
+    # every value below is escaped first, so Markup is safe (the nosec B704 lines)
     shown, kind = escape(text), escape(urgency)
     if urgency == "ok":
-        return Markup(f'<span data-urgency="ok">{shown}</span>')  # nosec B704 (escaped above)
+        return Markup(f'<span data-urgency="ok">{shown}</span>')  # nosec B704
     title = f' title="{escape(overdue_title)}"' if urgency == "overdue" else ""
     # every value is escaped above
     return Markup(f'<span class="{kind}"{title} data-urgency="{kind}">{shown}</span>')  # nosec B704

@@ -4,22 +4,20 @@ page the browser prints cleanly (``static/print.css``) and as a PDF download
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from itb.clinic import services
-from itb.clinic.print_pdf import printout_pdf
-from itb.clinic.printout import (
-    Printout,
-    TimeWords,
-    interrogation_printout,
-    refill_printout,
-)
 from itb.web.clinic_time import clinic_minute, pump_minute
 from itb.web.deps import Caller, Db, need, now
 from itb.web.pages.common import DB_ID_MAX, PatientId, render
+
+# The printouts and their PDF drawing are imported by the first printout asked for: the app
+# starts without them (issue 13).
+if TYPE_CHECKING:
+    from itb.clinic.printout import Printout, TimeWords
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,6 +29,8 @@ def _page(request: Request, caller: Caller, printout: Printout, pdf_url: str) ->
 
 
 def _pdf(printout: Printout, filename: str) -> Response:
+    from itb.clinic.print_pdf import printout_pdf
+
     return Response(
         printout_pdf(printout),
         media_type="application/pdf",
@@ -41,6 +41,8 @@ def _pdf(printout: Printout, filename: str) -> Response:
 def _times(request: Request) -> TimeWords:
     """Times as every page says them: to the minute, the zone named (the pump's on its own
     standard-time clock, H78)."""
+    from itb.clinic.printout import TimeWords
+
     zone = request.app.state.settings.zone
     return TimeWords(
         clinic=lambda at: clinic_minute(at, zone), pump=lambda at: pump_minute(at, zone)
@@ -48,11 +50,15 @@ def _times(request: Request) -> TimeWords:
 
 
 def _refill(request: Request, db: Db, caller: Caller, patient_id: int, visit_id: int) -> Printout:
+    from itb.clinic.printout import refill_printout
+
     patient = services.get_patient(db, patient_id)
     return refill_printout(db, patient, visit_id, (now(request), caller.user), _times(request))
 
 
 def _report(request: Request, db: Db, caller: Caller, patient_id: int) -> Printout:
+    from itb.clinic.printout import interrogation_printout
+
     patient = services.get_patient(db, patient_id)
     return interrogation_printout(db, patient, (now(request), caller.user), _times(request))
 

@@ -1,6 +1,7 @@
 """The pump page: a clinician bolus (review, then give), stop with a reason, resume, clear an
-alarm, and the alarm tones. Every rule is the service's (clinic/services/pump_actions.py) and
-the programmer's; this module reads the forms and shows the answers in words.
+alarm, and the alarm tones with their test (a reason, a confirmation). Every rule is the
+service's (clinic/services/pump_actions.py) and the programmer's; this module reads the forms
+and shows the answers in words.
 
 A bolus follows the program page's rule (H32): the review puts its token in the form; Give
 carries it back with the dose and duration; a bolus edited after its review is not sent."""
@@ -18,6 +19,8 @@ from itb.clinic.family_words import all_alarm_words
 from itb.clinic.services import pump_actions as actions
 from itb.errors import InputError
 from itb.guardrails import BOLUS_DOSE, BOLUS_DURATION
+from itb.programmer.record_words import tones_words
+from itb.pump.alarms import alarm_test_tones
 from itb.web.deps import Caller, Db, need, now
 from itb.web.pages.common import PatientId, redirect, render
 from itb.web.pages.forms import PageForm, Text, number
@@ -30,6 +33,10 @@ DONE = {
     "stopped": "Delivery stopped and recorded. Withdrawal begins: watch for its signs.",
     "resumed": "Delivery resumed and recorded.",
     "cleared": "Alarm cleared and recorded.",
+    "tested": (
+        f"Alarm test sent and recorded: the pump sounded the {tones_words(alarm_test_tones())}. "
+        "Ask the patient and family whether they heard each one."
+    ),
     "read": "Pump read: mode and alarms as the pump reports them now.",
 }
 # The form's words for a field an error names (never a Python field name on the page).
@@ -99,9 +106,10 @@ def _page(
         resume=actions.resume_outlook(db, pump),
         clearable=[(k.value, actions.alarm_name(k)) for k in actions.clearable_alarms(db, pump)],
         tones=[(a, actions.alarm_name(a.kind)) for a in all_alarm_words()],
+        test_tones=tones_words(alarm_test_tones()),
         error=error,
         error_label=FIELD_LABELS.get(error.field, "The pump") if error else "",
-        error_words=error.reason if error else "",
+        error_reason=error.reason if error else "",  # not error_words: page_words has that name
         bolus_limit=BOLUS_DOSE,
         duration_limit=BOLUS_DURATION,
         done=DONE.get(str(request.query_params.get("done", "")), ""),
@@ -207,3 +215,22 @@ def clear_alarm_submit(
         db.rollback()
         return _page(request, db, caller, patient_id, values={}, error=exc)
     return redirect(f"/patients/{patient_id}/pump?done=cleared")
+
+
+@router.post("/patients/{patient_id}/pump/alarm-test")
+def alarm_test_submit(
+    patient_id: PatientId,
+    request: Request,
+    db: Db,
+    form: Annotated[ReasonForm, Form()],
+    caller: Caller = need("interrogate", page=True, form=True),
+) -> Response:
+    """The pump sounds each alarm tone once; the reason is required and audited."""
+    patient = services.get_patient(db, patient_id)
+    links = request.app.state.settings.links
+    try:
+        actions.alarm_test(db, links, patient, caller.user, form.reason, now(request))
+    except InputError as exc:
+        db.rollback()
+        return _page(request, db, caller, patient_id, values={}, test_reason=form.reason, error=exc)
+    return redirect(f"/patients/{patient_id}/pump?done=tested")
