@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,3 +198,10 @@ def clinic(
     with c.client:
         yield c
     app.state.engine.dispose()
+
+
+def csrf_in(html: str) -> str:
+    """The CSRF token of the form in a rendered page (every form post needs it)."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)

@@ -18,16 +18,10 @@ from itb.cli import app as cli_app
 from itb.clinic import audit
 from itb.clinic.db import make_engine, make_session_factory
 from itb.clinic.models import AuditEntry, User
-from tests.clinic.support import DEMO_PASSWORD, Clinic, send_reviewed
+from tests.clinic.support import DEMO_PASSWORD, Clinic, csrf_in, send_reviewed
 
 ADMIN = "admin_demo"
 NEW_PASSWORD = "a-new-password-1"
-
-
-def _csrf(text: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', text)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
 
 
 def _log_in(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> str:
@@ -36,12 +30,12 @@ def _log_in(client: TestClient, username: str, password: str = DEMO_PASSWORD) ->
     form = client.get("/login")
     answer = client.post(
         "/login",
-        data={"username": username, "password": password, "csrf_token": _csrf(form.text)},
+        data={"username": username, "password": password, "csrf_token": csrf_in(form.text)},
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
     landing = client.get(answer.headers["location"])
-    return _csrf(landing.text)
+    return csrf_in(landing.text)
 
 
 def _user_id(clinic: Clinic, username: str) -> int:

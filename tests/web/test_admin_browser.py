@@ -37,6 +37,7 @@ def _log_in(page: Page, username: str, password: str = DEMO_PASSWORD) -> None:
 
 def _fits(page: Page, width_px: int) -> None:
     """No sideways scroll, nothing a clinician should not read; a screenshot for CI."""
+    page.wait_for_load_state()  # a page still loading has no width to measure yet
     name = re.sub(r"[^a-z0-9]+", "-", page.url.split("/", 3)[-1].lower()).strip("-")
     page.screenshot(path=SCREENSHOTS / f"admin-{name}-{width_px}.png", full_page=True)
     scroll_width = page.evaluate("document.documentElement.scrollWidth")

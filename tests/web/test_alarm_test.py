@@ -5,13 +5,12 @@ patient page says which tones sounded. A viewer cannot; without a reason nothing
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from sqlalchemy import select
 
 from itb.clinic.models import AuditEntry, PumpEvent, Visit, VisitKind
-from tests.clinic.support import Clinic
+from tests.clinic.support import Clinic, csrf_in
 
 CASEY = "DEMO-003"  # peristaltic-20, pump SIM-003
 SERIAL = "SIM-003"
@@ -29,9 +28,7 @@ def _pump_tests(clinic: Clinic) -> list[dict[str, Any]]:
 def _csrf(clinic: Clinic, patient_id: int) -> str:
     page = clinic.client.get(f"/patients/{patient_id}/pump")
     assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found is not None
-    return found.group(1)
+    return csrf_in(page.text)
 
 
 def test_a_nurse_sounds_the_alarm_test_with_a_reason_and_the_patient_page_says_so(

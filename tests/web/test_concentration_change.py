@@ -4,22 +4,14 @@ the program at the new concentration; refused otherwise, nothing sent, nothing s
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from itb.clinic.models import AuditEntry, Interrogation, PumpEvent, RefillRecord, Visit
-from tests.clinic.support import Clinic
+from tests.clinic.support import Clinic, csrf_in
 from tests.web.markup import find
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
 
 BLAKE = "DEMO-002"  # 40 mL pump, 1000 µg/mL, 700 µg/day
 SERIAL = "SIM-002"
@@ -109,7 +101,7 @@ def test_the_refill_page_shows_the_bridge_and_a_nurse_is_told_to_ask_a_physician
     pid = clinic.patient_id(BLAKE)
     page = clinic.client.get(f"/patients/{pid}/refill?step=2").text
     form = {k: str(v) for k, v in _body(clinic, 2000.0).items()}
-    form["csrf_token"] = _csrf(page)
+    form["csrf_token"] = csrf_in(page)
     shown = clinic.client.post(f"/patients/{pid}/refill", data=form)
     assert shown.status_code == 422
     bridge = find(shown.text, id="concentration-change")
@@ -130,7 +122,7 @@ def test_the_refill_page_shows_the_bridge_and_a_nurse_is_told_to_ask_a_physician
     left_ml = clinic.pumps.firmware("SIM-004").status().reservoir_ml
     nurse_form = {"withdrawn_ml": f"{left_ml:.2f}", "filled_ml": "40",
                   "concentration_ug_per_ml": "1000",
-                  "csrf_token": _csrf(page)}  # fmt: skip
+                  "csrf_token": csrf_in(page)}  # fmt: skip
     refused = clinic.client.post(f"/patients/{dana}/refill", data=nurse_form)
     assert refused.status_code == 422
     assert find(refused.text, "p", data_field="concentration_ug_per_ml")

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import re
 
-from tests.clinic.support import DEMO_PASSWORD, Clinic
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+from tests.clinic.support import DEMO_PASSWORD, Clinic, csrf_in
 
 
 def _page_login(clinic: Clinic, username: str) -> None:
     clinic.client.cookies.clear()
     form = clinic.client.get("/login")
-    data = {"username": username, "password": DEMO_PASSWORD, "csrf_token": _csrf(form.text)}
+    data = {"username": username, "password": DEMO_PASSWORD, "csrf_token": csrf_in(form.text)}
     assert clinic.client.post("/login", data=data, follow_redirects=False).status_code == 303
 
 
@@ -50,7 +44,7 @@ def test_a_5000_character_name_gets_the_error_page_with_the_fields_real_limit(
     _page_login(clinic, "dr_demo")
     form = clinic.client.get("/patients/new")
     data = {
-        "csrf_token": _csrf(form.text),
+        "csrf_token": csrf_in(form.text),
         "name": "N" * 5000,
         "mrn": "NEW-900",
         "age_years": "40",

@@ -28,6 +28,7 @@ def _log_in_as_parent(page: Page) -> None:
 
 
 def _fits_the_width(page: Page, width_px: int) -> bool:
+    page.wait_for_load_state()  # a page still loading has no width to measure yet
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     return bool(scroll_width <= width_px)
 

@@ -3,7 +3,6 @@ field (the parsing alone); and the decimal comma and typed units through the ref
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import pytest
@@ -19,7 +18,7 @@ from itb.web.pages.forms import (
     ScreeningForm,
     program_from_form,
 )
-from tests.clinic.support import DEMO_PASSWORD, Clinic
+from tests.clinic.support import DEMO_PASSWORD, Clinic, csrf_in
 from tests.web.markup import find
 
 IMPLANT = {"model": "peristaltic-20", "serial": "P-1", "concentration_ug_per_ml": "500",
@@ -158,17 +157,11 @@ def _refill_page(clinic: Clinic) -> tuple[int, str]:
     login = clinic.client.get("/login").text
     clinic.client.post(
         "/login",
-        data={"username": "nurse_demo", "password": DEMO_PASSWORD, "csrf_token": _csrf(login)},
+        data={"username": "nurse_demo", "password": DEMO_PASSWORD, "csrf_token": csrf_in(login)},
     )
     pid = clinic.patient_id("DEMO-001")  # a 20 mL pump of 500 µg/mL, made to expect 5.0 mL
     clinic.pumps.firmware("SIM-001").refill(clinic.clock(), 5.0, 500.0)
-    return pid, _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+    return pid, csrf_in(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
 
 
 def test_a_refill_typed_with_decimal_commas_is_read_as_the_nurse_meant(clinic: Clinic) -> None:

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from itb.web.app import app_routes, create_app
 from itb.web.settings import ClinicSettings
 from itb.web.source_list import SOURCES
-from tests.clinic.support import Clinic, Template, template_for
-from tests.web.test_pages import _csrf, _page_login
+from tests.clinic.support import Clinic, Template, csrf_in, template_for
+from tests.web.test_pages import _page_login
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,7 +156,7 @@ def test_visits_read_in_words_with_units(clinic: Clinic) -> None:
 # Errors -------------------------------------------------------------------------------------
 def _program_post(clinic: Clinic, pid: int, **fields: str) -> str:
     form = clinic.client.get(f"/patients/{pid}/program").text
-    data = {"csrf_token": _csrf(form), "action": "review", **fields}
+    data = {"csrf_token": csrf_in(form), "action": "review", **fields}
     page: str = clinic.client.post(f"/patients/{pid}/program", data=data).text
     return page
 
@@ -206,7 +206,7 @@ def paris_clinic(
 
 def _interrogated_at(clinic: Clinic, pid: int) -> str:
     form = clinic.client.get(f"/patients/{pid}").text
-    clinic.client.post(f"/patients/{pid}/interrogate", data={"csrf_token": _csrf(form)})
+    clinic.client.post(f"/patients/{pid}/interrogate", data={"csrf_token": csrf_in(form)})
     page = clinic.client.get(f"/patients/{pid}").text
     match = re.search(r'id="last-interrogation">(.*?)</dd>', page)
     assert match is not None

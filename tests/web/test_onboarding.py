@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from itb.clinic.models import (
     PumpEvent,
     Visit,
 )
-from tests.clinic.support import Clinic
+from tests.clinic.support import Clinic, csrf_in
 from tests.web.markup import find, find_all
 
 NEW_PATIENT = {"name": "Gale Newcomer", "mrn": "NEW-001", "age_years": 34, "origin": "spinal"}
@@ -181,25 +180,19 @@ def test_a_replacement_retires_the_old_pump_and_keeps_the_catheter(clinic: Clini
     ]
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 def test_a_physician_onboards_a_patient_through_the_pages(clinic: Clinic) -> None:
     clinic.login("dr_demo")  # the API cookie works for the pages too
     dashboard = clinic.client.get("/")
     assert find(dashboard.text, "a", href="/patients/new")
     form = {"name": "Harper Pages", "mrn": "NEW-PAGE", "birth_date": "1980-05-01",
-            "origin": "cerebral", "csrf_token": _csrf(dashboard.text)}  # fmt: skip
+            "origin": "cerebral", "csrf_token": csrf_in(dashboard.text)}  # fmt: skip
     created = clinic.client.post("/patients/new", data=form, follow_redirects=False)
     assert created.status_code == 303, created.text
     patient_url = created.headers["location"].split("?")[0]
     page = clinic.client.get(patient_url)
     assert find(page.text, "a", href=f"{patient_url}/implant")
     implant = {key: str(value) for key, value in IMPLANT.items() if key != "program"}
-    implant |= {"rate_ug_per_day": "600", "csrf_token": _csrf(page.text)}
+    implant |= {"rate_ug_per_day": "600", "csrf_token": csrf_in(page.text)}
     review = clinic.client.post(f"{patient_url}/implant", data={**implant, "action": "review"})
     assert review.status_code == 200, review.text
     # (110 − 40) cm × 0.0026 mL/cm = 0.182 mL (S31), + 0.2 mL of the pump's internal tubing
@@ -218,7 +211,7 @@ def test_a_physician_onboards_a_patient_through_the_pages(clinic: Clinic) -> Non
 def test_an_overfill_on_the_implant_page_names_the_field(clinic: Clinic) -> None:
     clinic.login("dr_demo")
     patient_id = _new_patient(clinic)
-    token = _csrf(clinic.client.get(f"/patients/{patient_id}/implant").text)
+    token = csrf_in(clinic.client.get(f"/patients/{patient_id}/implant").text)
     implant = {key: str(value) for key, value in IMPLANT.items() if key != "program"}
     implant |= {"rate_ug_per_day": "600", "filled_ml": "25", "csrf_token": token}
     answer = clinic.client.post(

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from itb.web.app import PUBLIC_ROUTES, app_routes, route_action
-from tests.clinic.support import DEMO_PASSWORD, Clinic
+from tests.clinic.support import DEMO_PASSWORD, Clinic, csrf_in
 from tests.web.markup import find, find_all
 
 
@@ -20,18 +20,12 @@ def find_text(html: str, element_id: str) -> str:
     return match.group(1)
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 def _page_login(clinic: Clinic, username: str) -> None:
     clinic.client.cookies.clear()
     form = clinic.client.get("/login")
     response = clinic.client.post(
         "/login",
-        data={"username": username, "password": DEMO_PASSWORD, "csrf_token": _csrf(form.text)},
+        data={"username": username, "password": DEMO_PASSWORD, "csrf_token": csrf_in(form.text)},
         follow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == "/"
@@ -87,7 +81,7 @@ def test_a_form_post_without_the_session_csrf_token_changes_nothing(clinic: Clin
 def test_refill_form_with_a_bad_number_shows_the_field_and_changes_nothing(clinic: Clinic) -> None:
     _page_login(clinic, "nurse_demo")
     pid = clinic.patient_id("DEMO-001")
-    token = _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
+    token = csrf_in(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
     response = clinic.client.post(
         f"/patients/{pid}/refill",
         data={
@@ -139,7 +133,7 @@ def test_cli_user_add_creates_a_physician_who_can_log_in(
 def test_program_page_reviews_old_and_new_and_sends_only_once_confirmed(clinic: Clinic) -> None:
     _page_login(clinic, "dr_demo")
     pid = clinic.patient_id("DEMO-003")  # 200 µg/day, spinal titration
-    token = _csrf(clinic.client.get(f"/patients/{pid}/program").text)
+    token = csrf_in(clinic.client.get(f"/patients/{pid}/program").text)
     form = {"rate_ug_per_day": "300", "csrf_token": token}
     review = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "review"})
     assert review.status_code == 200
@@ -203,7 +197,7 @@ def test_screening_page_records_hourly_scores_and_shows_result_chart_and_decisio
 ) -> None:
     _page_login(clinic, "nurse_demo")
     pid = clinic.patient_id("DEMO-006")
-    token = _csrf(clinic.client.get(f"/patients/{pid}/screening").text)
+    token = csrf_in(clinic.client.get(f"/patients/{pid}/screening").text)
     scores = {f"mas_{h}": str(m) for h, m in enumerate([3, 3, 2, 2, 1, 1, 2, 2, 3])}
     posted = clinic.client.post(
         f"/patients/{pid}/screening",
@@ -235,7 +229,7 @@ def test_refill_wizard_asks_to_acknowledge_a_flagged_withdrawn_volume(clinic: Cl
     _page_login(clinic, "nurse_demo")
     pid = clinic.patient_id("DEMO-001")  # a 20 mL pump, made to expect 5.0 mL
     clinic.pumps.firmware("SIM-001").refill(clinic.clock(), 5.0, 500.0)
-    token = _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
+    token = csrf_in(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
     form = {"withdrawn_ml": "3.5", "filled_ml": "20", "concentration_ug_per_ml": "500",
             "csrf_token": token}  # fmt: skip
     shown = clinic.client.post(f"/patients/{pid}/refill", data=form)
@@ -260,7 +254,7 @@ def test_a_form_field_over_4000_characters_is_422_naming_it_and_changes_nothing(
 ) -> None:
     _page_login(clinic, "nurse_demo")
     pid = clinic.patient_id("DEMO-001")
-    token = _csrf(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
+    token = csrf_in(clinic.client.get(f"/patients/{pid}/refill?step=2").text)
     response = clinic.client.post(
         f"/patients/{pid}/refill",
         data={
@@ -285,7 +279,7 @@ def test_a_program_edited_after_its_review_goes_back_to_review_and_is_not_sent(
     review of 280 with its own token, and only a Send after that review goes out."""
     _page_login(clinic, "dr_demo")
     pid = clinic.patient_id("DEMO-003")  # 200 µg/day, spinal, titrating (+30 % a day)
-    csrf = _csrf(clinic.client.get(f"/patients/{pid}/program").text)
+    csrf = csrf_in(clinic.client.get(f"/patients/{pid}/program").text)
     form = {"csrf_token": csrf, "rate_ug_per_day": "230"}
     reviewed = clinic.client.post(f"/patients/{pid}/program", data={**form, "action": "review"})
     assert reviewed.status_code == 200

@@ -32,6 +32,7 @@ def _log_in(page: Page, username: str) -> None:
 
 
 def _fits_every_width(page: Page) -> None:
+    page.wait_for_load_state()  # a page still loading has no width to measure yet
     for width_px in WIDTHS_PX:
         page.set_viewport_size({"width": width_px, "height": 900})
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
@@ -49,6 +50,7 @@ def test_a_physician_finds_edits_and_follows_up_a_patient(page: Page) -> None:
     page.click("#search-table a:has-text('Eli Flex')")
 
     page.click("#edit-patient-link")
+    page.wait_for_url("**/edit")  # measured on the new page, not mid-navigation
     _fits_every_width(page)
     page.fill("input[name=birth_date]", "1988-06-15")  # the demo record has none: required
     page.fill("input[name=mrn]", "DEMO-001")  # another patient's MRN: refused in words
@@ -62,6 +64,7 @@ def test_a_physician_finds_edits_and_follows_up_a_patient(page: Page) -> None:
     assert "Eli Flexman" in page.inner_text("h1")
 
     page.click("#follow-up-link")
+    page.wait_for_url("**/follow-up")
     _fits_every_width(page)
     page.fill("input[name=mas]", "1,5")
     page.check("input[name=side_effects][value=dizziness]")

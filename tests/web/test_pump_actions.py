@@ -15,7 +15,7 @@ from sqlalchemy import select
 from itb.clinic.models import AuditEntry, Patient, PumpEvent, User, Visit, VisitKind
 from itb.clinic.services import active_pump, pump_actions, reconcile_pending
 from itb.pump.faults import FaultKind
-from tests.clinic.support import Clinic
+from tests.clinic.support import Clinic, csrf_in
 
 CASEY = "DEMO-003"  # peristaltic-20, 500 µg/mL
 ELI = "DEMO-005"  # valve-gated: a stall after an MRI latches until a clinician clears it
@@ -182,9 +182,7 @@ def test_a_nurse_clears_the_stall_alarm_after_an_mri_on_the_valve_gated_pump(
 def _csrf(clinic: Clinic, patient_id: int) -> str:
     page = clinic.client.get(f"/patients/{patient_id}/pump")
     assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found is not None
-    return found.group(1)
+    return csrf_in(page.text)
 
 
 def test_the_bolus_form_reviews_then_gives_and_the_patient_page_links_to_it(

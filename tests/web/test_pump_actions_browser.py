@@ -137,6 +137,7 @@ def test_a_physician_gives_a_bolus_stops_and_resumes(page: Page) -> None:
     page.wait_for_selector("#stop-form")
     assert "Delivery resumed" in page.inner_text("#notice")
     page.click("main h1 a")
+    page.wait_for_selector("#visits tbody tr")  # the patient page, not the one it left
     kinds = page.locator("#visits tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
     # the clinic's clock stands still in the test: the three visits share one minute
     assert sorted(kinds[:3]) == ["clinician_bolus", "pump_resume", "pump_stop"]

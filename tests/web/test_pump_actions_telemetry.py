@@ -1,5 +1,5 @@
 """The pump page's commands over the real telemetry link to an `itb pump serve` process: a
-reviewed bolus, a stop with a reason and a resume, each in the pump's own log."""
+reviewed bolus, a stop with a reason and a resume, an alarm test, each in the pump's own log."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from itb.clinic.models import PumpEvent
+from itb.clinic.models import PumpEvent, Visit, VisitKind
 from tests.clinic.support import Clinic
 from tests.clinic.test_telemetry_links import (
     SERIAL,
@@ -52,3 +52,24 @@ def test_a_bolus_a_stop_and_a_resume_reach_a_pump_process_and_its_log(
     assert [k for k, _ in mine] == ["bolus_start", "stop", "resume"]
     assert mine[0][1]["dose_ug"] == 25
     assert mine[1][1]["cancelled_bolus"] == "clinician"  # the stop ended the running bolus
+
+
+def test_an_alarm_test_reaches_a_pump_process_and_its_log(
+    clinic: Clinic, tmp_path: Path, pump: PumpProcess, clinic_key: Path
+) -> None:
+    connect_clinic(clinic, pumps_for(tmp_path, pump, clinic_key))
+    patient_id = add_patient(clinic, SERIAL, clinic_key)
+    clinic.login("nurse_demo")
+    answer = clinic.client.post(
+        f"/api/patients/{patient_id}/alarms/test", json={"reason": "yearly check"}
+    )
+    assert answer.status_code == 200, answer.text
+    with clinic.sessions() as db:
+        events = db.execute(
+            select(PumpEvent).where(PumpEvent.serial == SERIAL, PumpEvent.kind == "alarm_test")
+        ).scalars()
+        [tones] = [json.loads(e.data_json)["tones"] for e in events]
+        [visit] = db.execute(select(Visit).where(Visit.kind == VisitKind.ALARM_TEST)).scalars()
+        assert visit.status == "completed"
+    assert tones == answer.json()["tones"]
+    assert [t["priority"] for t in tones] == ["critical", "non_critical"]

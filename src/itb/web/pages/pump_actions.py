@@ -8,6 +8,8 @@ carries it back with the dose and duration; a bolus edited after its review is n
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from itb.clinic import services
 from itb.clinic.family_words import all_alarm_words
+from itb.clinic.models import Patient
 from itb.clinic.services import pump_actions as actions
 from itb.errors import InputError
 from itb.guardrails import BOLUS_DOSE, BOLUS_DURATION
@@ -172,14 +175,10 @@ def stop_submit(
     form: Annotated[ReasonForm, Form()],
     caller: Caller = need("program", page=True, form=True),
 ) -> Response:
-    patient = services.get_patient(db, patient_id)
-    links = request.app.state.settings.links
-    try:
-        actions.stop_pump(db, links, patient, caller.user, form.reason, now(request))
-    except InputError as exc:
-        db.rollback()
-        return _page(request, db, caller, patient_id, values={}, stop_reason=form.reason, error=exc)
-    return redirect(f"/patients/{patient_id}/pump?done=stopped")
+    def act(patient: Patient, links: Any, at: datetime) -> object:
+        return actions.stop_pump(db, links, patient, caller.user, form.reason, at)
+
+    return _send(request, db, caller, patient_id, act, "stopped", stop_reason=form.reason)
 
 
 @router.post("/patients/{patient_id}/pump/resume")
@@ -189,14 +188,10 @@ def resume_submit(
     db: Db,
     caller: Caller = need("program", page=True, form=True),
 ) -> Response:
-    patient = services.get_patient(db, patient_id)
-    links = request.app.state.settings.links
-    try:
-        actions.resume_pump(db, links, patient, caller.user, now(request))
-    except InputError as exc:
-        db.rollback()
-        return _page(request, db, caller, patient_id, values={}, error=exc)
-    return redirect(f"/patients/{patient_id}/pump?done=resumed")
+    def act(patient: Patient, links: Any, at: datetime) -> object:
+        return actions.resume_pump(db, links, patient, caller.user, at)
+
+    return _send(request, db, caller, patient_id, act, "resumed")
 
 
 @router.post("/patients/{patient_id}/pump/clear-alarm")
@@ -207,14 +202,10 @@ def clear_alarm_submit(
     form: Annotated[AlarmForm, Form()],
     caller: Caller = need("interrogate", page=True, form=True),
 ) -> Response:
-    patient = services.get_patient(db, patient_id)
-    links = request.app.state.settings.links
-    try:
-        actions.clear_alarm(db, links, patient, caller.user, form.alarm, now(request))
-    except InputError as exc:
-        db.rollback()
-        return _page(request, db, caller, patient_id, values={}, error=exc)
-    return redirect(f"/patients/{patient_id}/pump?done=cleared")
+    def act(patient: Patient, links: Any, at: datetime) -> object:
+        return actions.clear_alarm(db, links, patient, caller.user, form.alarm, at)
+
+    return _send(request, db, caller, patient_id, act, "cleared")
 
 
 @router.post("/patients/{patient_id}/pump/alarm-test")
@@ -226,11 +217,28 @@ def alarm_test_submit(
     caller: Caller = need("interrogate", page=True, form=True),
 ) -> Response:
     """The pump sounds each alarm tone once; the reason is required and audited."""
+
+    def act(patient: Patient, links: Any, at: datetime) -> object:
+        return actions.alarm_test(db, links, patient, caller.user, form.reason, at)
+
+    return _send(request, db, caller, patient_id, act, "tested", test_reason=form.reason)
+
+
+def _send(
+    request: Request,
+    db: Session,
+    caller: Caller,
+    patient_id: int,
+    act: Callable[[Patient, Any, datetime], object],
+    done: str,
+    **kept: Any,
+) -> Response:
+    """One pump command from the page: sent, then back to the page saying it is ``done``; a
+    refusal shows the page again with the refusal in words and the typed reason ``kept``."""
     patient = services.get_patient(db, patient_id)
-    links = request.app.state.settings.links
     try:
-        actions.alarm_test(db, links, patient, caller.user, form.reason, now(request))
+        act(patient, request.app.state.settings.links, now(request))
     except InputError as exc:
         db.rollback()
-        return _page(request, db, caller, patient_id, values={}, test_reason=form.reason, error=exc)
-    return redirect(f"/patients/{patient_id}/pump?done=tested")
+        return _page(request, db, caller, patient_id, values={}, error=exc, **kept)
+    return redirect(f"/patients/{patient_id}/pump?done={done}")
