@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from itb.pump.hardware import PumpModel
 from itb.therapy import Program
-from itb.units import UC_PER_MAH
+from itb.units import SECONDS_PER_DAY, UC_PER_MAH, UL_PER_ML
 
 # The battery reaches ERI when the charge used is within this share of the usable charge.
 _CHARGE_SLACK = 1e-12
@@ -82,11 +82,51 @@ class _Prediction:
     eri_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class _PeakDrain:
+    """The most charge a pump can draw per second until its next command, and what it has."""
+
+    program: Program
+    concentration_ug_per_ml: float
+    bolus_ul_per_s: float
+    implanted_s: float | None
+    peak_uc_per_s: float
+    usable_uc: float
+    service_life_eri_s: float
+
+
+def _peak_drain(
+    model: PumpModel,
+    program: Program,
+    concentration_ug_per_ml: float,
+    bolus_ul_per_s: float,
+    implanted_s: float | None,
+) -> _PeakDrain:
+    # the program's peak, the bolus and the minimum rate together: more than the pump can pump
+    # without a command (a stall's end, an empty reservoir or a bolus's end only lower it)
+    peak_ul_per_s = (
+        UL_PER_ML / concentration_ug_per_ml * program.profile.max_rate_ug_per_s
+        + bolus_ul_per_s
+        + model.min_flow_ml_per_day * UL_PER_ML / SECONDS_PER_DAY
+    )
+    uc_per_ul = model.charge_per_quantum_uc / model.quantum_ul
+    return _PeakDrain(
+        program,
+        concentration_ug_per_ml,
+        bolus_ul_per_s,
+        implanted_s,
+        model.quiescent_current_ua + uc_per_ul * peak_ul_per_s,
+        model.usable_charge_to_eri_mah * UC_PER_MAH,
+        service_life_eri_s(model, implanted_s),
+    )
+
+
 @dataclass(slots=True)
 class EriPredictor:
     """:func:`time_to_eri_s`, computed once per state of the pump."""
 
     last: _Prediction | None = None
+    drain: _PeakDrain | None = None
 
     def predict(
         self,
@@ -108,3 +148,34 @@ class EriPredictor:
         eri_s = time_to_eri_s(model, program, t_s, battery_used_uc, rate)
         self.last = _Prediction(t_s, battery_used_uc, rate, program, eri_s)
         return eri_s
+
+    def not_before_s(
+        self,
+        model: PumpModel,
+        program: Program,
+        concentration_ug_per_ml: float,
+        bolus_ul_per_s: float,
+        implanted_s: float | None,
+        t_s: float,
+        battery_used_uc: float,
+    ) -> float:
+        """A time before which the battery cannot reach ERI until the next command: the charge
+        left drawn at the most the pump can draw, or the service life's notice. A division,
+        where :meth:`predict` searches the program: asked first by whoever only needs to know
+        that ERI is not before some time."""
+        drain = self.drain
+        if (
+            drain is None
+            or drain.program is not program
+            or drain.concentration_ug_per_ml != concentration_ug_per_ml
+            or drain.bolus_ul_per_s != bolus_ul_per_s
+            or drain.implanted_s != implanted_s
+        ):
+            drain = _peak_drain(
+                model, program, concentration_ug_per_ml, bolus_ul_per_s, implanted_s
+            )
+            self.drain = drain
+        left_uc = max(drain.usable_uc - battery_used_uc, 0.0)
+        # a hair earlier than the division says, so that rounding never makes it a late bound
+        by_charge_s = t_s + left_uc / drain.peak_uc_per_s * (1.0 - 1e-9)
+        return min(by_charge_s, drain.service_life_eri_s)

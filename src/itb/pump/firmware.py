@@ -212,7 +212,7 @@ class Firmware:
             )
         stuck = False
         while self.t_s < to_s:
-            next_s = min(self._next_event_s(), to_s)
+            next_s = min(self._next_event_s(to_s), to_s)
             if stuck:  # an event due "now" that float rounding cannot reach: nudge time on
                 next_s = max(next_s, min(to_s, self.t_s + _MIN_STEP_S))
             before = self.t_s
@@ -252,6 +252,21 @@ class Firmware:
         )
         return min(by_charge_s, service_life_eri_s(self.model, self.implanted_s))
 
+    def eri_not_before_s(self) -> float:
+        """A cheap lower bound of :meth:`predicted_eri_s` that holds until the next command
+        (:meth:`itb.pump.battery.EriPredictor.not_before_s`)."""
+        if self.eri_s is not None:
+            return self.eri_s
+        return self._eri.not_before_s(
+            self.model,
+            self.program,
+            self.concentration_ug_per_ml,
+            self.bolus.rate_ul_per_s if self.bolus is not None else 0.0,
+            self.implanted_s,
+            self.t_s,
+            self.battery_used_uc,
+        )
+
     def predicted_eos_s(self) -> float:
         """When delivery stops for good: entered, or ERI + 90 days or the shut-off if sooner."""
         if self.eos_s is not None:
@@ -261,7 +276,9 @@ class Firmware:
     def _stalled(self) -> bool:
         return self.stall_until_s is not None and self.t_s < self.stall_until_s
 
-    def _next_event_s(self) -> float:
+    def _next_event_s(self, horizon_s: float = math.inf) -> float:
+        """The next moment something changes, or any time past ``horizon_s`` if nothing
+        does before it (ERI is searched for only when it can come before the horizon)."""
         candidates = [math.inf]
         scale, extra = self._volume_rate()
         if scale > 0.0 or extra > 0.0:
@@ -279,7 +296,7 @@ class Firmware:
                 )
             if self.bolus is not None:
                 candidates.append(self.t_s + self.bolus.remaining_ul / self.bolus.rate_ul_per_s)
-        if self.eri_s is None:
+        if self.eri_s is None and self.eri_not_before_s() <= horizon_s:
             candidates.append(self.predicted_eri_s())
         if self.eos_s is not None and self.mode is not Mode.EOS:
             candidates.append(self.eos_s)

@@ -163,6 +163,16 @@ class Clinic:
         if fw.eri_s is not None:
             self.notice_eri()
             return
+        next_event_s = self.events[0][0] if self.events else math.inf
+        not_before_s = fw.eri_not_before_s()
+        if not_before_s >= self.end_s:
+            return  # not in this run: no watch
+        if not_before_s > next_event_s:
+            # not before the next event, which looks again: the search is left to it, and a
+            # watch set earlier is superseded (as a new prediction would supersede it)
+            self.eri_watch_s = math.nan
+            self.watch += 1
+            return
         predicted = fw.predicted_eri_s()
         if predicted < self.end_s and predicted != self.eri_watch_s:
             self.eri_watch_s = predicted
