@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from itb.clinic.models import AuditEntry, PumpEvent, Visit, VisitKind
-from tests.clinic.support import Clinic, csrf_in
+from tests.clinic.support import Clinic
+from tests.web.test_pump_actions import _csrf  # the pump page's form token
 
 CASEY = "DEMO-003"  # peristaltic-20, pump SIM-003
 SERIAL = "SIM-003"
@@ -23,12 +24,6 @@ def _pump_tests(clinic: Clinic) -> list[dict[str, Any]]:
             select(PumpEvent).where(PumpEvent.serial == SERIAL, PumpEvent.kind == "alarm_test")
         ).scalars()
         return [json.loads(r.data_json) for r in rows]
-
-
-def _csrf(clinic: Clinic, patient_id: int) -> str:
-    page = clinic.client.get(f"/patients/{patient_id}/pump")
-    assert page.status_code == 200, page.text
-    return csrf_in(page.text)
 
 
 def test_a_nurse_sounds_the_alarm_test_with_a_reason_and_the_patient_page_says_so(
