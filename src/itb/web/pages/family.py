@@ -22,6 +22,7 @@ from itb.clinic.family_words import BATTERY_WHY, MRI_WARNING, NEVER_STOP, WITHDR
 from itb.clinic.services import family as service
 from itb.clinic.services.family_view import family_view
 from itb.clinic.services.lookups import get_patient
+from itb.clinic.services.one_time_passwords import ONE_TIME_PASSWORD_LIFETIME_DAYS as ONE_TIME_DAYS
 from itb.errors import InputError
 from itb.web.deps import Caller, Db, need, now, session_cookie_name
 from itb.web.pages.common import DB_ID_MAX, FORM_TEXT_MAX_CHARS, PatientId, redirect, render
@@ -59,7 +60,9 @@ def family_password_form(
     request: Request, db: Db, caller: Caller = need("family_view", page=True)
 ) -> HTMLResponse:
     state = service.invite_state(db, caller.user, audit.utc_now())
-    return render(request, "family_password.html", caller, state=state, error="")
+    return render(
+        request, "family_password.html", caller, state=state, one_time_days=ONE_TIME_DAYS, error=""
+    )
 
 
 @router.post("/family/password", response_class=HTMLResponse)
@@ -72,12 +75,28 @@ def family_password(
 ) -> Response:
     state = service.invite_state(db, caller.user, audit.utc_now())
     if state == service.InviteState.EXPIRED:
-        return render(request, "family_password.html", caller, 403, state=state, error="")
+        return render(
+            request,
+            "family_password.html",
+            caller,
+            403,
+            state=state,
+            one_time_days=ONE_TIME_DAYS,
+            error="",
+        )
     try:
         service.set_own_password(db, caller.user, password, repeat)
     except InputError as exc:
         db.rollback()
-        return render(request, "family_password.html", caller, 422, state=state, error=exc.reason)
+        return render(
+            request,
+            "family_password.html",
+            caller,
+            422,
+            state=state,
+            one_time_days=ONE_TIME_DAYS,
+            error=exc.reason,
+        )
     return redirect("/family")
 
 

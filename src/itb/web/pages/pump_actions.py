@@ -110,6 +110,7 @@ def _page(
         clearable=[(k.value, actions.alarm_name(k)) for k in actions.clearable_alarms(db, pump)],
         tones=[(a, actions.alarm_name(a.kind)) for a in all_alarm_words()],
         test_tones=tones_words(alarm_test_tones()),
+        reason_max_chars=services.REASON_MAX_CHARS,
         error=error,
         error_label=FIELD_LABELS.get(error.field, "The pump") if error else "",
         error_reason=error.reason if error else "",  # not error_words: page_words has that name
