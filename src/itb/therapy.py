@@ -48,7 +48,9 @@ def to_pump_s(when: datetime) -> float:
 
 
 def from_pump_s(t_s: float) -> datetime:
-    return PUMP_EPOCH + timedelta(seconds=round(t_s, 6))
+    """The time ``t_s`` pump seconds after :data:`PUMP_EPOCH`, to the microsecond (timedelta
+    rounds to the nearest, half to even: the same as rounding to 6 decimals first)."""
+    return PUMP_EPOCH + timedelta(seconds=t_s)
 
 
 def parse_clock_min(text: str, field_name: str = "start") -> int:
@@ -345,7 +347,15 @@ class RateProfile:
     firmware jump from event to event instead of stepping through every schedule change.
     """
 
-    __slots__ = ("_cum_ug", "_rates", "_starts", "_tables", "period_s", "period_total_ug")
+    __slots__ = (
+        "_cum_ug",
+        "_rates",
+        "_starts",
+        "_tables",
+        "max_rate_ug_per_s",
+        "period_s",
+        "period_total_ug",
+    )
 
     def __init__(
         self, starts_s: Sequence[float], rates_ug_per_s: Sequence[float], period_s: float
@@ -359,6 +369,8 @@ class RateProfile:
             cum.append(cum[-1] + rate * (end - self._starts[i]))
         self._cum_ug = cum
         self.period_total_ug = cum[-1]
+        # asked at every step the firmware takes (a bound on when the next event can come)
+        self.max_rate_ug_per_s = max(self._rates)
         self._tables: dict[tuple[float, float], list[float]] = {}
 
     @classmethod
@@ -396,10 +408,6 @@ class RateProfile:
     @classmethod
     def constant(cls, rate_ug_per_s: float) -> RateProfile:
         return cls([0.0], [rate_ug_per_s], SECONDS_PER_WEEK)
-
-    @property
-    def max_rate_ug_per_s(self) -> float:
-        return max(self._rates)
 
     def rate_at(self, t_s: float) -> float:
         phase = t_s % self.period_s

@@ -41,7 +41,14 @@ from itb.pharmacology.model import (
 DEFAULT_WITHDRAWAL_FRACTION = 0.5  # [R]
 DEFAULT_GRID_H = 0.1
 DEFAULT_HORIZON_H = 14 * 24.0
-_BISECTIONS = 40
+# Each crossing is placed to this many hours (the module doc's promise); the bisections a cell
+# needs follow from its length (27 for a 0.1 h cell, where 40 were run before: issue 13).
+CROSSING_PRECISION_H = 1e-9
+
+
+def _bisections(cell_h: float) -> int:
+    """Halvings that bring a bracket of ``cell_h`` hours within CROSSING_PRECISION_H."""
+    return max(1, math.ceil(math.log2(cell_h / CROSSING_PRECISION_H)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,7 @@ def withdrawal_risk_time_h(
     first = np.argmax(below, axis=1)
     hi = grid[first].astype(np.float64)
     lo = grid[np.maximum(first - 1, 0)].astype(np.float64)
-    for _ in range(_BISECTIONS):
+    for _ in range(_bisections(DEFAULT_GRID_H)):
         mid = 0.5 * (lo + hi)
         mid_below = ce_at(mid[:, None])[:, 0] < ce_thr
         hi = np.where(mid_below, mid, hi)
@@ -251,7 +258,7 @@ def _hours_below(course: _CeCourse, grid: _Grid, ce_thr: float) -> float:
         lo = (crossing - grid.first[piece]) * step
         hi = lo + step
         tau0 = lo.copy()
-        for _ in range(_BISECTIONS):
+        for _ in range(_bisections(float(step.max()))):
             mid = 0.5 * (lo + hi)
             mid_below = course.at(piece, mid) < ce_thr
             # keep the crossing bracketed: the side that matches the start moves

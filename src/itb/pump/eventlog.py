@@ -49,9 +49,8 @@ import json.encoder
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from itb.therapy import from_pump_s
 
@@ -91,8 +90,10 @@ def canonical_json(value: object) -> str:
     return "".join(_C_ENCODE(value, 0))
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(NamedTuple):
+    """One entry: immutable, a named tuple rather than a frozen dataclass because the pump
+    makes one per event and a frozen dataclass costs several times as much to build."""
+
     seq: int
     t_s: float
     kind: str
@@ -134,23 +135,28 @@ def _plain_json(value: object) -> bool:
     """True when ``value`` is made only of str keys, str, int, finite float, bool, None, lists
     and dicts: what the canonical encoder writes without a question (else seal at once)."""
     kind = type(value)
+    items: Iterable[object]
     if kind is dict:
-        for key, item in value.items():  # type: ignore[attr-defined]
-            if type(key) is not str or not _plain_item(item):
+        mapping: dict[object, object] = value  # type: ignore[assignment]
+        for key in mapping:
+            if type(key) is not str:
                 return False
-        return True
-    if kind is list:
-        return all(_plain_item(item) for item in value)  # type: ignore[attr-defined]
-    return _plain_item(value)
-
-
-def _plain_item(item: object) -> bool:
-    kind = type(item)
-    if kind in _PLAIN_LEAVES:
-        return True
-    if kind is float:
-        return math.isfinite(item)  # type: ignore[arg-type]
-    return (kind is dict or kind is list) and _plain_json(item)
+        items = mapping.values()
+    elif kind is list:
+        items = value  # type: ignore[assignment]
+    else:
+        items = (value,)
+    # one loop with the leaf tests inline: a call per item was most of an append's cost
+    for item in items:
+        item_kind = type(item)
+        if item_kind in _PLAIN_LEAVES:
+            continue
+        if item_kind is float:
+            if not math.isfinite(item):  # type: ignore[arg-type]
+                return False
+        elif not ((item_kind is dict or item_kind is list) and _plain_json(item)):
+            return False
+    return True
 
 
 _PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
@@ -200,7 +206,8 @@ class _Ring:
             chain = _chain(self._head, seq, t_s, kind, data)
             self._entries.append(LogEntry(seq, t_s, kind, data, chain))
             self._head = chain
-        self._drop_beyond_capacity()
+        if len(self._entries) > self.capacity:
+            self._drop_beyond_capacity()
 
     def restore(self, entry: LogEntry) -> None:
         """Put back an entry that was logged before (its sequence number and chain kept)."""

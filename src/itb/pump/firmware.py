@@ -145,6 +145,12 @@ class Firmware:
         default=None, compare=False, repr=False
     )
     _eri: EriPredictor = field(default_factory=EriPredictor, compare=False, repr=False)
+    # ``now`` as last built (running seconds, datetime): a command at the pump's own "now"
+    # compares datetimes instead of converting back (the cohort's every visit, issue 13)
+    _now: tuple[float, datetime] | None = field(default=None, compare=False, repr=False)
+    # The last program and concentration ``check_program`` accepted: the check is pure, and a
+    # refill of the same drug asks it again of the same two (issue 13)
+    _program_ok: tuple[Program, float] | None = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------------ construction
     @overload
@@ -173,7 +179,10 @@ class Firmware:
     @property
     def now(self) -> datetime:
         """The running time (what ``advance`` and the commands take)."""
-        return from_pump_s(self.t_s)
+        cached = self._now
+        if cached is None or cached[0] != self.t_s:
+            cached = self._now = (self.t_s, from_pump_s(self.t_s))
+        return cached[1]
 
     def on_clock(self, t_s: float) -> datetime:
         """A running time as the pump's clock shows it (the offset set now)."""
@@ -195,6 +204,9 @@ class Firmware:
         return cached[2]
 
     def advance(self, to: datetime) -> None:
+        cached = self._now
+        if cached is not None and cached[0] == self.t_s and to == cached[1]:
+            return  # ``now`` itself (within the clock's resolution by construction)
         to_s = to_pump_s(to)
         # a datetime holds microseconds: a time that rounds to the pump's own "now" is now
         if abs(to_s - self.t_s) <= _CLOCK_RESOLUTION_S:
@@ -212,11 +224,12 @@ class Firmware:
             )
         stuck = False
         while self.t_s < to_s:
-            next_s = min(self._next_event_s(to_s), to_s)
+            rate = self._volume_rate()  # nothing changes it between the search and the step
+            next_s = min(self._next_event_s(to_s, rate), to_s)
             if stuck:  # an event due "now" that float rounding cannot reach: nudge time on
                 next_s = max(next_s, min(to_s, self.t_s + _MIN_STEP_S))
             before = self.t_s
-            self._integrate(next_s)
+            self._integrate(next_s, rate)
             self._handle_events()
             stuck = self.t_s <= before
 
@@ -276,24 +289,34 @@ class Firmware:
     def _stalled(self) -> bool:
         return self.stall_until_s is not None and self.t_s < self.stall_until_s
 
-    def _next_event_s(self, horizon_s: float = math.inf) -> float:
-        """The next moment something changes, or any time past ``horizon_s`` if nothing
-        does before it (ERI is searched for only when it can come before the horizon)."""
+    def _next_event_s(self, horizon_s: float, rate: tuple[float, float]) -> float:
+        """The next moment something changes at the pumping ``rate`` (:meth:`_volume_rate`),
+        or any time past ``horizon_s`` if nothing does before it (ERI is searched for only
+        when it can come before the horizon)."""
         candidates = [math.inf]
-        scale, extra = self._volume_rate()
+        scale, extra = rate
         if scale > 0.0 or extra > 0.0:
-            q = self.model.quantum_ul
             # the world: the real reservoir running dry, the next slug reaching the tip
             volumes_ul = self.world.counted_volumes_to_change_ul()
-            # the stroke that takes the estimate down to the low-reservoir threshold, and to zero
-            for threshold in (self.low_alarm_ul, 0.0):
-                if self.reservoir_ul > threshold:
-                    strokes = math.ceil((self.reservoir_ul - threshold) / q - _QUANTUM_SLACK)
-                    volumes_ul.append(max(strokes * q - self.acc_ul, 0.0))
+            reservoir_ul = self.reservoir_ul
+            if reservoir_ul > 0.0:
+                # the stroke that takes the estimate down to the low-reservoir threshold, or to
+                # zero once below it (zero above the threshold comes later: never first)
+                threshold_ul = self.low_alarm_ul if reservoir_ul > self.low_alarm_ul else 0.0
+                q = self.model.quantum_ul
+                strokes = math.ceil((reservoir_ul - threshold_ul) / q - _QUANTUM_SLACK)
+                volumes_ul.append(max(strokes * q - self.acc_ul, 0.0))
             if volumes_ul:  # the time grows with the volume: only the least one can come first
-                candidates.append(
-                    self.profile.time_to_integral(self.t_s, min(volumes_ul), scale, extra)
-                )
+                least_ul = min(volumes_ul)
+                profile = self.profile
+                peak_ul_per_s = scale * profile.max_rate_ug_per_s + extra
+                # at the peak rate it comes no sooner than this (a hair earlier, for rounding):
+                # the search is only needed when that is before the horizon
+                if (
+                    peak_ul_per_s > 0.0
+                    and self.t_s + least_ul / peak_ul_per_s * (1.0 - 1e-9) < horizon_s
+                ):
+                    candidates.append(profile.time_to_integral(self.t_s, least_ul, scale, extra))
             if self.bolus is not None:
                 candidates.append(self.t_s + self.bolus.remaining_ul / self.bolus.rate_ul_per_s)
         if self.eri_s is None and self.eri_not_before_s() <= horizon_s:
@@ -304,11 +327,12 @@ class Firmware:
             candidates.append(self.stall_until_s)
         return max(min(candidates), self.t_s)
 
-    def _integrate(self, to_s: float) -> None:
+    def _integrate(self, to_s: float, rate: tuple[float, float]) -> None:
+        """Deliver at ``rate`` (:meth:`_volume_rate`) from now to ``to_s``."""
         dt = to_s - self.t_s
         if dt <= 0.0:
             return
-        scale, extra = self._volume_rate()
+        scale, extra = rate
         profile = self.profile
         volume_ul = (
             scale * profile.integral_ug(self.t_s, to_s) + extra * dt if scale or extra else 0.0
@@ -432,6 +456,19 @@ class Firmware:
         )
 
     # ------------------------------------------------------------------ checks (no changes)
+    def _check_program(self, program: Program, concentration_ug_per_ml: float) -> None:
+        """:func:`~itb.pump.checks.check_program` for this pump's model, asked once per
+        program and concentration (pure: the same two always get the same answer)."""
+        accepted = self._program_ok
+        if (
+            accepted is not None
+            and accepted[0] is program
+            and accepted[1] == concentration_ug_per_ml
+        ):
+            return
+        check_program(self.model, program, concentration_ug_per_ml)
+        self._program_ok = (program, concentration_ug_per_ml)
+
     def _require_delivering(self, what: str) -> None:
         """The concentration known, then the checks of :data:`patient_gate.DELIVERING`."""
         refusal = patient_gate.delivering_refusal(self, what)
@@ -496,7 +533,7 @@ class Firmware:
     def set_program(self, at: datetime, program: Program) -> None:
         self.advance(at)
         persistence.require_known_concentration(self, "program")
-        check_program(self.model, program, self.concentration_ug_per_ml)
+        self._check_program(program, self.concentration_ug_per_ml)
         self._check_rolling(0.0, program)
         check_program_beside_bolus(self.bolus_setting(program=program), self.bolus)
         self._check_patient_bolus_fits(self.bolus_setting(program=program), "program")
@@ -605,7 +642,7 @@ class Firmware:
         if self.mode is Mode.EOS:
             raise CommandRejected("refill", "the pump has reached end of service; replace it")
         if not self.concentration_lost:  # a lost one's placeholder program is replaced
-            check_program(self.model, self.program, concentration_ug_per_ml)
+            self._check_program(self.program, concentration_ug_per_ml)
             if self.patient_limits is not None:  # (the setting's sums only when there is one)
                 setting = self.bolus_setting(concentration_ug_per_ml=concentration_ug_per_ml)
                 self._check_patient_bolus_fits(setting, "concentration_ug_per_ml")

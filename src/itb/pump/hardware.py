@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from itb import guardrails
@@ -92,14 +92,27 @@ class PumpModel:
     # What an MRI field does: stall and recover (peristaltic, S19 S23) or close the valve
     # until it is reset (valve-gated, S32 S34).
     mri_recovers_by_itself: bool
+    # Derived once from the fields above (__post_init__): the firmware asks them at every step.
+    usable_charge_to_eri_mah: float = field(init=False, compare=False, repr=False)
+    eos_after_eri_s: float = field(init=False, compare=False, repr=False)
+    # Implant to the automatic shut-off (S3 S4).
+    max_service_life_s: float = field(init=False, compare=False, repr=False)
+    # Implant to the latest ERI: ``eos_after_eri`` before the shut-off.
+    service_life_eri_s: float = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        derived = {
+            "usable_charge_to_eri_mah": self.battery_capacity_mah - self.eri_reserve_mah,
+            "eos_after_eri_s": self.eos_after_eri_days * SECONDS_PER_DAY,
+            "max_service_life_s": self.max_service_life_years * SECONDS_PER_YEAR,
+        }
+        derived["service_life_eri_s"] = derived["max_service_life_s"] - derived["eos_after_eri_s"]
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @property
     def quantum_ml(self) -> float:
         return self.quantum_ul / UL_PER_ML
-
-    @property
-    def usable_charge_to_eri_mah(self) -> float:
-        return self.battery_capacity_mah - self.eri_reserve_mah
 
     def battery_current_ua(self, flow_ml_per_day: float) -> float:
         """Mean battery current at a steady flow, µA."""
@@ -121,20 +134,6 @@ class PumpModel:
             self.battery_years_to_eri(flow_ml_per_day),
             self.service_life_eri_s / SECONDS_PER_YEAR,
         )
-
-    @property
-    def eos_after_eri_s(self) -> float:
-        return self.eos_after_eri_days * SECONDS_PER_DAY
-
-    @property
-    def max_service_life_s(self) -> float:
-        """Implant to the automatic shut-off (S3 S4)."""
-        return self.max_service_life_years * SECONDS_PER_YEAR
-
-    @property
-    def service_life_eri_s(self) -> float:
-        """Implant to the latest ERI: ``eos_after_eri`` before the shut-off."""
-        return self.max_service_life_s - self.eos_after_eri_s
 
     # ---- device rules: every layer asks these, none re-derives them -------------------------
     def check_fill(self, volume_ml: float, field: str = "volume_ml") -> float:

@@ -3,6 +3,8 @@ daily dose, pump model, concentration, program and the pump's own flow error."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -48,24 +50,29 @@ def draw_patient(config: CohortConfig, rng: np.random.Generator) -> Draws:
         dose = _lognormal_between(
             rng, pop.cerebral_dose_p10_ug_per_day, pop.cerebral_dose_p90_ug_per_day
         )
-    dose = float(np.clip(dose, 20.0, BACLOFEN.warning_daily_dose_ug))  # S25 ranges, S46 warning
-    names = sorted(pumps.models)
-    shares = np.array([pumps.models[n] for n in names], dtype=float)
-    model = pump_model(names[int(rng.choice(len(names), p=shares / shares.sum()))])
+    dose = min(max(dose, 20.0), BACLOFEN.warning_daily_dose_ug)  # S25 ranges, S46 warning
+    names, cdf = _model_cdf(pumps.models)
+    model = pump_model(names[bisect.bisect_right(cdf, rng.random())])
     use_flex = bool(rng.random() < pop.flex_fraction)
     program = day_night_program(dose) if use_flex else continuous(dose)
     concentration = choose_concentration(
         model, program, pumps.low_reservoir_alarm_ml, pumps.target_refill_interval_days
     )
     # this pump's real flow error within its accuracy band (S9): most pumps are close
-    error = float(
-        np.clip(
-            rng.normal(0.0, model.flow_accuracy_fraction * pumps.flow_error_sd_of_band),
-            -model.flow_accuracy_fraction,
-            model.flow_accuracy_fraction,
-        )
-    )
+    band = model.flow_accuracy_fraction
+    error = float(rng.normal(0.0, band * pumps.flow_error_sd_of_band))
+    error = min(max(error, -band), band)
     return Draws(origin, age, dose, model, concentration, program, error)
+
+
+def _model_cdf(shares: dict[str, float]) -> tuple[list[str], list[float]]:
+    """The models in name order and their cumulative shares, normalised: a model is drawn by
+    one uniform, as ``Generator.choice`` with ``p`` draws it (the same numbers, at a tenth of
+    the cost of its checks and arrays)."""
+    names = sorted(shares)
+    total = sum(shares[name] for name in names)
+    cdf = list(itertools.accumulate(shares[name] / total for name in names))
+    return names, [c / cdf[-1] for c in cdf]
 
 
 def choose_concentration(

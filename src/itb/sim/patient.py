@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from itb.pharmacology.exact import Piece
+from itb.pharmacology.model import Patients
 from itb.pump.alarms import AlarmKind
 from itb.pump.faults import FaultKind
 from itb.pump.spans import Span
@@ -85,78 +87,48 @@ def _merge(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
-def withdrawal_hours(
+def _window_pieces(spans: list[Span], a: float, b: float) -> list[Piece]:
+    """What reached the spinal fluid from ``a`` to ``b`` (pump seconds), as pieces in hours
+    from ``a``."""
+    return [
+        Piece((seg.start_s - a) / SECONDS_PER_HOUR, (seg.end_s - a) / SECONDS_PER_HOUR, rate)
+        for span in spans
+        if span.end_s > a and span.start_s < b
+        for seg in Span(
+            max(a, span.start_s), min(b, span.end_s), span.profile, span.scale, span.extra_ug_per_s
+        ).segments()
+        if seg.end_s > seg.start_s
+        for rate in (seg.rate_ug_per_h,)
+    ]
+
+
+def withdrawal_measures(
     spans: list[Span],
     windows: list[tuple[float, float]],
-    pk: object,
+    pk: Patients,
     maintenance_ug_per_h: float,
     fraction: float,
-) -> float:
-    """Hours with the effect below the withdrawal threshold inside the windows."""
-    from itb.pharmacology.exact import Piece
+) -> tuple[float, float, float]:
+    """Inside the windows: hours with the effect below the withdrawal threshold, then hours
+    with early withdrawal signs and with severe signs expected (each window's pieces built
+    once for both)."""
     from itb.pharmacology.withdrawal import time_below_threshold_h
-
-    total = 0.0
-    for a, b in windows:
-        pieces = []
-        for span in spans:
-            if span.end_s <= a or span.start_s >= b:
-                continue
-            clipped = Span(
-                max(a, span.start_s),
-                min(b, span.end_s),
-                span.profile,
-                span.scale,
-                span.extra_ug_per_s,
-            )
-            for seg in clipped.segments():
-                if seg.end_s > seg.start_s:
-                    pieces.append(
-                        Piece(
-                            (seg.start_s - a) / SECONDS_PER_HOUR,
-                            (seg.end_s - a) / SECONDS_PER_HOUR,
-                            seg.rate_ug_per_h,
-                        )
-                    )
-        if pieces:
-            total += float(time_below_threshold_h(pk, pieces, maintenance_ug_per_h, fraction)[0])  # type: ignore[arg-type]
-    return total
-
-
-def withdrawal_grade_hours(
-    spans: list[Span],
-    windows: list[tuple[float, float]],
-    pk: object,
-    maintenance_ug_per_h: float,
-) -> tuple[float, float]:
-    """Hours with early withdrawal signs and with severe signs expected, inside the windows."""
-    import numpy as np
-
-    from itb.pharmacology.exact import Piece
     from itb.pharmacology.withdrawal_course import DEFAULT_STEP_H, severity_course
 
-    signs = severe = 0.0
+    below = signs = severe = 0.0
     for a, b in windows:
-        pieces = [
-            Piece((seg.start_s - a) / SECONDS_PER_HOUR, (seg.end_s - a) / SECONDS_PER_HOUR, rate)
-            for span in spans
-            if span.end_s > a and span.start_s < b
-            for seg in Span(
-                max(a, span.start_s),
-                min(b, span.end_s),
-                span.profile,
-                span.scale,
-                span.extra_ug_per_s,
-            ).segments()
-            if seg.end_s > seg.start_s and (rate := seg.rate_ug_per_h) > 0.0
-        ]
+        pieces = _window_pieces(spans, a, b)
+        if not pieces:
+            continue
+        below += float(time_below_threshold_h(pk, pieces, maintenance_ug_per_h, fraction)[0])
         hours = (b - a) / SECONDS_PER_HOUR
         t_h = np.linspace(0.0, hours, max(2, round(hours / DEFAULT_STEP_H) + 1))
-        course = severity_course(pk, pieces, maintenance_ug_per_h, t_h)  # type: ignore[arg-type]
+        delivering = [piece for piece in pieces if piece.rate_ug_per_h > 0.0]
+        course = severity_course(pk, delivering, maintenance_ug_per_h, t_h)
         window_signs, window_severe = course.hours_at_grade()
         signs += float(window_signs[0])
         severe += float(window_severe[0])
-    return signs, severe
+    return below, signs, severe
 
 
 def simulate_patient(config: CohortConfig, index: int) -> PatientOutcome:
@@ -177,15 +149,12 @@ def simulate_patient(config: CohortConfig, index: int) -> PatientOutcome:
                 for a, b in zero
             ]
         )
-        withdrawal_h = withdrawal_hours(
+        withdrawal_h, withdrawal_signs_h, withdrawal_severe_h = withdrawal_measures(
             spans,
             windows,
             pk,
             d.program.mean_daily_dose_ug() / 24.0,
             config.pharmacology.withdrawal_fraction,
-        )
-        withdrawal_signs_h, withdrawal_severe_h = withdrawal_grade_hours(
-            spans, windows, pk, d.program.mean_daily_dose_ug() / 24.0
         )
     alarms = dict.fromkeys(ALARM_KINDS, 0)
     for era in clinic.eras:

@@ -25,7 +25,7 @@ from itb.pump.firmware import Firmware
 from itb.pump.status import Mode
 from itb.sim.config import CohortConfig
 from itb.sim.draws import draw_patient
-from itb.therapy import from_pump_s, to_pump_s
+from itb.therapy import Program, from_pump_s, to_pump_s
 from itb.units import SECONDS_PER_DAY, SECONDS_PER_YEAR
 
 BATTERY_FAULTS = (FaultKind.LOW_BATTERY_RESET, FaultKind.PREMATURE_ERI, FaultKind.PREMATURE_EOS)
@@ -54,6 +54,7 @@ class Clinic:
         self.start_s = to_pump_s(config.cohort.start)
         self.end_s = self.start_s + config.cohort.years * SECONDS_PER_YEAR
         self.eras: list[Firmware] = []
+        self.fw: Firmware  # the pump in place: the last era (set by ``implant``)
         self.events: list[tuple[float, int, Event, int]] = []
         self._seq = 0
         self.refill_generation = 0
@@ -66,13 +67,10 @@ class Clinic:
         self.catheter_faults = 0
         self.stalls = 0
         self.battery_faults = dict.fromkeys(BATTERY_FAULTS, 0)
-        # plan_refill is pure and a refill leaves the same pump full of the same drug: the
-        # plan is worked out once per fill (issue 13)
-        self._plans: dict[tuple[str, float, float, float, float, float], RefillSchedule] = {}
-
-    @property
-    def fw(self) -> Firmware:
-        return self.eras[-1]
+        # plan_refill is pure and a refill leaves the same pump full of the same drug: the last
+        # plan is kept with what it was worked out from (pump, program, concentration, fill,
+        # alarm) and asked again only when one of them changed (issue 13)
+        self._plan: tuple[Firmware, Program, float, float, float, RefillSchedule] | None = None
 
     def push(self, t_s: float, kind: Event, argument: int = 0) -> None:
         self._seq += 1
@@ -80,43 +78,50 @@ class Clinic:
 
     def implant(self, t_s: float) -> None:
         d = self.draws
-        self.eras.append(
-            Firmware.implant(
-                d.model,
-                from_pump_s(t_s),
-                serial=f"SIM-{len(self.eras)}",
-                concentration_ug_per_ml=d.concentration_ug_per_ml,
-                volume_ml=d.model.reservoir_ml,
-                program=d.program,
-                low_reservoir_alarm_ml=self.config.pumps.low_reservoir_alarm_ml,
-                flow_error_fraction=d.flow_error_fraction,
-                record_received=True,
-            )
+        self.fw = Firmware.implant(
+            d.model,
+            from_pump_s(t_s),
+            serial=f"SIM-{len(self.eras)}",
+            concentration_ug_per_ml=d.concentration_ug_per_ml,
+            volume_ml=d.model.reservoir_ml,
+            program=d.program,
+            low_reservoir_alarm_ml=self.config.pumps.low_reservoir_alarm_ml,
+            flow_error_fraction=d.flow_error_fraction,
+            record_received=True,
         )
+        self.eras.append(self.fw)
         self.schedule_refill(t_s)
 
     def schedule_refill(self, t_s: float) -> None:
         fw, policy = self.fw, self.config.policy
-        key = (
-            fw.model.name,
-            fw.reservoir_ml,
-            fw.concentration_ug_per_ml,
-            fw.program.mean_daily_dose_ug(),
-            fw.low_reservoir_alarm_ml,
-            policy.refill_margin_days,
-        )
-        plan = self._plans.get(key)
-        if plan is None:
-            _, reservoir_ml, concentration, dose_ug, alarm_ml, margin_days = key
+        last = self._plan
+        if (
+            last is not None
+            and last[0] is fw
+            and last[1] is fw.program
+            and last[2] == fw.concentration_ug_per_ml
+            and last[3] == fw.reservoir_ul
+            and last[4] == fw.low_alarm_ul
+        ):
+            plan = last[5]
+        else:
             fill = RefillInput(
                 fw.model,
-                reservoir_ml,
-                concentration,
-                dose_ug,
-                low_reservoir_alarm_ml=alarm_ml,
-                safety_margin_days=margin_days,
+                fw.reservoir_ml,
+                fw.concentration_ug_per_ml,
+                fw.program.mean_daily_dose_ug(),
+                low_reservoir_alarm_ml=fw.low_reservoir_alarm_ml,
+                safety_margin_days=policy.refill_margin_days,
             )
-            plan = self._plans[key] = plan_refill(fill)
+            plan = plan_refill(fill)
+            self._plan = (
+                fw,
+                fw.program,
+                fw.concentration_ug_per_ml,
+                fw.reservoir_ul,
+                fw.low_alarm_ul,
+                plan,
+            )
         late_days = (
             float(self.rng.exponential(policy.late_visit_days_mean))
             if policy.late_visit_days_mean
@@ -234,7 +239,7 @@ class Clinic:
             self.push(t + policy.rebook_days * SECONDS_PER_DAY, Event.REFILL, generation)
             return
         self.visit_times.append(t)
-        at = from_pump_s(t)
+        at = fw.now  # the run advanced the pump to ``t``
         fw.telemetry_session(at)
         if fw.mode is Mode.EOS:  # the pump has died: replace it at this visit
             self.replace(t)
