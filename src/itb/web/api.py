@@ -215,7 +215,9 @@ def login(body: LoginIn, request: Request, response: Response, db: Db) -> Me:
 
 
 @router.post("/logout", status_code=204)
-def logout(request: Request, db: Db, caller: Caller = need("view")) -> Response:
+def logout(
+    request: Request, db: Db, caller: Caller = need("view", one_time_password=True)
+) -> Response:
     auth.end_session(db, caller.web_session)
     response = Response(status_code=204)
     response.delete_cookie(session_cookie_name(request), path="/")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from itb.clinic import audit, auth
+from itb.clinic import auth
 from itb.clinic.models import CaregiverLink, FamilyReport
 from itb.clinic.services import family as service
 from itb.clinic.services.family_view import FamilyView, family_view
@@ -83,24 +83,8 @@ def _link(link: CaregiverLink) -> dict[str, Any]:
 
 
 # The family's side ---------------------------------------------------------------------------
-def family_caller(action: str) -> Any:
-    """``need(action)``, and a caregiver still on the one-time password is refused (403) until
-    they set their own on the family's page (ASVS 2.3.1)."""
-    inner = need(action)
-
-    def ready(db: Db, caller: Caller = inner) -> Caller:
-        if service.invite_state(db, caller.user, audit.utc_now()) != service.InviteState.READY:
-            raise HTTPException(
-                403, "set your own password first: log in on the family's page (/family)"
-            )
-        return caller
-
-    ready.itb_action = action  # type: ignore[attr-defined]  # read by the route audit test
-    return Depends(ready)
-
-
 @router.get("/family/patients")
-def family_patients(db: Db, caller: Caller = family_caller("family_view")) -> list[dict[str, Any]]:
+def family_patients(db: Db, caller: Caller = need("family_view")) -> list[dict[str, Any]]:
     """The caregiver's linked children (first names only)."""
     return [
         {"id": link.patient_id, "first_name": link.first_name}
@@ -110,7 +94,7 @@ def family_patients(db: Db, caller: Caller = family_caller("family_view")) -> li
 
 @router.get("/family/patients/{patient_id}")
 def family_patient(
-    patient_id: PatientId, request: Request, db: Db, caller: Caller = family_caller("family_view")
+    patient_id: PatientId, request: Request, db: Db, caller: Caller = need("family_view")
 ) -> dict[str, Any]:
     """The family's view of one linked child; 404 for any other id."""
     link = service.linked_patient(db, caller.user, patient_id)
@@ -123,7 +107,7 @@ def family_report(
     body: ReportIn,
     request: Request,
     db: Db,
-    caller: Caller = family_caller("family_report"),
+    caller: Caller = need("family_report"),
 ) -> dict[str, Any]:
     """Report an alarm heard or a withdrawal sign: urgent on the care team's dashboard."""
     new = service.ReportInput(body.kind, body.detail, body.note)

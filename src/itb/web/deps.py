@@ -22,8 +22,17 @@ from itb.clinic.models import Role, User, WebSession
 SESSION_COOKIE = "itb_session"
 SECURE_SESSION_COOKIE = "__Host-itb_session"  # HTTPS only: Secure, Path=/, no Domain
 LOGIN_CSRF_COOKIE = "itb_login_csrf"
-OWN_PASSWORD = "own_password"  # the one action a one-time password allows (services/users.py)
+OWN_PASSWORD = "own_password"  # change one's own password (care team, administrators)
 OWN_PASSWORD_PAGE = "/account/password"
+# Where an account still on a one-time password sets its own (ASVS 2.3.1): the family's page for
+# a caregiver, the account page for everyone else. The one gate is in ``_caller``.
+FAMILY_PASSWORD_PAGE = "/family/password"
+
+
+def own_password_page(role: str) -> str:
+    """The page where an account of ``role`` on a one-time password sets its own."""
+    return FAMILY_PASSWORD_PAGE if role == Role.CAREGIVER.value else OWN_PASSWORD_PAGE
+
 
 # Sent with every answer (docs/clinic.md, "Security"); a response may set its own CSP.
 SECURITY_HEADERS = {
@@ -105,20 +114,25 @@ def _web_session(request: Request, db: Session) -> WebSession | None:
     return auth.session_for_token(db, token, audit.utc_now())
 
 
-def need(action: str, *, page: bool = False, form: bool = False) -> Any:
+def need(
+    action: str, *, page: bool = False, form: bool = False, one_time_password: bool = False
+) -> Any:
     """A dependency: a signed-in user allowed to do ``action`` (401/redirect, else 403).
 
     ``form``: a state-changing HTML form, whose ``csrf_token`` must match the session's.
+    ``one_time_password``: a route an account still on a one-time password may use (setting
+    its own, logging out); every other route sends it to :func:`own_password_page` first.
     The session lookup is database work: it runs in the thread pool (a plain ``def``
     dependency, or ``run_in_threadpool`` where the form must be awaited), never on the event
     loop, where it would stall every other request.
     """
+    gate = _Gate(action, page, one_time_password)
 
     def signed_in(request: Request, db: Db) -> Caller:
-        return _caller(request, db, action, page)
+        return _caller(request, db, gate)
 
     async def signed_in_form(request: Request, db: Db) -> Caller:
-        caller = await run_in_threadpool(_caller, request, db, action, page)
+        caller = await run_in_threadpool(_caller, request, db, gate)
         submitted = (await request.form()).get("csrf_token")
         if not isinstance(submitted, str) or not secrets.compare_digest(
             submitted, caller.web_session.csrf_token
@@ -131,19 +145,27 @@ def need(action: str, *, page: bool = False, form: bool = False) -> Any:
     return Depends(dependency)
 
 
-def _caller(request: Request, db: Session, action: str, page: bool) -> Caller:
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    action: str
+    page: bool
+    one_time_password: bool
+
+
+def _caller(request: Request, db: Session, gate: _Gate) -> Caller:
     web_session = _web_session(request, db)
     if web_session is None:
-        if page:
+        if gate.page:
             raise LoginRequired()
         raise HTTPException(401, "log in first: POST /api/login")
-    if not auth.authorize(web_session.user.role, action):
-        raise HTTPException(403, f"a {web_session.user.role} may not {action.replace('_', ' ')}")
-    one_time = web_session.user.one_time_password_until_utc is not None
-    # a caregiver's one-time password is gated by the family's pages (/family/password)
-    if one_time and action != OWN_PASSWORD and web_session.user.role != Role.CAREGIVER.value:
-        # an administrator's one-time password opens one page: set your own (ASVS 2.3.1)
-        if page:
-            raise HTTPException(303, "set your own password first", {"Location": OWN_PASSWORD_PAGE})
-        raise HTTPException(403, f"set your own password first: {OWN_PASSWORD_PAGE}")
-    return Caller(web_session.user, web_session, action)
+    user = web_session.user
+    if not auth.authorize(user.role, gate.action):
+        raise HTTPException(403, f"a {user.role} may not {gate.action.replace('_', ' ')}")
+    if user.one_time_password_until_utc is not None and not gate.one_time_password:
+        # a one-time password (an invitation, an administrator's reset) opens one page: set
+        # your own there (ASVS 2.3.1); expired, that page says so and offers nothing else
+        where = own_password_page(user.role)
+        if gate.page:
+            raise HTTPException(303, "set your own password first", {"Location": where})
+        raise HTTPException(403, f"set your own password first: {where}")
+    return Caller(user, web_session, gate.action)

@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, Response
 from itb.clinic import audit, auth
 from itb.clinic.errors import ConflictError, InputError
 from itb.clinic.models import Role
-from itb.clinic.services import family
 from itb.clinic.services import users as service
 from itb.clinic.services.one_time_passwords import ONE_TIME_PASSWORD_LIFETIME_DAYS
 from itb.web.deps import OWN_PASSWORD, Caller, Db, need, session_cookie_name
@@ -69,7 +68,9 @@ def _change(request: Request, db: Db, caller: Caller, change: service.PasswordCh
 
 
 @router.get("/account/password", response_class=HTMLResponse)
-def password_form(request: Request, caller: Caller = need(OWN_PASSWORD, page=True)) -> Response:
+def password_form(
+    request: Request, caller: Caller = need(OWN_PASSWORD, page=True, one_time_password=True)
+) -> Response:
     return _page(request, caller)
 
 
@@ -80,23 +81,15 @@ def change_password(
     current: FormText = "",
     new: FormText = "",
     repeat: FormText = "",
-    caller: Caller = need(OWN_PASSWORD, page=True, form=True),
+    caller: Caller = need(OWN_PASSWORD, page=True, form=True, one_time_password=True),
 ) -> Response:
     return _change(request, db, caller, service.PasswordChange(current, new, repeat))
-
-
-def _invited(db: Db, caller: Caller) -> bool:
-    """A caregiver still on the clinic's one-time password sets their first one there."""
-    state = family.invite_state(db, caller.user, audit.utc_now())
-    return state != family.InviteState.READY
 
 
 @router.get("/family/account", response_class=HTMLResponse)
 def family_password_form(
     request: Request, db: Db, caller: Caller = need("family_view", page=True)
 ) -> Response:
-    if _invited(db, caller):
-        return redirect("/family/password")
     return _page(request, caller)
 
 
@@ -109,14 +102,14 @@ def family_change_password(
     repeat: FormText = "",
     caller: Caller = need("family_view", page=True, form=True),
 ) -> Response:
-    if _invited(db, caller):
-        return redirect("/family/password")
     return _change(request, db, caller, service.PasswordChange(current, new, repeat))
 
 
 @router.post("/account/logout")
 def logout(
-    request: Request, db: Db, caller: Caller = need(OWN_PASSWORD, page=True, form=True)
+    request: Request,
+    db: Db,
+    caller: Caller = need(OWN_PASSWORD, page=True, form=True, one_time_password=True),
 ) -> Response:
     """Log out, for every care-team role and for an account still on a one-time password."""
     auth.end_session(db, caller.web_session)

@@ -48,16 +48,11 @@ _WORDS: dict[str, object] = {
 
 
 # The family's side ---------------------------------------------------------------------------
-def _first_own_password(db: Db, caller: Caller) -> Response | None:
-    """A caregiver still on the one-time password goes to set their own first (ASVS 2.3.1)."""
-    if service.invite_state(db, caller.user, audit.utc_now()) == service.InviteState.READY:
-        return None
-    return redirect("/family/password")
-
-
 @router.get("/family/password", response_class=HTMLResponse)
 def family_password_form(
-    request: Request, db: Db, caller: Caller = need("family_view", page=True)
+    request: Request,
+    db: Db,
+    caller: Caller = need("family_view", page=True, one_time_password=True),
 ) -> HTMLResponse:
     state = service.invite_state(db, caller.user, audit.utc_now())
     return render(
@@ -71,7 +66,7 @@ def family_password(
     db: Db,
     password: FormText = "",
     repeat: FormText = "",
-    caller: Caller = need("family_view", page=True, form=True),
+    caller: Caller = need("family_view", page=True, form=True, one_time_password=True),
 ) -> Response:
     state = service.invite_state(db, caller.user, audit.utc_now())
     if state == service.InviteState.EXPIRED:
@@ -104,8 +99,6 @@ def family_password(
 def family_home(
     request: Request, db: Db, caller: Caller = need("family_view", page=True)
 ) -> Response:
-    if (gate := _first_own_password(db, caller)) is not None:
-        return gate
     links = service.caregiver_links(db, caller.user)
     if len(links) == 1:
         return redirect(f"/family/{links[0].patient_id}")
@@ -121,8 +114,6 @@ def family_page(
     caller: Caller = need("family_view", page=True),
 ) -> Response:
     link = service.linked_patient(db, caller.user, patient_id)
-    if (gate := _first_own_password(db, caller)) is not None:
-        return gate
     view = family_view(db, link, now(request))
     return render(
         request, "family.html", caller, view=view,
@@ -137,8 +128,6 @@ def family_card(
     patient_id: PatientId, request: Request, db: Db, caller: Caller = need("family_view", page=True)
 ) -> Response:
     link = service.linked_patient(db, caller.user, patient_id)
-    if (gate := _first_own_password(db, caller)) is not None:
-        return gate
     view = family_view(db, link, now(request))
     return render(request, "family_card.html", caller, view=view, words=_WORDS)
 
@@ -148,8 +137,6 @@ def family_calendar(
     patient_id: PatientId, request: Request, db: Db, caller: Caller = need("family_view", page=True)
 ) -> Response:
     link = service.linked_patient(db, caller.user, patient_id)
-    if (gate := _first_own_password(db, caller)) is not None:
-        return gate
     body = family_ics(family_view(db, link, now(request)), audit.utc_now())
     return Response(
         body,
@@ -169,8 +156,6 @@ def family_report(
     caller: Caller = need("family_report", page=True, form=True),
 ) -> Response:
     service.linked_patient(db, caller.user, patient_id)
-    if (gate := _first_own_password(db, caller)) is not None:
-        return gate
     report = service.ReportInput(kind, detail, note)
     service.add_report(db, caller.user, patient_id, report, now(request))
     return redirect(f"/family/{patient_id}?notice=reported")
@@ -178,7 +163,9 @@ def family_report(
 
 @router.post("/family/logout")
 def family_logout(
-    request: Request, db: Db, caller: Caller = need("family_view", page=True, form=True)
+    request: Request,
+    db: Db,
+    caller: Caller = need("family_view", page=True, form=True, one_time_password=True),
 ) -> Response:
     auth.end_session(db, caller.web_session)
     response = redirect("/login")
