@@ -6,6 +6,7 @@ exit 2. What slips through (a file that is a directory, an unwritable output, a 
 wraps the whole command group: an InputError or an OSError is one line naming the problem and
 exit 2; an out-of-range number or date is one line and exit 2; anything else is a bug, reported
 on one line with exit 70 (EX_SOFTWARE). ``ITB_DEBUG=1`` shows the traceback for developers.
+Output into a pipe whose reader has gone (``itb pump models | head -1``) ends quietly, exit 1.
 
 A usage error (an unknown option or command, a missing or malformed argument) is one line too,
 naming the problem and where to read the usage, with click's exit 2: ``error: No such option:
@@ -87,6 +88,10 @@ class GuardedGroup(TyperGroup):
             raise _one_line_usage(error) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # the command's own exit, already explained
+        except BrokenPipeError:
+            # the reader left (``itb ... | head -1``): nothing to tell it; click ends quietly
+            # with exit 1, as it does when the help meets a closed pipe
+            raise
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             raise typer.Exit(EXIT_INTERRUPTED) from None
