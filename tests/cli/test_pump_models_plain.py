@@ -47,3 +47,19 @@ def test_a_table_too_wide_for_the_terminal_becomes_blocks_with_whole_names() -> 
     assert fitted_lines("Models", columns, rows, width=80) == table_lines("Models", columns, rows)
     narrow = fitted_lines("Models", columns, rows, width=20)
     assert narrow == block_lines(columns, rows) == ["peristaltic-20", "  flow: 0.048 to 24 mL/day"]
+
+
+def test_into_a_pipe_the_models_are_a_table_one_line_each() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from itb.cli import main; main()", "pump", "models"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[1].split()[0] == "name"
+    for name in MODELS:  # grep finds a model's whole row
+        [row] = [line for line in lines if line.startswith(name + " ")]
+        assert "mL/day" in row and "mAh" in row

@@ -4,12 +4,16 @@ Why not Rich: importing Rich's console and table costs about twice a bare interp
 and kept ``itb pump models`` over ten times a bare start (issue 13). A row's first cell (a
 name the other commands ask for) is never cut or wrapped: when the table is wider than the
 terminal, each row becomes a block, its first cell alone on a line, then ``  column: value``.
+Into a file or a pipe there is no width to fit: the table, one line per row.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Sequence
+from typing import Literal
 
 COLUMN_GAP = "  "
 
@@ -38,12 +42,24 @@ def block_lines(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     return lines
 
 
+def output_width() -> int | None:
+    """The width the output must fit: ``COLUMNS`` when set, else the terminal's; None (no
+    limit) when the output goes to a file or a pipe, where one line per row suits ``grep``."""
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def fitted_lines(
-    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], width: int | None = None
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None | Literal["output"] = "output",
 ) -> list[str]:
-    """The table when every line fits ``width`` (default: the terminal's, ``COLUMNS`` first;
-    80 when the output is not a terminal), else the blocks."""
-    if width is None:
-        width = shutil.get_terminal_size().columns
+    """The table when every line fits ``width`` (default: :func:`output_width`; None: no
+    limit), else the blocks."""
+    limit = output_width() if width == "output" else width
     table = table_lines(title, columns, rows)
-    return table if max(len(line) for line in table) <= width else block_lines(columns, rows)
+    if limit is None or max(len(line) for line in table) <= limit:
+        return table
+    return block_lines(columns, rows)
