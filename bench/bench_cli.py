@@ -1,6 +1,7 @@
 """Commands that answer at once: each command's median wall time, a whole process, against a
 bare ``python -c pass`` of the same interpreter, measured interleaved in the same run (one round
-runs every command once, so a busy machine slows them all alike). Goal: each <= 10x."""
+runs every command once, so a busy machine slows them all alike). Goal: each <= 10x. The rows:
+``itb --help``, ``itb pump models`` and ``itb refill plan``, then each group's ``--help``."""
 
 from __future__ import annotations
 
@@ -34,13 +35,20 @@ def itb_script() -> str:
 
 
 def commands() -> dict[str, list[str]]:
+    """The three the issue names, then every group's help (a group imports its own module:
+    the help must not pay for the libraries its commands use)."""
+    from itb.cli import ItbGroup
+
     itb = itb_script()
-    return {
+    table = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "itb --help": [itb, "--help"],
         "itb pump models": [itb, "pump", "models"],
         "itb refill plan ... --json": [itb, *REFILL_PLAN],
     }
+    for group in ItbGroup.table:
+        table[f"itb {group} --help"] = [itb, group, "--help"]
+    return table
 
 
 def wall_s(argv: list[str]) -> float:

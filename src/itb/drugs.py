@@ -61,6 +61,10 @@ BACLOFEN = Drug(
 
 DRUGS: dict[str, Drug] = {BACLOFEN.name: BACLOFEN}
 
+# The screening trial doses the programmer accepts: 50, 75 and 100 µg (S45 S46), and 25 µg for
+# very small children (S48).
+SCREENING_TRIAL_DOSES_UG: tuple[float, ...] = (25.0, *BACLOFEN.screening_doses_ug)
+
 
 def drug(name: str) -> Drug:
     try:

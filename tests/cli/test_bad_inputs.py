@@ -84,12 +84,12 @@ def test_a_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(
 def test_an_unwritable_out_is_refused_before_the_simulation_runs(
     files: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import itb.cli.sim as sim_cli
+    import itb.sim.engine
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("the simulation ran before the output was checked")
 
-    monkeypatch.setattr(sim_cli, "run_cohort", never)
+    monkeypatch.setattr(itb.sim.engine, "run_cohort", never)
     result = CliRunner().invoke(app, ["sim", "run", COHORT, "--out", files["under_file"]])
     assert result.exit_code == 2 and "--out" in result.stderr
 

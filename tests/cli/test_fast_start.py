@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from itb.cli import ItbGroup, app
 
-HEAVY = ("sqlalchemy", "numpy", "fastapi", "pydantic", "scipy", "matplotlib")
+HEAVY = (
+    "sqlalchemy", "numpy", "fastapi", "pydantic", "scipy", "matplotlib", "rich", "cryptography",
+)  # fmt: skip
 REFILL_PLAN = [
     "refill", "plan", "--model", "peristaltic-20", "--reservoir-ml", "20",
     "--concentration-ug-per-ml", "500", "--daily-dose-ug", "600", "--json",
@@ -69,3 +71,47 @@ def test_a_mistyped_group_gets_a_suggestion() -> None:
     result = CliRunner().invoke(app, ["refil", "plan"])
     assert result.exit_code == 2
     assert "Did you mean 'refill'?" in result.output
+
+
+HELP_PROBE = """
+import json, sys
+from itb.cli import app
+codes = []
+for args in json.loads(sys.argv[1]):
+    try:
+        app(args)
+    except SystemExit as exit:
+        codes.append(exit.code)
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(HEAVY))
+print(json.dumps({"codes": codes, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _help_requests(group: str) -> list[list[str]]:
+    """``itb GROUP --help`` and ``itb GROUP COMMAND --help`` for each of its commands."""
+    command = app_command().get_command(None, group)  # imports it here, in the test process
+    names = sorted(getattr(command, "commands", {}))
+    return [[group, "--help"], *([group, name, "--help"] for name in names)]
+
+
+def app_command() -> ItbGroup:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, ItbGroup)
+    return group
+
+
+@pytest.mark.parametrize("group", list(ItbGroup.table))
+def test_every_help_of_every_group_loads_no_heavy_library(group: str) -> None:
+    requests = _help_requests(group)
+    code = f"HEAVY = {HEAVY!r}\n{HELP_PROBE}"
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(requests)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = json.loads(done.stderr.strip().splitlines()[-1])
+    assert found["codes"] == [0] * len(requests)
+    assert found["heavy"] == [], f"itb {group} ... --help imports {found['heavy']}"

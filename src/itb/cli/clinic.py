@@ -20,18 +20,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from itb.clinic.db import (
-    DATABASE_URL_ENV,
-    make_engine,
-    make_session_factory,
-    resolve_database_url,
-    upgrade_to_head,
-)
+from itb.clinic.database_url import DATABASE_URL_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from fastapi import FastAPI
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from itb.cli.demo_start import DemoSeeding
@@ -52,11 +47,10 @@ def users() -> None:
     """Clinic user accounts (a group even with one command: ``itb user add``)."""
 
 
-DatabaseUrl = typer.Option(
-    None,
-    "--database-url",
-    help=f"SQLAlchemy URL; else ${DATABASE_URL_ENV}; else a SQLite file in the user data dir.",
+DATABASE_URL_HELP = (
+    f"SQLAlchemy URL; else ${DATABASE_URL_ENV}; else a SQLite file in the user data dir."
 )
+DatabaseUrl = typer.Option(None, "--database-url", help=DATABASE_URL_HELP)
 
 
 def serve(  # noqa: PLR0913  (a Typer command: its options are its parameters)
@@ -159,6 +153,9 @@ def _clinic_app(
     trusted_proxy: list[str],
 ) -> FastAPI:
     """The web app on its database, migrated, the demo seeded, pending pump commands settled."""
+    # imported here, at start-up, with garbage collection off and before the demo's fork (as
+    # when they were at module level): not by ``--help``, for which SQLAlchemy is too slow
+    from itb.clinic.db import resolve_database_url
     from itb.web.settings import ClinicSettings
 
     seeding = None
@@ -280,6 +277,23 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _migrated_engine(database_url: str | None) -> Engine:
+    """The clinic's database (``--database-url``, else the environment's, else the default),
+    its schema brought to the latest migration."""
+    # imported here: SQLAlchemy costs more than the help's whole budget (issue 13)
+    from itb.clinic.db import make_engine, resolve_database_url, upgrade_to_head
+
+    engine = make_engine(resolve_database_url(database_url))
+    upgrade_to_head(engine)
+    return engine
+
+
+def _sessions(engine: Engine) -> Callable[[], Session]:
+    from itb.clinic.db import make_session_factory
+
+    return make_session_factory(engine)
+
+
 @user_app.command("add")
 def user_add(
     username: str = typer.Argument(
@@ -298,9 +312,8 @@ def user_add(
         typer.echo("give the password on standard input with --password-stdin", err=True)
         raise typer.Exit(2)
     password = sys.stdin.readline().rstrip("\r\n")
-    engine = make_engine(resolve_database_url(database_url))
-    upgrade_to_head(engine)
-    with make_session_factory(engine)() as db:
+    engine = _migrated_engine(database_url)
+    with _sessions(engine)() as db:
         try:
             user = auth.add_user(db, username, role, password)
         except ValueError as exc:
@@ -333,13 +346,12 @@ def clinic_export(
     from itb.clinic.models import Patient
 
     check_writable_dir(fhir_dir, "--fhir")
-    engine = make_engine(resolve_database_url(database_url))
-    upgrade_to_head(engine)
+    engine = _migrated_engine(database_url)
     query = select(Patient).order_by(Patient.id)
     if mrn:
         query = query.where(Patient.mrn.in_(mrn))
     generated_at = datetime.now().replace(microsecond=0)  # the clinic's clock: naive local
-    with make_session_factory(engine)() as db:
+    with _sessions(engine)() as db:
         patients = list(db.execute(query).scalars())
         missing = sorted(set(mrn) - {p.mrn for p in patients})
         if missing:
@@ -389,9 +401,8 @@ def clinic_calendar(
         allowed = ", ".join(calendar.PatientLabel)
         raise InputError("--patient-label", f"allowed {allowed}") from None
     check_writable_file(out, "--out")
-    engine = make_engine(resolve_database_url(database_url))
-    upgrade_to_head(engine)
-    with make_session_factory(engine)() as db:
+    engine = _migrated_engine(database_url)
+    with _sessions(engine)() as db:
         text = calendar.calendar_ics(db, datetime.now().replace(microsecond=0), None, label)
     engine.dispose()
     out.write_text(text, newline="")

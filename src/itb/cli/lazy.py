@@ -48,7 +48,16 @@ def load(name: str, entry: Lazy) -> Any:  # typer's vendored click.Command
     group: Any = typer.main.get_command(parent)
     command = group.commands[name]
     read_plainly(command)
+    _plain_help(command)
     return command
+
+
+def _plain_help(command: Any) -> None:
+    """Plain help for the command and everything under it, as ``itb --help`` has: Rich's help
+    renderer alone costs several bare interpreter starts (issue 13)."""
+    command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
 
 
 def _no_options() -> None:

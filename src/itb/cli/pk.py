@@ -11,38 +11,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from itb.cli.decimal_options import UG
+from itb.cli.lazy import lazy_console
 from itb.cli.outputs import check_writable_file
 from itb.drugs import BACLOFEN
-from itb.pharmacology.bolus import BolusCourse, bolus_course
-from itb.pharmacology.exact import DosingError, Piece, Propagator, pieces_from_segments, predict
-from itb.pharmacology.model import (
-    EFFECT,
-    RESPONSE_THRESHOLD_MAS,
-    FloatArray,
-    ParameterError,
-    Patients,
-    csf_ug_per_ml,
-    effect_mas,
-    predicted_mas,
-    typical_patient,
-)
-from itb.pharmacology.withdrawal import (
-    DEFAULT_WITHDRAWAL_FRACTION,
-    WithdrawalThreshold,
-    time_below_threshold_h,
-    withdrawal_risk_time_h,
-    withdrawal_threshold,
-)
+from itb.pharmacology.thresholds import DEFAULT_WITHDRAWAL_FRACTION
 from itb.units import HOURS_PER_DAY, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
+# The pharmacology (NumPy) and Rich are imported inside the commands that use them: either costs
+# more than the whole budget of `itb pk --help` (issue 13).
 if TYPE_CHECKING:
+    from itb.pharmacology.bolus import BolusCourse
+    from itb.pharmacology.exact import Piece
+    from itb.pharmacology.model import FloatArray, Patients
+    from itb.pharmacology.withdrawal import WithdrawalThreshold
     from itb.scenario.runner import SimulationResult
+
 
 app = typer.Typer(
     name="pk",
@@ -51,7 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = lazy_console()
 _SCREENING_DOSES = ", ".join(f"{d:g}" for d in BACLOFEN.screening_doses_ug)
 
 
@@ -62,6 +48,13 @@ def _fail(message: str) -> None:
 
 def _num(value: float) -> float | None:
     return round(float(value), 6) if math.isfinite(value) else None
+
+
+def typical_patient() -> Patients:
+    """The population's typical patient (a module attribute, so a test can break it)."""
+    from itb.pharmacology.model import typical_patient as typical
+
+    return typical()
 
 
 @app.command()
@@ -76,6 +69,10 @@ def bolus(
     ),
 ) -> None:
     """Onset, peak, duration and hourly course of one intrathecal bolus."""
+    from itb.pharmacology.bolus import bolus_course
+    from itb.pharmacology.exact import DosingError
+    from itb.pharmacology.model import ParameterError
+
     if plot is not None:
         check_writable_file(plot, "--plot")
     patient = typical_patient()
@@ -97,6 +94,8 @@ def bolus(
 
 
 def _bolus_summary(course: BolusCourse, dose_ug: float, hours: float) -> dict[str, Any]:
+    from itb.pharmacology.model import RESPONSE_THRESHOLD_MAS
+
     hourly = [i for i, t in enumerate(course.t_h) if abs(t - round(t)) < 1e-9 and t <= hours]
     return {
         "dose_ug": dose_ug,
@@ -121,6 +120,7 @@ def _plot_bolus(
     plot: Path, course: BolusCourse, patient: Patients, dose_ug: float, hours: float
 ) -> None:
     from itb.cli.pk_plots import CoursePlot, Marker, plot_course
+    from itb.pharmacology.model import RESPONSE_THRESHOLD_MAS, predicted_mas
 
     keep = course.t_h <= hours
     markers = [Marker(0.0, f"bolus {dose_ug:g} µg", "tab:blue")]
@@ -140,6 +140,10 @@ def _plot_bolus(
 
 
 def _print_bolus(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from itb.pharmacology.model import RESPONSE_THRESHOLD_MAS
+
     console.print(
         f"[bold]Bolus {summary['dose_ug']:g} µg[/bold] (typical patient; effect = fall of the MAS)"
     )
@@ -198,7 +202,7 @@ def program(
         check_writable_file(plot, "--plot")
     try:
         course = _scenario_course(scenario_path, days, fraction, from_zero)
-    except (ValueError, DosingError, ParameterError) as err:
+    except ValueError as err:  # DosingError and ParameterError among them
         _fail(str(err))
         return
     stops = _delivery_stops(course, fraction)
@@ -217,6 +221,11 @@ def program(
 def _scenario_course(
     scenario_path: Path, days: float | None, fraction: float, from_zero: bool
 ) -> ScenarioCourse:
+    import numpy as np
+
+    from itb.pharmacology.exact import Propagator, pieces_from_segments, predict
+    from itb.pharmacology.model import EFFECT, csf_ug_per_ml, effect_mas
+    from itb.pharmacology.withdrawal import withdrawal_threshold
     from itb.scenario import load_scenario
     from itb.scenario.runner import simulate
     from itb.therapy import to_pump_s
@@ -248,6 +257,8 @@ def _scenario_course(
 
 def _delivery_stops(course: ScenarioCourse, fraction: float) -> list[dict[str, Any]]:
     """Each stop of delivery (empty reservoir, pump stop...) and when withdrawal risk begins."""
+    from itb.pharmacology.exact import predict
+    from itb.pharmacology.withdrawal import withdrawal_risk_time_h
     from itb.therapy import from_pump_s
 
     patient, maintenance = course.patient, course.maintenance_ug_per_h
@@ -277,6 +288,8 @@ def _delivery_stops(course: ScenarioCourse, fraction: float) -> list[dict[str, A
 def _program_summary(
     course: ScenarioCourse, scenario_path: Path, fraction: float, stops: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    from itb.pharmacology.withdrawal import time_below_threshold_h
+
     below_h = (
         float(
             time_below_threshold_h(
@@ -308,7 +321,7 @@ def _plot_program(
     plot: Path, course: ScenarioCourse, scenario_path: Path, stops: list[dict[str, Any]]
 ) -> None:
     from itb.cli.pk_plots import CoursePlot, Marker, plot_course
-    from itb.pharmacology.model import ce_for_effect
+    from itb.pharmacology.model import RESPONSE_THRESHOLD_MAS, ce_for_effect, predicted_mas
 
     markers = []
     for stop in stops:
@@ -334,6 +347,8 @@ def _plot_program(
 
 
 def _print_program(course: ScenarioCourse, scenario_path: Path, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     from itb.therapy import from_pump_s
 
     result = course.result
@@ -385,6 +400,8 @@ def fit(
 
 
 def _print_fit(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]{summary['note']}[/bold]")
     if summary["rms_error_mas"] is not None:
         console.print(f"observed against the fitted model: RMS {summary['rms_error_mas']:.2f} MAS")
@@ -423,6 +440,8 @@ def predict_cmd(
 ) -> None:
     """Predicted MAS on a program, hourly, with its 80% prediction interval."""
     from datetime import datetime
+
+    from rich.table import Table
 
     from itb.cli.pk_fit import band_summary, load_fit, load_program, plot_band, predict_band
     from itb.errors import InputError

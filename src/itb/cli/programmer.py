@@ -13,10 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from itb.cli.decimal_options import MINUTES, ML, UG, UG_PER_DAY, UG_PER_ML
 from itb.cli.programmer_clock import (
@@ -38,17 +37,18 @@ from itb.cli.programmer_run import (
 )
 from itb.cli.programmer_run import out as screen
 from itb.errors import InputError
-from itb.link.client import PumpSession
-from itb.link.keys import KeyFileError, KeyOwner, load_public_key, write_keypair
 from itb.programmer.programming import Origin, Phase, ProgramReview, ReviewContext
 from itb.programmer.record_words import tones_words
 from itb.pump.alarms import AlarmKind
 from itb.pump.bolus import DEFAULT_BOLUS_DURATION_MIN
 from itb.pump.status import BolusKind
-from itb.telemetry.messages import CLINICIAN_BOLUS_KINDS
-from itb.telemetry.pairing import key_id_of
 from itb.telemetry.status_wire import status_to_wire
 from itb.therapy import Program, ProgramError, program_from_dict
+
+# The link (keys, client) pulls in cryptography and a table Rich: each command imports what it
+# uses, so ``itb programmer ... --help`` loads neither (issue 13).
+if TYPE_CHECKING:
+    from itb.link.client import PumpSession
 
 app = typer.Typer(
     help="The programmer: interrogate, program, refill and bolus a pump over its telemetry link.",
@@ -72,6 +72,9 @@ def keygen(
     as_json: bool = JsonOpt,
 ) -> None:
     """Write a new programmer key pair: programmer.key (mode 0600) and programmer.pub."""
+    from itb.link.keys import KeyFileError, KeyOwner, load_public_key, write_keypair
+    from itb.telemetry.pairing import key_id_of
+
     try:
         private_path, public_path = write_keypair(out, KeyOwner.PROGRAMMER)
     except (KeyFileError, OSError) as error:
@@ -116,6 +119,8 @@ def interrogate(
         }
 
     def human(r: dict[str, Any]) -> None:
+        from rich.table import Table
+
         from itb.cli.status_words import status_rows, status_title
 
         table = Table(title=status_title(r), show_header=False)
@@ -156,6 +161,8 @@ def _load_program(rate_ug_per_day: float | None, program_file: Path | None) -> P
 
 
 def _print_review(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
     review = r["review"]
     table = Table(title="program: old → new")
     for column in ("day", "start", "old µg/h", "new µg/h", "change %"):
@@ -310,6 +317,8 @@ def bolus(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     as_json: bool = JsonOpt,
 ) -> None:
     """A clinician bolus (µg), or a bridge / priming bolus computed from the pump's set-up."""
+    from itb.telemetry.messages import CLINICIAN_BOLUS_KINDS
+
     kind_value = checked_input(
         as_json, "bolus", lambda: enum_option(kind, BolusKind, "kind", CLINICIAN_BOLUS_KINDS)
     )

@@ -11,17 +11,18 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from itb.cli.programmer_run import Work
 from itb.errors import InputError
-from itb.link.client import PumpSession
 from itb.programmer.pump_clock import ClockCheck, check_clock, pump_clock_for
-from itb.pump.status import PumpStatus
-from itb.telemetry.messages import SetClock
+
+if TYPE_CHECKING:  # the link client pulls in cryptography (issue 13)
+    from itb.cli.programmer_run import Work
+    from itb.link.client import PumpSession
+    from itb.pump.status import PumpStatus
 
 PatientZoneOpt = typer.Option(
     None,
@@ -58,6 +59,7 @@ def clock_of(status: PumpStatus, zone: tzinfo) -> ClockCheck:
 
 def set_clock_work(zone: tzinfo, dry_run: bool) -> Work:
     """Read the pump's clock; show the correction (``dry_run``) or send it."""
+    from itb.telemetry.messages import SetClock  # the wire messages: only when sending (issue 13)
 
     async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:
         check = clock_of(await session.interrogate(), zone)

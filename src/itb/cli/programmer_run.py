@@ -10,33 +10,26 @@ needs_acknowledgement, error, unreachable or uncertain.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, TypeVar
 
 import typer
-from rich.console import Console
 
+from itb.cli.lazy import lazy_console
 from itb.errors import InputError
-from itb.link.client import (
-    AcknowledgementRequiredError,
-    CommandReport,
-    ConfirmationRequiredError,
-    ProgramRefusedError,
-    PumpAddress,
-    PumpSession,
-    UncertainJournal,
-)
-from itb.link.transport import HandshakeRefusedError, LinkError
 from itb.telemetry.outcomes import Outcome
-from itb.telemetry.pairing import key_id_of
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
+# The link (client, transport, pairing) pulls in cryptography: imported by the functions that
+# connect, never by ``itb programmer ... --help`` (issue 13).
+if TYPE_CHECKING:
+    from itb.link.client import CommandReport, PumpAddress, PumpSession, UncertainJournal
+
+out = lazy_console(highlight=False)
+err = lazy_console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
 
 EXIT_DONE, EXIT_NOT_APPLIED, EXIT_BAD_INPUT, EXIT_UNCERTAIN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_OF_STATUS = {
@@ -50,8 +43,8 @@ EXIT_OF_STATUS = {
     "unreachable": EXIT_UNREACHABLE,
 }
 
-Work = Callable[[PumpSession, Callable[[str], None]], Awaitable[dict[str, Any]]]
-Human = Callable[[dict[str, Any]], None]
+Work: TypeAlias = "Callable[[PumpSession, Callable[[str], None]], Awaitable[dict[str, Any]]]"
+Human: TypeAlias = Callable[[dict[str, Any]], None]
 _E = TypeVar("_E", bound=Enum)
 _T = TypeVar("_T")
 
@@ -160,6 +153,8 @@ def checked_input(as_json: bool, command: str, compute: Callable[[], _T]) -> _T:
 
 # Running a session --------------------------------------------------------------------------
 def _journal_for(key_file: Path) -> UncertainJournal:
+    from itb.link.client import UncertainJournal
+
     return UncertainJournal(key_file.with_name(key_file.stem + ".uncertain.json"))
 
 
@@ -178,6 +173,9 @@ async def _settle_pending(
 async def _session_main(
     address: PumpAddress, journal: UncertainJournal, command: str, work: Work
 ) -> dict[str, Any]:
+    from itb.link.client import PumpSession
+    from itb.telemetry.pairing import key_id_of
+
     pump_id = key_id_of(address.pump_public)
     session = await PumpSession.connect(address)
     try:
@@ -207,6 +205,17 @@ async def _session_main(
 
 def run_command(command: str, connection: Connection, work: Work, human: Human) -> None:
     """Connect, run ``work`` and print its result (or the error) the one way every command does."""
+    # imported here: asyncio and the link (cryptography) cost more than a help's budget (issue 13)
+    import asyncio
+
+    from itb.link.client import (
+        AcknowledgementRequiredError,
+        ConfirmationRequiredError,
+        ProgramRefusedError,
+        PumpAddress,
+    )
+    from itb.link.transport import HandshakeRefusedError, LinkError
+
     as_json = connection.as_json
     try:
         address = PumpAddress.from_files(

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from itb.errors import InputError
-from itb.link.keys import KeyFileError
-from itb.remote.session import Remote, RemoteAnswer, ask_bolus, read_status
+
+if TYPE_CHECKING:
+    from itb.remote.session import Remote, RemoteAnswer
 
 app = typer.Typer(
     help="The family's patient remote: read the pump, give an extra dose within the "
@@ -38,6 +40,10 @@ EXIT_OF_OUTCOME = {
 
 
 def _remote(pump: str, key: Path, pump_key: Path, timeout_s: float, as_json: bool) -> Remote:
+    # imported here: the link's keys and client pull in cryptography, which help never needs
+    from itb.link.keys import KeyFileError
+    from itb.remote.session import Remote, RemoteAnswer
+
     try:
         return Remote.from_files(pump, key, pump_key, timeout_s)
     except (InputError, KeyFileError, OSError, ValueError) as error:
@@ -82,6 +88,8 @@ def status(
     as_json: bool = JsonOpt,
 ) -> None:
     """Read the pump: medicine left, alarms, when the next extra dose is possible."""
+    from itb.remote.session import read_status
+
     _finish(as_json, read_status(_remote(pump, key, pump_key, timeout_s, as_json)))
 
 
@@ -95,6 +103,8 @@ def bolus(
 ) -> None:
     """Ask for one extra dose (the patient bolus the physician set); refused in words if not
     possible now."""
+    from itb.remote.session import ask_bolus
+
     _finish(as_json, ask_bolus(_remote(pump, key, pump_key, timeout_s, as_json)))
 
 

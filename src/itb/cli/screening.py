@@ -10,32 +10,22 @@ import json
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from itb.cli.decimal_options import UG
+from itb.cli.lazy import lazy_console
 from itb.cli.outputs import check_writable_file
+from itb.drugs import SCREENING_TRIAL_DOSES_UG
 from itb.errors import InputError
-from itb.pharmacology.model import ParameterError
-from itb.pharmacology.screening import MAS_MAX, MAS_MIN
-from itb.programmer.screening import (
-    ALLOWED_DOSES_UG,
-    CLINIC_LAST_HOUR,
-    LAST_SCORE_H,
-    Assessment,
-    EarlierDose,
-    Observation,
-    ResponseRule,
-    ScreeningInputError,
-    ScreeningTrial,
-    TrialDose,
-    assess,
-    predicted_mas_course,
-)
+from itb.pharmacology.thresholds import RESPONSE_THRESHOLD_MAS
+
+# itb.programmer.screening (NumPy) and Rich are imported inside the command that uses them:
+# either costs more than the whole budget of `itb screening --help` (issue 13).
+if TYPE_CHECKING:
+    from itb.programmer.screening import Assessment, EarlierDose, Observation
+
 
 app = typer.Typer(
     name="screening",
@@ -44,8 +34,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-_out = Console(highlight=False)
-_TRIAL_DOSES = ", ".join(f"{d:g}" for d in ALLOWED_DOSES_UG[:-1]) + f" or {ALLOWED_DOSES_UG[-1]:g}"
+_out = lazy_console(highlight=False)
+_TRIAL_DOSES = (
+    ", ".join(f"{d:g}" for d in SCREENING_TRIAL_DOSES_UG[:-1])
+    + f" or {SCREENING_TRIAL_DOSES_UG[-1]:g}"
+)
 
 
 @app.callback()
@@ -53,11 +46,14 @@ def _group() -> None:
     """Screening trial (a group, so that ``itb screening assess`` keeps its name)."""
 
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
+_err = lazy_console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
 
 
 def _parse_scores(text: str) -> tuple[Observation, ...]:
     """``"1=3,2=2.5,..."``: hours after the bolus = MAS (0 to 5, 1+ coded 2)."""
+    from itb.pharmacology.screening import MAS_MAX, MAS_MIN
+    from itb.programmer.screening import LAST_SCORE_H, Observation, ScreeningInputError
+
     scores = []
     for i, part in enumerate(p for p in text.split(",") if p.strip()):
         hour_text, sep, mas_text = part.partition("=")
@@ -84,6 +80,8 @@ def _parse_scores(text: str) -> tuple[Observation, ...]:
 
 def _parse_previous(text: str) -> tuple[EarlierDose, ...]:
     """``"50:no,75:no"``: earlier doses, oldest first, with their outcome (yes or no)."""
+    from itb.programmer.screening import EarlierDose, ScreeningInputError
+
     doses = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         dose_text, _, outcome = part.partition(":")
@@ -102,6 +100,8 @@ def _parse_previous(text: str) -> tuple[EarlierDose, ...]:
 
 
 def _parse_time(text: str | None) -> datetime | None:
+    from itb.programmer.screening import ScreeningInputError
+
     if text is None:
         return None
     try:
@@ -112,6 +112,8 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def _fail(as_json: bool, error: InputError) -> None:
+    from rich.markup import escape
+
     field = error.field
     if as_json:
         print(json.dumps({"error": str(error), "field": field}, ensure_ascii=False))
@@ -138,10 +140,10 @@ def assess_command(  # noqa: PLR0913  (a Typer command: its options are its para
         None, "--given-at", help="When the bolus was given (YYYY-MM-DDTHH:MM), for the next date."
     ),
     min_fall_mas: float = typer.Option(
-        ResponseRule().min_fall_mas,
+        RESPONSE_THRESHOLD_MAS,
         "--min-fall-mas",
         help="Response rule: the MAS fall that counts as a response "
-        f"(default {ResponseRule().min_fall_mas:.1f}, S51).",
+        f"(default {RESPONSE_THRESHOLD_MAS:.1f}, S51).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
     plot: Path | None = typer.Option(
@@ -149,6 +151,15 @@ def assess_command(  # noqa: PLR0913  (a Typer command: its options are its para
     ),
 ) -> None:
     """Observed against predicted MAS, the classification and the decision for this dose."""
+    from itb.pharmacology.model import ParameterError
+    from itb.programmer.screening import (
+        ResponseRule,
+        ScreeningInputError,
+        ScreeningTrial,
+        TrialDose,
+        assess,
+    )
+
     if plot is not None:
         check_writable_file(plot, "--plot")
     try:
@@ -176,6 +187,8 @@ def assess_command(  # noqa: PLR0913  (a Typer command: its options are its para
 
 
 def _print(result: Assessment) -> None:
+    from rich.table import Table
+
     c, k, d = result.comparison, result.classification, result.decision
     table = Table(title=f"{c.dose_ug:g} µg trial bolus, baseline MAS {c.baseline_mas:g}")
     table.add_column("hour", justify="right")
@@ -197,6 +210,8 @@ def _plot(path: Path, result: Assessment) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from itb.programmer.screening import CLINIC_LAST_HOUR, predicted_mas_course
 
     c, k = result.comparison, result.classification
     end_h = max(float(CLINIC_LAST_HOUR), c.rows[-1].hour_h)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-from rich.table import Table
 
 from itb.cli.outputs import check_writable_dir
 from itb.errors import InputError
-from itb.sim.config import CohortConfig, CohortError, load_cohort
-from itb.sim.engine import CohortResult, run_cohort
-from itb.sim.outputs import write_plots, write_results
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from itb.sim.config import CohortConfig
+    from itb.sim.engine import CohortResult
+
+# The simulator (NumPy, Pydantic) and Rich are imported inside the command: together they cost
+# more than the whole budget of ``itb sim --help`` (issue 13).
 
 app = typer.Typer(
     help="Cohort simulator: many patients and pumps over years.", no_args_is_help=True
@@ -39,6 +43,10 @@ def run(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Simulate a cohort and report withdrawal days, alarms, refills and replacements."""
+    from rich.console import Console
+
+    from itb.sim.config import CohortError, load_cohort
+
     err = Console(stderr=True)
     try:
         config = load_cohort(cohort_file).with_overrides(patients, years, seed)
@@ -68,6 +76,10 @@ def run(  # noqa: PLR0913  (a Typer command: its options are its parameters)
 def _simulate(
     config: CohortConfig, workers: int | None, cluster: str | None, err: Console, as_json: bool
 ) -> CohortResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from itb.sim.engine import run_cohort
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -85,6 +97,11 @@ def _simulate(
 
 
 def _report(result: CohortResult, out: Path | None, plot: Path | None, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from itb.sim.outputs import write_plots, write_results
+
     summary = result.summary()
     if out is not None:
         summary["files"] = write_results(result, out)

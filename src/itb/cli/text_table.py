@@ -54,7 +54,7 @@ def fitted_lines(
     title: str,
     columns: Sequence[str],
     rows: Sequence[Sequence[str]],
-    width: int | None | Literal["output"] = "output",
+    width: int | Literal["output"] | None = "output",
 ) -> list[str]:
     """The table when every line fits ``width`` (default: :func:`output_width`; None: no
     limit), else the blocks."""

@@ -6,28 +6,18 @@ for PostgreSQL (``postgresql+psycopg://...``). The schema is always brought to A
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+# the URL's rule lives where no SQLAlchemy is imported (its readers include the CLI's help)
+from itb.clinic.database_url import DATABASE_URL_ENV as DATABASE_URL_ENV
+from itb.clinic.database_url import default_database_url as default_database_url
+from itb.clinic.database_url import resolve_database_url as resolve_database_url
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-DATABASE_URL_ENV = "ITB_DATABASE_URL"
-
-
-def default_database_url() -> str:
-    import platformdirs
-
-    data_dir = Path(platformdirs.user_data_dir("openitb", appauthor=False))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{data_dir / 'clinic.sqlite3'}"
-
-
-def resolve_database_url(explicit: str | None = None) -> str:
-    """``--database-url``, else ``ITB_DATABASE_URL``, else the SQLite file in the data dir."""
-    return explicit or os.environ.get(DATABASE_URL_ENV) or default_database_url()
 
 
 def is_sqlite(url: str) -> bool:

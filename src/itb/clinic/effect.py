@@ -31,11 +31,8 @@ from itb.pharmacology.model import (
     predicted_mas,
 )
 from itb.pharmacology.prediction import Dosing, predict_response
-from itb.pharmacology.withdrawal import (
-    DEFAULT_WITHDRAWAL_FRACTION,
-    withdrawal_risk_time_h,
-    withdrawal_threshold,
-)
+from itb.pharmacology.thresholds import DEFAULT_WITHDRAWAL_FRACTION
+from itb.pharmacology.withdrawal import withdrawal_risk_time_h, withdrawal_threshold
 from itb.pharmacology.withdrawal_course import withdrawal_outlook
 from itb.therapy import Program, rate_segments, to_pump_s
 from itb.units import HOURS_PER_DAY

@@ -33,6 +33,9 @@ from numpy.typing import NDArray
 
 from itb.errors import InputError
 
+# its home is thresholds.py (no NumPy there); re-exported for the model's many readers
+from itb.pharmacology.thresholds import RESPONSE_THRESHOLD_MAS as RESPONSE_THRESHOLD_MAS
+
 FloatArray = NDArray[np.float64]
 
 N_STATES = 3
@@ -41,10 +44,6 @@ TIP, REST, EFFECT = 0, 1, 2
 # Ratio of the CSF concentration far from the tip to that at the tip on chronic infusion:
 # T2 was 43% of T12 on lumbar infusion (S63). It fixes q against cl_rest (see q_ml_per_h below).
 DISTAL_TO_TIP_RATIO = 0.43  # S63
-
-# Fall of the MAS that counts as a response: the CP trial's responder rule, a mean Ashworth fall
-# of at least 1.0 (S51). Used as the onset/duration threshold of a bolus (docs/pharmacology.md).
-RESPONSE_THRESHOLD_MAS = 1.0  # S51
 
 
 class ParameterError(InputError):

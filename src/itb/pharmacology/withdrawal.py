@@ -34,11 +34,8 @@ from itb.pharmacology.model import (
     ce_for_effect,
     effect_mas,
 )
+from itb.pharmacology.thresholds import DEFAULT_WITHDRAWAL_FRACTION
 
-# Fraction of the maintenance effect whose loss marks the withdrawal risk [R]: half the
-# maintenance effect gone. Early withdrawal is a return of spasticity (S54 S55 S56); no source
-# gives a figure, so it is a setting.
-DEFAULT_WITHDRAWAL_FRACTION = 0.5  # [R]
 DEFAULT_GRID_H = 0.1
 DEFAULT_HORIZON_H = 14 * 24.0
 # Each crossing is placed to this many hours (the module doc's promise); the bisections a cell

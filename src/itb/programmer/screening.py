@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from itb.drugs import BACLOFEN
+from itb.drugs import BACLOFEN, SCREENING_TRIAL_DOSES_UG
 from itb.errors import InputError
 from itb.pharmacology.exact import Bolus, predict
 from itb.pharmacology.model import EFFECT, Patients, effect_mas, typical_patient
@@ -73,8 +73,7 @@ __all__ = [
     "predicted_mas_course",
 ]
 
-# 50, 75, 100 µg (S45 S46); 25 µg for very small children (S48)
-ALLOWED_DOSES_UG: tuple[float, ...] = (25.0, *BACLOFEN.screening_doses_ug)
+ALLOWED_DOSES_UG = SCREENING_TRIAL_DOSES_UG  # 50, 75, 100 µg (S45 S46); 25 µg (S48)
 MIN_INTERVAL_H = SCREENING_INTERVAL_H  # 24 h between trial boluses (S45 S46)
 LAST_SCORE_H = 24.0  # scores later than a day after the bolus belong to no dose (next at 24 h)
 # [R] at least 4 scores after the bolus: fewer can miss the peak (4 to 6 h, S45)
