@@ -37,18 +37,15 @@ from itb.cli.programmer_run import (
 )
 from itb.cli.programmer_run import out as screen
 from itb.errors import InputError
-from itb.programmer.programming import Origin, Phase, ProgramReview, ReviewContext
-from itb.programmer.record_words import tones_words
-from itb.pump.alarms import AlarmKind
-from itb.pump.bolus import DEFAULT_BOLUS_DURATION_MIN
-from itb.pump.status import BolusKind
-from itb.telemetry.status_wire import status_to_wire
-from itb.therapy import Program, ProgramError, program_from_dict
 
 # The link (keys, client) pulls in cryptography and a table Rich: each command imports what it
 # uses, so ``itb programmer ... --help`` loads neither (issue 13).
+# The same for the programming rules, the wire's status and the pump's enums: each command
+# imports its own, so that the group's help stays within its budget.
 if TYPE_CHECKING:
     from itb.link.client import PumpSession
+    from itb.programmer.programming import ProgramReview
+    from itb.therapy import Program
 
 app = typer.Typer(
     help="The programmer: interrogate, program, refill and bolus a pump over its telemetry link.",
@@ -106,6 +103,8 @@ def interrogate(
 ) -> None:
     """Read the pump: program, daily dose, reservoir, battery, alarms, and its clock against
     the patient's standard time."""
+    from itb.telemetry.status_wire import status_to_wire
+
     zone = checked_input(as_json, "interrogate", lambda: patient_zone(zone_name))
 
     async def work(session: PumpSession, _: Callable[[str], None]) -> dict[str, Any]:
@@ -137,6 +136,8 @@ def interrogate(
 
 
 def _load_program(rate_ug_per_day: float | None, program_file: Path | None) -> Program:
+    from itb.therapy import ProgramError, program_from_dict
+
     if rate_ug_per_day is not None and program_file is not None:
         reason = "give one of --rate-ug-per-day or --file, not both: which one is meant?"
         raise ProgramError("rate_ug_per_day", f"--rate-ug-per-day and --file: {reason}")
@@ -241,6 +242,8 @@ def program(  # noqa: PLR0913  (a Typer command: its options are its parameters)
 ) -> None:
     """Review a new program against the pump's (old vs new, the program of 24 h ago, checks)
     and send it. Without --review-token the review and the send happen in one session."""
+    from itb.programmer.programming import Origin, Phase, ReviewContext
+
     new, context = checked_input(
         as_json,
         "program",
@@ -317,6 +320,8 @@ def bolus(  # noqa: PLR0913  (a Typer command: its options are its parameters)
     as_json: bool = JsonOpt,
 ) -> None:
     """A clinician bolus (µg), or a bridge / priming bolus computed from the pump's set-up."""
+    from itb.pump.bolus import DEFAULT_BOLUS_DURATION_MIN
+    from itb.pump.status import BolusKind
     from itb.telemetry.messages import CLINICIAN_BOLUS_KINDS
 
     kind_value = checked_input(
@@ -497,6 +502,8 @@ def clear_alarm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Clear a latched alarm (the pump refuses those cleared otherwise, e.g. by a refill)."""
+    from itb.pump.alarms import AlarmKind
+
     alarm = checked_input(as_json, "clear-alarm", lambda: enum_option(kind, AlarmKind, "kind"))
     work = simple(lambda s, on_sent: s.clear_alarm(alarm, on_sent))
     run_command(
@@ -522,6 +529,8 @@ def test_alarm(
 
 
 def _tones(result: dict[str, Any]) -> None:
+    from itb.programmer.record_words import tones_words
+
     if result.get("status") == "done":
         screen.print(f"sounded: {tones_words(result.get('tones', []))}; ask whether each was heard")
 

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 
 from itb.errors import InputError
-from itb.programmer.pump_clock import ClockCheck, check_clock, pump_clock_for
 
 if TYPE_CHECKING:  # the link client pulls in cryptography (issue 13)
     from itb.cli.programmer_run import Work
     from itb.link.client import PumpSession
+    from itb.programmer.pump_clock import ClockCheck
     from itb.pump.status import PumpStatus
 
 PatientZoneOpt = typer.Option(
@@ -54,11 +54,14 @@ def _local_zone_name() -> str | None:
 
 def clock_of(status: PumpStatus, zone: tzinfo) -> ClockCheck:
     """The pump's clock (from its status) against the patient's standard time now."""
+    from itb.programmer.pump_clock import check_clock
+
     return check_clock(status.now, datetime.now(UTC), zone)
 
 
 def set_clock_work(zone: tzinfo, dry_run: bool) -> Work:
     """Read the pump's clock; show the correction (``dry_run``) or send it."""
+    from itb.programmer.pump_clock import pump_clock_for
     from itb.telemetry.messages import SetClock  # the wire messages: only when sending (issue 13)
 
     async def work(session: PumpSession, on_sent: Callable[[str], None]) -> dict[str, Any]:

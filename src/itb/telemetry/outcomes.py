@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from itb.telemetry.responses import LogRecord, Response
-from itb.telemetry.validation import JSON
+if TYPE_CHECKING:  # annotations only: the command line's help reads Outcome without them
+    from itb.telemetry.responses import LogRecord, Response
+    from itb.telemetry.validation import JSON
 
 
 class Outcome(StrEnum):
