@@ -97,12 +97,12 @@ def test_an_unwritable_out_is_refused_before_the_simulation_runs(
 def test_the_guard_turns_an_unexpected_error_into_one_line_and_exit_70(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import itb.cli.pk as pk_cli
+    import itb.pharmacology.model
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(pk_cli, "typical_patient", broken)
+    monkeypatch.setattr(itb.pharmacology.model, "typical_patient", broken)
     result = CliRunner().invoke(app, ["pk", "bolus", "--dose-ug", "50"], catch_exceptions=False)
     assert result.exit_code == 70
     assert result.stderr.count("\n") == 1 and "internal error" in result.stderr

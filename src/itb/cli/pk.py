@@ -50,13 +50,6 @@ def _num(value: float) -> float | None:
     return round(float(value), 6) if math.isfinite(value) else None
 
 
-def typical_patient() -> Patients:
-    """The population's typical patient (a module attribute, so a test can break it)."""
-    from itb.pharmacology.model import typical_patient as typical
-
-    return typical()
-
-
 @app.command()
 def bolus(
     dose_ug: float = typer.Option(
@@ -71,7 +64,7 @@ def bolus(
     """Onset, peak, duration and hourly course of one intrathecal bolus."""
     from itb.pharmacology.bolus import bolus_course
     from itb.pharmacology.exact import DosingError
-    from itb.pharmacology.model import ParameterError
+    from itb.pharmacology.model import ParameterError, typical_patient
 
     if plot is not None:
         check_writable_file(plot, "--plot")
@@ -224,7 +217,7 @@ def _scenario_course(
     import numpy as np
 
     from itb.pharmacology.exact import Propagator, pieces_from_segments, predict
-    from itb.pharmacology.model import EFFECT, csf_ug_per_ml, effect_mas
+    from itb.pharmacology.model import EFFECT, csf_ug_per_ml, effect_mas, typical_patient
     from itb.pharmacology.withdrawal import withdrawal_threshold
     from itb.scenario import load_scenario
     from itb.scenario.runner import simulate

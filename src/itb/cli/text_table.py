@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from typing import Literal
 
 COLUMN_GAP = "  "
 
@@ -51,14 +50,11 @@ def output_width() -> int | None:
 
 
 def fitted_lines(
-    title: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    width: int | Literal["output"] | None = "output",
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], width: int | None = None
 ) -> list[str]:
-    """The table when every line fits ``width`` (default: :func:`output_width`; None: no
-    limit), else the blocks."""
-    limit = output_width() if width == "output" else width
+    """The table when every line fits ``width`` (default: :func:`output_width`, which has no
+    limit for a file or a pipe), else the blocks."""
+    limit = output_width() if width is None else width
     table = table_lines(title, columns, rows)
     if limit is None or max(len(line) for line in table) <= limit:
         return table

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from itb.pharmacology.exact import Piece
+from itb.pharmacology.exact import Piece, pieces_from_segments
 from itb.pharmacology.model import Patients
 from itb.pump.alarms import AlarmKind
 from itb.pump.faults import FaultKind
@@ -90,16 +90,16 @@ def _merge(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def _window_pieces(spans: list[Span], a: float, b: float) -> list[Piece]:
     """What reached the spinal fluid from ``a`` to ``b`` (pump seconds), as pieces in hours
     from ``a``."""
-    return [
-        Piece((seg.start_s - a) / SECONDS_PER_HOUR, (seg.end_s - a) / SECONDS_PER_HOUR, rate)
+    segments = (
+        seg
         for span in spans
         if span.end_s > a and span.start_s < b
         for seg in Span(
             max(a, span.start_s), min(b, span.end_s), span.profile, span.scale, span.extra_ug_per_s
         ).segments()
         if seg.end_s > seg.start_s
-        for rate in (seg.rate_ug_per_h,)
-    ]
+    )
+    return pieces_from_segments(segments, a)
 
 
 def withdrawal_measures(
